@@ -1,0 +1,40 @@
+# Two commands for users: `make demo` and `make test`. Everything installs into .venv from
+# pinned versions (requirements.lock), so a fresh machine gets what CI tested.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= cpu,runpod,postgres,lab,test,bench
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+
+.PHONY: demo test install system-deps bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[$(EXTRAS)]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## The main job: a live search on the bundled digits dataset; writes runs/demo/.
+demo: install
+	$(BIN)/hpo-nb run --dataset digits --mode health --trials 8 --max-epochs 4 --concurrency 2 --name demo
+
+## Everything the tests need (Debian's chromium and PostgreSQL, as root), then the whole suite.
+test: install system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+system-deps:
+	@./scripts/system-deps.sh
+
+bench: install
+	$(BIN)/python benchmarks/progress_overhead.py
+
+## Refresh the lock after changing dependencies in pyproject.toml.
+lock: install
+	$(BIN)/pip freeze --exclude-editable | grep -vi '^hpo' > requirements.lock
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,34 @@
+"""hpo-nb: notebook-first hyperparameter optimization for Keras, with live progress."""
+
+from __future__ import annotations
+
+import os as _os
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of notebooks
+
+from . import datasets
+from .datasets import Dataset, from_arrays, from_idx, from_text_lines
+from .devices import split_cpu
+from .errors import ConfigError, DatasetUnavailableError, HpoNbError
+from .experiment import Experiment
+from .records import TrialResult
+from .spec import TrialOutcome, TrialSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "Dataset",
+    "DatasetUnavailableError",
+    "Experiment",
+    "HpoNbError",
+    "TrialOutcome",
+    "TrialResult",
+    "TrialSpec",
+    "__version__",
+    "datasets",
+    "from_arrays",
+    "from_idx",
+    "from_text_lines",
+    "split_cpu",
+]

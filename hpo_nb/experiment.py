@@ -1,0 +1,472 @@
+"""``Experiment``: the facade. It validates settings, then wires an Optuna study (what to try),
+an executor (how to run it), a progress hub and a renderer. No training or drawing code here."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import optuna
+
+from . import datasets, health, records, space as spaces
+from .errors import ConfigError
+from .executors import Executor, TrialJob
+from .progress import Notice, ProgressHub, Snapshot, TrialFinished, TrialStarted
+from .spec import TrialOutcome, TrialSpec
+from .storage import default_url, mask_url, open_storage, suppress_experimental_warnings, validate_url
+
+log = logging.getLogger("hpo_nb")
+
+MODES = ("simple", "health")
+EXECUTORS = ("local", "runpod")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+@dataclass
+class _Running:
+    trial: optuna.trial.Trial
+    spec: TrialSpec
+    stop: threading.Event
+
+
+class Experiment:
+    """A hyperparameter search over Keras CNNs (images) or LSTMs (text), optimized with
+    Optuna's TPE sampler, shown live while it runs, and kept in Optuna storage."""
+
+    def __init__(
+        self,
+        dataset: str | datasets.Dataset = "digits",
+        mode: str = "simple",
+        n_trials: int = 20,
+        max_epochs: int = 10,
+        concurrency: int = 1,
+        executor: str | Executor = "local",
+        distribution: str | None = None,
+        storage: str | None = None,
+        name: str | None = None,
+        seed: int = 0,
+        *,
+        search_space: Mapping[str, Any] | None = None,
+        sample_fraction: float = 1.0,
+        validation_fraction: float = 0.2,
+        accuracy_weight: float = 0.7,
+        health_weights: Mapping[str, float] | None = None,
+        pruning: bool = True,
+        devices: list[str] | None = None,
+        gpus_per_trial: int | None = None,
+        runpod: Mapping[str, Any] | None = None,
+        runs_dir: str | Path = "runs",
+        save_models: bool = True,
+        progress: str | Callable[[Snapshot], None] = "auto",
+        heartbeat_interval: int = 5,
+    ) -> None:
+        _check_choice("mode", mode, MODES)
+        _check_int("n_trials", n_trials, 1)
+        _check_int("max_epochs", max_epochs, 1)
+        _check_int("concurrency", concurrency, 1)
+        _check_int("seed", seed, 0)
+        _check_fraction("sample_fraction", sample_fraction, low_open=True)
+        _check_fraction("validation_fraction", validation_fraction, low_open=True, high_open=True)
+        _check_fraction("accuracy_weight", accuracy_weight)
+        health.validate_weights(health_weights)
+        if not isinstance(executor, Executor):
+            _check_choice("executor", executor, EXECUTORS)
+        if distribution not in (None, "mirrored"):
+            raise ConfigError(f"distribution must be None or 'mirrored', not {distribution!r}.")
+        if progress not in ("auto", "notebook", "console", "none") and not callable(progress):
+            raise ConfigError("progress must be 'auto', 'notebook', 'console', 'none' or a callable(snapshot).")
+
+        self.dataset = datasets.load(dataset)  # loads now: a missing dataset fails before training
+        if isinstance(dataset, datasets.Dataset):
+            datasets.attach(dataset)
+        self.space = spaces.build_space(self.dataset.modality, search_space)
+        self.mode = mode
+        self.n_trials = n_trials
+        self.max_epochs = max_epochs
+        self.concurrency = concurrency
+        self.distribution = distribution
+        self.seed = seed
+        self.sample_fraction = float(sample_fraction)
+        self.validation_fraction = float(validation_fraction)
+        self.accuracy_weight = float(accuracy_weight)
+        self.health_weights = dict(health_weights) if health_weights else None
+        self.pruning = pruning
+        self.save_models = save_models
+        self._progress_choice = progress
+        self.name = name or f"{self.dataset.name}-{mode}"
+        if not _NAME_RE.match(self.name):
+            raise ConfigError(
+                f"name {self.name!r} must start with a letter or digit and use only letters, digits, '.', '_' "
+                "or '-' (it names the run folder and the study)."
+            )
+        self.run_dir = Path(runs_dir) / self.name
+        if storage is not None:
+            validate_url(storage)
+        self._storage_url = storage
+        self._executor_choice = executor
+        self._runpod_options = dict(runpod or {})
+        self._device_groups = self._plan_devices(distribution, devices, gpus_per_trial)
+        if executor == "runpod" and not datasets.is_registered(self.dataset.name):
+            raise ConfigError(
+                "RunPod workers load datasets by registered name; your dataset lives only in this process. "
+                f"Use executor='local', or a registered dataset ({', '.join(datasets.names())})."
+            )
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._log_handler = _attach_run_log(self.run_dir / "run.log")
+        suppress_experimental_warnings()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._storage = open_storage(storage or default_url(self.run_dir), heartbeat_interval=heartbeat_interval,
+                                     grace_period=max(4 * heartbeat_interval, 10))
+        self.study = self._open_study()
+        self.hub = ProgressHub(n_trials, mode, concurrency)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._renderers: list[Any] = []
+        self._running: dict[int, _Running] = {}
+        self._lock = threading.Lock()
+        log.info("experiment %s ready: dataset=%s mode=%s n_trials=%d storage=%s", self.name, self.dataset.name,
+                 mode, n_trials, mask_url(storage or default_url(self.run_dir)))
+
+    # ------------------------------------------------------------------ set-up
+
+    def _plan_devices(self, distribution: str | None, devices: list[str] | None,
+                      gpus_per_trial: int | None) -> list[tuple[str, ...]] | None:
+        from .devices import plan_device_groups
+
+        return plan_device_groups(distribution, devices, gpus_per_trial, self.concurrency)
+
+    def _open_study(self) -> optuna.Study:
+        sampler = optuna.samplers.TPESampler(seed=self.seed, multivariate=True, constant_liar=self.concurrency > 1)
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if self.pruning \
+            else optuna.pruners.NopPruner()
+        study = optuna.create_study(study_name=self.name, storage=self._storage, direction="maximize",
+                                    sampler=sampler, pruner=pruner, load_if_exists=True)
+        settings = {"dataset": self.dataset.name, "mode": self.mode, "modality": self.dataset.modality}
+        stored = study.user_attrs.get("hpo_nb")
+        if stored is None:
+            study.set_user_attr("hpo_nb", {**settings, "max_epochs": self.max_epochs, "seed": self.seed})
+        elif any(stored.get(k) != v for k, v in settings.items()):
+            raise ConfigError(
+                f"study {self.name!r} already exists with dataset={stored.get('dataset')!r}, "
+                f"mode={stored.get('mode')!r}; its scores are not comparable with this one. "
+                "Pick another name= (or delete its run folder)."
+            )
+        return study
+
+    def _make_executor(self) -> Executor:
+        choice = self._executor_choice
+        if isinstance(choice, Executor):
+            return choice
+        if choice == "runpod":
+            from .executors.runpod import RunPodExecutor
+
+            return RunPodExecutor(concurrency=self.concurrency, **self._runpod_options)
+        from .executors.local import LocalExecutor
+
+        return LocalExecutor(self.concurrency, self._device_groups)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> "Experiment":
+        """Run the search and block until it ends; shows live progress. Ctrl+C stops it cleanly
+        (running trials end within one batch; every completed trial is kept)."""
+        self.start()
+        try:
+            self.wait()
+        except KeyboardInterrupt:
+            log.warning("interrupted: stopping the search")
+            self.stop()
+        return self
+
+    def start(self) -> "Experiment":
+        """Start the search in the background and return at once (the dashboard keeps updating)."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("this experiment is already running; call wait() or stop() first.")
+        self._stop.clear()
+        self._error = None
+        self.hub = ProgressHub(self.n_trials, self.mode, self.concurrency)
+        self.hub.add_finished([records.finished_trial(t) for t in self._stored_trials() if t.state.is_finished()])
+        self._attach_renderer()
+        self._thread = threading.Thread(target=self._loop_guarded, name="hpo-nb-search", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> "Experiment":
+        """Block until the search ends (or ``timeout`` seconds pass)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._thread is not None and self._thread.is_alive():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self._thread.join(0.2 if left is None else min(0.2, left))
+        if self._error is not None and (self._thread is None or not self._thread.is_alive()):
+            err, self._error = self._error, None
+            raise err
+        return self
+
+    def stop(self, wait: bool = True) -> "Experiment":
+        """Stop the search: no new trials; running ones end within one batch and are recorded
+        as stopped. Completed trials stay in storage."""
+        self._stop.set()
+        self.hub.set_stopping()
+        with self._lock:
+            for r in self._running.values():
+                r.stop.set()
+        if wait:
+            self.wait()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop_guarded(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # surfaced by wait()
+            log.exception("search failed")
+            self._error = exc
+        finally:
+            self.hub.close()
+            for r in self._renderers:
+                close = getattr(r, "close", None)
+                if close:
+                    close()
+
+    def _loop(self) -> None:
+        executor = self._make_executor()
+        executor.prepare(self.hub.publish)
+        futures: dict[Future, int] = {}
+        last_sync = 0.0
+        try:
+            while True:
+                optuna.storages.fail_stale_trials(self.study)
+                while not self._stop.is_set() and len(futures) < self.concurrency and self._budget_left() > 0:
+                    number, future = self._launch(executor)
+                    futures[future] = number
+                if not futures:
+                    break
+                done, _ = wait(list(futures), timeout=1.0, return_when=FIRST_COMPLETED)
+                self._heartbeat()
+                for future in done:
+                    self._finish(futures.pop(future), future)
+                if time.monotonic() - last_sync > 2.0:
+                    self._sync_foreign_trials()
+                    last_sync = time.monotonic()
+        finally:
+            if futures:  # an error above: stop and record whatever is still running
+                for r in self._running.values():
+                    r.stop.set()
+                for future in list(futures):
+                    self._finish(futures.pop(future), future)
+            executor.shutdown(wait=True)
+            self._sync_foreign_trials()
+
+    def _budget_left(self) -> int:
+        """Trials still to start: n_trials minus those that count (this and any other process)
+        and those running anywhere."""
+        trials = self._stored_trials()
+        used = sum(1 for t in trials if records.counts_toward_budget(t))
+        running = sum(1 for t in trials if t.state == optuna.trial.TrialState.RUNNING)
+        return self.n_trials - used - running
+
+    def _stored_trials(self) -> list[optuna.trial.FrozenTrial]:
+        return self.study.get_trials(deepcopy=False)
+
+    def _launch(self, executor: Executor) -> tuple[int, Future]:
+        trial = self.study.ask()
+        params = spaces.suggest(trial, self.space)
+        trial.set_user_attr("params_all", params)
+        spec = TrialSpec(
+            trial_number=trial.number, dataset=self.dataset.name, params=params, max_epochs=self.max_epochs,
+            seed=self.seed + trial.number, mode=self.mode, sample_fraction=self.sample_fraction,
+            validation_fraction=self.validation_fraction, health_weights=self.health_weights,
+            accuracy_weight=self.accuracy_weight,
+        )
+        stop = threading.Event()
+        with self._lock:
+            self._running[trial.number] = _Running(trial, spec, stop)
+        self.hub.publish(TrialStarted(trial.number, self.max_epochs, params))
+        log.info("trial %d started: %s", trial.number, params)
+        job = TrialJob(spec=spec, publish=self.hub.publish, stop=stop,
+                       report=self._reporter(trial) if self.pruning else None,
+                       model_dir=self.run_dir / "models" if self.save_models else None)
+        return trial.number, executor.submit(job)
+
+    @staticmethod
+    def _reporter(trial: optuna.trial.Trial) -> Callable[[int, float], bool]:
+        def report(step: int, value: float) -> bool:
+            trial.report(value, step)
+            return trial.should_prune()
+
+        return report
+
+    def _finish(self, number: int, future: Future) -> None:
+        with self._lock:
+            running = self._running.pop(number)
+        try:
+            outcome: TrialOutcome = future.result()
+        except BaseException as exc:  # an executor broke its contract; record, don't lose the search
+            outcome = TrialOutcome(number, "failed", error=f"{type(exc).__name__}: {exc}")
+        trial = running.trial
+        for key, value in records.outcome_attrs(outcome).items():
+            trial.set_user_attr(key, value)
+        if outcome.state == "complete":
+            self.study.tell(trial, outcome.score)
+        elif outcome.state == "pruned":
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        log.info("trial %d %s: accuracy=%s score=%s duration=%.1fs%s", number, outcome.state, outcome.accuracy,
+                 outcome.score, outcome.duration_s, f" error={outcome.error}" if outcome.error else "")
+        self.hub.publish(TrialFinished(
+            trial=number, state=outcome.state, accuracy=outcome.accuracy, score=outcome.score,
+            duration_s=outcome.duration_s, params=running.spec.params, health=outcome.health,
+            architecture=outcome.architecture, error=outcome.error, extra=outcome.extra,
+        ))
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            ids = [r.trial._trial_id for r in self._running.values()]
+        for trial_id in ids:
+            try:
+                self._storage.record_heartbeat(trial_id)
+            except Exception as exc:  # a missed beat is not fatal; the grace period covers it
+                log.warning("heartbeat failed: %s", exc)
+
+    def _sync_foreign_trials(self) -> None:
+        """Show trials that other processes finished on a shared study."""
+        with self._lock:
+            mine = set(self._running)
+        known = {t.trial for t in self.hub.snapshot().finished}
+        foreign = [records.finished_trial(t) for t in self._stored_trials()
+                   if t.state.is_finished() and t.number not in known and t.number not in mine
+                   and records.STATE_ATTR in t.user_attrs]
+        if foreign:
+            self.hub.add_finished(foreign)
+
+    # ------------------------------------------------------------------ rendering
+
+    def _attach_renderer(self) -> None:
+        choice = self._progress_choice
+        renderer: Callable[[Snapshot], None] | None
+        if callable(choice):
+            renderer = choice
+        elif choice == "none":
+            renderer = None
+        elif choice == "notebook" or (choice == "auto" and _in_notebook()):
+            from .views.dashboard import Dashboard
+
+            renderer = Dashboard.for_experiment(self)
+        else:
+            from .views.console import ConsoleRenderer
+
+            renderer = ConsoleRenderer()
+        if renderer is not None:
+            self._renderers = [renderer]
+            self.hub.subscribe(renderer, max_hz=5.0)
+
+    def dashboard(self) -> Any:
+        """Display the live dashboard (again) in a notebook; it follows this experiment."""
+        from .views.dashboard import Dashboard
+
+        return Dashboard.for_experiment(self, attach=True)
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def trials(self) -> list[records.TrialResult]:
+        return [records.TrialResult.from_trial(t) for t in self._stored_trials()]
+
+    @property
+    def results(self) -> Any:
+        """pandas DataFrame, one row per trial (from storage: includes resumed and shared trials)."""
+        return records.results_frame(self._stored_trials(), list(self.space))
+
+    @property
+    def best(self) -> records.TrialResult:
+        """The complete trial with the highest score."""
+        complete = [t for t in self._stored_trials() if records.state_of(t) == "complete" and t.value is not None]
+        if not complete:
+            raise ConfigError("no trial has completed yet; run() the experiment first.")
+        return records.TrialResult.from_trial(max(complete, key=lambda t: t.value))
+
+    def trial(self, number: int | None = None) -> records.TrialResult:
+        """A trial by number (default: the best)."""
+        if number is None:
+            return self.best
+        for t in self._stored_trials():
+            if t.number == number:
+                return records.TrialResult.from_trial(t)
+        raise ConfigError(f"no trial number {number} in study {self.name!r}.")
+
+    def best_model(self, trial: int | None = None) -> Any:
+        """The saved Keras model of the best (or a given) trial."""
+        import keras
+
+        result = self.trial(trial)
+        if not result.model_path or not Path(result.model_path).exists():
+            raise ConfigError(
+                f"trial {result.number} has no saved model here ({result.model_path or 'not saved'}); "
+                "models are saved for complete trials when save_models=True."
+            )
+        return keras.models.load_model(result.model_path)
+
+    def __repr__(self) -> str:
+        return (f"Experiment(name={self.name!r}, dataset={self.dataset.name!r}, mode={self.mode!r}, "
+                f"n_trials={self.n_trials}, max_epochs={self.max_epochs}, concurrency={self.concurrency}, "
+                f"executor={self._executor_choice if isinstance(self._executor_choice, str) else self._executor_choice.name!r})")
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, not {value!r}.")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, not {value!r}.")
+
+
+def _check_fraction(name: str, value: Any, low_open: bool = False, high_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
+    if not ok:
+        lo, hi = ("(0" if low_open else "[0"), ("1)" if high_open else "1]")
+        raise ConfigError(f"{name} must be a number in {lo}, {hi}, not {value!r}.")
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+
+
+_RUN_LOGS: dict[Path, logging.Handler] = {}
+
+
+def _attach_run_log(path: Path) -> logging.Handler:
+    """One log file per run folder, the same whether started from a notebook or the CLI."""
+    path = path.resolve()
+    if path not in _RUN_LOGS:
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
+        logger = logging.getLogger("hpo_nb")
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        _RUN_LOGS[path] = handler
+    return _RUN_LOGS[path]

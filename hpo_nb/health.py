@@ -1,0 +1,168 @@
+"""Model health: five metrics in [0, 1] and the health-aware score.
+
+Metrics (what each means; "good" is the direction the health score rewards):
+
+- ``gradient_health`` (1 good): global gradient norm of the loss on validation batches.
+  1.0 inside [1e-3, 10]; it loses 1/3 per decade outside (vanishing below, exploding above);
+  0 for NaN/inf.
+- ``dead_units`` (0 good): fraction of ReLU units (conv channels, dense units) whose output is
+  never positive on a validation sample of up to 256 inputs.
+- ``saturated_units`` (0 good): fraction of tanh/sigmoid units and LSTM outputs at their
+  limits (|tanh| > 0.99, sigmoid < 0.01 or > 0.99) for more than 90 % of samples.
+- ``overfitting_gap`` (0 good): final training accuracy minus validation accuracy, clipped to
+  [0, 1]. The health score tolerates up to ``GAP_TOLERANCE`` before it counts as fully bad.
+- ``loss_stability`` (1 good): 1 minus the mean relative change of the validation loss over
+  the last (up to four) epochs; 0 when the loss became NaN. A single epoch scores 1.
+
+``health_score`` is the weighted mean of the goodness of each (equal weights by default), and
+``score`` in health mode is ``accuracy_weight * accuracy + (1 - accuracy_weight) * health_score``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+METRICS = ("gradient_health", "dead_units", "saturated_units", "overfitting_gap", "loss_stability")
+DEFAULT_WEIGHTS: dict[str, float] = {m: 1.0 for m in METRICS}
+GAP_TOLERANCE = 0.25
+_GRAD_OK = (1e-3, 10.0)
+
+
+def goodness(health: Mapping[str, float]) -> dict[str, float]:
+    """Each metric turned into 'higher is healthier', in [0, 1]."""
+    return {
+        "gradient_health": health["gradient_health"],
+        "dead_units": 1.0 - health["dead_units"],
+        "saturated_units": 1.0 - health["saturated_units"],
+        "overfitting_gap": 1.0 - min(1.0, health["overfitting_gap"] / GAP_TOLERANCE),
+        "loss_stability": health["loss_stability"],
+    }
+
+
+def health_score(health: Mapping[str, float], weights: Mapping[str, float] | None = None) -> float:
+    w = {**DEFAULT_WEIGHTS, **(weights or {})}
+    good = goodness(health)
+    total = sum(w[m] for m in METRICS)
+    if total <= 0:
+        raise ValueError("health weights must not all be zero")
+    return float(sum(w[m] * good[m] for m in METRICS) / total)
+
+
+def score(mode: str, accuracy: float, health: Mapping[str, float], accuracy_weight: float = 0.7,
+          weights: Mapping[str, float] | None = None) -> float:
+    """The search objective: accuracy ("simple") or accuracy balanced with health ("health")."""
+    if mode == "simple":
+        return float(accuracy)
+    return float(accuracy_weight * accuracy + (1.0 - accuracy_weight) * health_score(health, weights))
+
+
+def validate_weights(weights: Mapping[str, float] | None) -> None:
+    from .errors import ConfigError
+
+    for key, value in (weights or {}).items():
+        if key not in METRICS:
+            raise ConfigError(f"unknown health weight {key!r}; metrics are {', '.join(METRICS)}.")
+        if not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"health weight {key!r} must be a number >= 0, not {value!r}.")
+    if weights and sum({**DEFAULT_WEIGHTS, **weights}.values()) <= 0:
+        raise ConfigError("health weights must not all be zero.")
+
+
+# -------------------------------------------------------------------- measuring
+
+
+def measure(model: Any, history: Mapping[str, list[float]], x_val: np.ndarray, y_val: np.ndarray,
+            sample: int = 256) -> dict[str, float]:
+    """All five metrics for a trained model."""
+    xs, ys = x_val[:sample], y_val[:sample]
+    dead, saturated = activation_health(model, xs)
+    return {
+        "gradient_health": gradient_health(gradient_norm(model, xs, ys)),
+        "dead_units": dead,
+        "saturated_units": saturated,
+        "overfitting_gap": overfitting_gap(history),
+        "loss_stability": loss_stability(history.get("val_loss", [])),
+    }
+
+
+def gradient_norm(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 64) -> float:
+    """Mean global L2 norm of d(loss)/d(weights) over validation batches."""
+    import keras
+    import tensorflow as tf
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    weights = [w.value for w in model.trainable_weights]
+    norms = []
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=False))
+        grads = [g for g in tape.gradient(loss, weights) if g is not None]
+        norms.append(float(tf.linalg.global_norm(grads)) if grads else 0.0)
+    return float(np.mean(norms)) if norms else 0.0
+
+
+def gradient_health(norm: float) -> float:
+    if not math.isfinite(norm):
+        return 0.0
+    low, high = _GRAD_OK
+    if norm <= 0:
+        return 0.0
+    decades = math.log10(low / norm) if norm < low else math.log10(norm / high) if norm > high else 0.0
+    return float(max(0.0, 1.0 - decades / 3.0))
+
+
+def activation_health(model: Any, x: np.ndarray) -> tuple[float, float]:
+    """(dead ReLU fraction, saturated tanh/sigmoid/LSTM fraction) over all probed units."""
+    import keras
+
+    probes = [l for l in model.layers if _kind(l) is not None]
+    if not probes:
+        return 0.0, 0.0
+    probe_model = keras.Model(model.inputs, [l.output for l in probes])
+    outputs = probe_model.predict(x, verbose=0, batch_size=128)
+    if len(probes) == 1:
+        outputs = [outputs]
+    dead = relu_units = saturated = bounded_units = 0
+    for layer, out in zip(probes, outputs):
+        kind = _kind(layer)
+        per_unit = np.asarray(out).reshape(-1, np.asarray(out).shape[-1])  # samples*positions x units
+        if kind == "relu":
+            dead += int(np.sum(per_unit.max(axis=0) <= 0.0))
+            relu_units += per_unit.shape[1]
+        else:
+            at_limit = np.abs(per_unit) > 0.99 if kind == "tanh" else (per_unit < 0.01) | (per_unit > 0.99)
+            saturated += int(np.sum(at_limit.mean(axis=0) > 0.9))
+            bounded_units += per_unit.shape[1]
+    return (dead / relu_units if relu_units else 0.0, saturated / bounded_units if bounded_units else 0.0)
+
+
+def _kind(layer: Any) -> str | None:
+    name = layer.__class__.__name__
+    if name in ("LSTM", "Bidirectional"):
+        return "tanh"
+    if name == "Activation":
+        act = layer.get_config().get("activation")
+        return {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}.get(act)
+    return None
+
+
+def overfitting_gap(history: Mapping[str, list[float]]) -> float:
+    train, val = history.get("accuracy"), history.get("val_accuracy")
+    if not train or not val:
+        return 0.0
+    gap = float(train[-1]) - float(val[-1])
+    return float(min(1.0, max(0.0, gap))) if math.isfinite(gap) else 1.0
+
+
+def loss_stability(val_loss: list[float], window: int = 4) -> float:
+    tail = [float(v) for v in val_loss[-window:]]
+    if any(not math.isfinite(v) for v in tail):
+        return 0.0
+    if len(tail) < 2:
+        return 1.0
+    changes = [abs(b - a) / max(abs(a), 1e-8) for a, b in zip(tail, tail[1:])]
+    return float(max(0.0, 1.0 - float(np.mean(changes))))

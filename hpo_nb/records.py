@@ -1,0 +1,119 @@
+"""Trials as stored records: what goes into Optuna user attributes, and what comes back out
+(a DataFrame row, a ``TrialResult``, a gallery entry). Pure functions over frozen trials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import optuna
+
+from .health import METRICS
+from .progress import FinishedTrial
+from .spec import TrialOutcome
+
+STATE_ATTR = "hpo_state"
+_ATTRS = ("accuracy", "score", "health", "history", "architecture", "duration_s", "fit_s", "epochs_run",
+          "param_count", "replicas", "devices", "model_path", "error", "extra")
+
+
+def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
+    """User attributes that store a whole outcome on its Optuna trial."""
+    data = outcome.to_dict()
+    attrs = {k: data[k] for k in _ATTRS}
+    attrs[STATE_ATTR] = outcome.state
+    return attrs
+
+
+def state_of(t: optuna.trial.FrozenTrial) -> str:
+    """Our state: complete | pruned | stopped | failed | running | waiting."""
+    if STATE_ATTR in t.user_attrs:
+        return str(t.user_attrs[STATE_ATTR])
+    return {
+        optuna.trial.TrialState.RUNNING: "running",
+        optuna.trial.TrialState.WAITING: "waiting",
+        optuna.trial.TrialState.COMPLETE: "complete",
+        optuna.trial.TrialState.PRUNED: "pruned",
+        optuna.trial.TrialState.FAIL: "failed",
+    }[t.state]
+
+
+def counts_toward_budget(t: optuna.trial.FrozenTrial) -> bool:
+    """Trials that used up budget: finished complete, pruned or failed by us. A trial the user
+    stopped, or one failed because its process died (and retried), does not count."""
+    return t.user_attrs.get(STATE_ATTR) in ("complete", "pruned", "failed")
+
+
+@dataclass
+class TrialResult:
+    """One trial as a user reads it (``exp.best``): params, metrics, health, architecture."""
+
+    number: int
+    state: str
+    params: dict[str, Any]
+    accuracy: float | None
+    score: float | None
+    health: dict[str, float] = field(default_factory=dict)
+    history: dict[str, list[float]] = field(default_factory=dict)
+    architecture: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    epochs_run: int = 0
+    param_count: int = 0
+    model_path: str | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_trial(cls, t: optuna.trial.FrozenTrial) -> "TrialResult":
+        a = t.user_attrs
+        return cls(
+            number=t.number, state=state_of(t), params=dict(a.get("params_all") or t.params),
+            accuracy=a.get("accuracy"), score=a.get("score", t.value), health=dict(a.get("health") or {}),
+            history=dict(a.get("history") or {}), architecture=dict(a.get("architecture") or {}),
+            duration_s=float(a.get("duration_s") or 0.0), epochs_run=int(a.get("epochs_run") or 0),
+            param_count=int(a.get("param_count") or 0), model_path=a.get("model_path"), error=a.get("error"),
+            extra=dict(a.get("extra") or {}),
+        )
+
+    def __repr__(self) -> str:
+        acc = "–" if self.accuracy is None else f"{self.accuracy:.4f}"
+        sc = "–" if self.score is None else f"{self.score:.4f}"
+        return f"TrialResult(number={self.number}, state={self.state!r}, accuracy={acc}, score={sc}, params={self.params})"
+
+
+def finished_trial(t: optuna.trial.FrozenTrial) -> FinishedTrial:
+    r = TrialResult.from_trial(t)
+    return FinishedTrial(
+        trial=r.number, state=r.state, accuracy=r.accuracy, score=r.score, duration_s=r.duration_s,
+        params=r.params, health=r.health, architecture=r.architecture, error=r.error, extra=r.extra,
+    )
+
+
+def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Iterable[str] = ()) -> "Any":
+    """One row per trial: number, state, every param, accuracy, score, each health metric,
+    duration, epochs run, parameter count (plus where it ran)."""
+    import pandas as pd
+
+    rows = []
+    for t in sorted(trials, key=lambda t: t.number):
+        r = TrialResult.from_trial(t)
+        row: dict[str, Any] = {"number": r.number, "state": r.state}
+        row.update(r.params)
+        row.update({"accuracy": r.accuracy, "score": r.score})
+        for m in (*METRICS, "health_score"):
+            row[m] = r.health.get(m)
+        row.update({
+            "duration_s": r.duration_s, "epochs_run": r.epochs_run, "param_count": r.param_count,
+            "replicas": t.user_attrs.get("replicas", 1), "executor": r.extra.get("executor", "local"),
+            "model_path": r.model_path, "error": r.error,
+        })
+        for key in ("cost_usd", "delay_s", "execution_s", "worker"):
+            if key in r.extra:
+                row[key] = r.extra[key]
+        rows.append(row)
+    columns = ["number", "state", *param_names]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=[*columns, "accuracy", "score", *METRICS, "health_score", "duration_s",
+                                     "epochs_run", "param_count", "replicas", "executor", "model_path", "error"])
+    return df

@@ -1,0 +1,78 @@
+"""The two small records that cross every executor boundary: what to train, and what came of it.
+
+A ``TrialSpec`` is JSON-serializable and under 1 KB, so the same object travels to a local
+thread, a MirroredStrategy scope or a RunPod worker. A ``TrialOutcome`` carries everything the
+trial produced back, and is stored on the Optuna trial as user attributes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Mode = Literal["simple", "health"]
+TrialState = Literal["complete", "pruned", "stopped", "failed"]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What one trial trains. Identical specs give identical accuracy (everything is seeded)."""
+
+    trial_number: int
+    dataset: str
+    params: dict[str, Any]
+    max_epochs: int
+    seed: int = 0
+    mode: Mode = "simple"
+    sample_fraction: float = 1.0
+    validation_fraction: float = 0.2
+    health_weights: dict[str, float] | None = None
+    accuracy_weight: float = 0.7
+    devices: tuple[str, ...] | None = None  # None: default device; 2+: MirroredStrategy over them
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["devices"] = list(self.devices) if self.devices is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrialSpec":
+        data = dict(data)
+        if data.get("devices") is not None:
+            data["devices"] = tuple(data["devices"])
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class TrialOutcome:
+    """Everything a finished (or stopped, pruned, failed) trial produced; JSON-serializable."""
+
+    trial_number: int
+    state: TrialState
+    accuracy: float | None = None
+    score: float | None = None
+    health: dict[str, float] = field(default_factory=dict)
+    history: dict[str, list[float]] = field(default_factory=dict)
+    architecture: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    fit_s: float = 0.0
+    epochs_run: int = 0
+    param_count: int = 0
+    replicas: int = 1
+    devices: list[str] = field(default_factory=list)
+    error: str | None = None
+    model_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrialOutcome":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,116 @@
+"""``train_trial``: the one training path. Local threads, mirrored devices and RunPod workers
+all run exactly this function on a ``TrialSpec``, so the same spec gives the same accuracy."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from . import datasets, health
+from .callbacks import EpochProgressCallback, PruningCallback, Report
+from .progress import Publish
+from .spec import TrialOutcome, TrialSpec
+
+log = logging.getLogger("hpo_nb")
+
+_ACTIVE = 0
+_ACTIVE_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
+
+
+def train_trial(
+    spec: TrialSpec,
+    events: Publish | None = None,
+    stop: threading.Event | None = None,
+    *,
+    report: Report | None = None,
+    model_dir: str | Path | None = None,
+) -> TrialOutcome:
+    """Build, fit, evaluate and score one trial. Never raises for a training failure: the
+    outcome's state says what happened (complete, pruned, stopped or failed, with the error)."""
+    global _ACTIVE
+    started = time.perf_counter()
+    with _ACTIVE_LOCK:
+        _ACTIVE += 1
+    try:
+        return _train(spec, events or (lambda e: None), stop, report, model_dir, started)
+    except Exception as exc:  # recorded on the trial; the search goes on
+        log.error("trial %d failed: %s\n%s", spec.trial_number, exc, traceback.format_exc())
+        return TrialOutcome(spec.trial_number, "failed", error=f"{type(exc).__name__}: {exc}",
+                            duration_s=time.perf_counter() - started)
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE -= 1
+            idle = _ACTIVE == 0
+        _release_memory(idle)
+
+
+def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, report: Report | None,
+           model_dir: str | Path | None, started: float) -> TrialOutcome:
+    import tensorflow as tf
+
+    from .distribution import placement
+    from .models import architecture, build_model
+
+    ds = datasets.load(spec.dataset)
+    x_train, y_train, x_val, y_val = ds.split(spec.validation_fraction, spec.seed, spec.sample_fraction)
+    with placement(spec.devices) as strategy:
+        replicas = int(strategy.num_replicas_in_sync)
+        with _BUILD_LOCK:  # Keras layer naming and graph building are not meant to race
+            model = build_model(
+                spec.params, modality=ds.modality, input_shape=ds.input_shape, num_classes=ds.num_classes,
+                vocabulary_size=ds.vocabulary_size if ds.modality == "text" else None, seed=spec.seed,
+            )
+        batch = int(spec.params.get("batch_size", 32)) * replicas  # global batch grows with replicas
+        train_data = (
+            tf.data.Dataset.from_tensor_slices((x_train, y_train))
+            .shuffle(len(x_train), seed=spec.seed, reshuffle_each_iteration=True)
+            .batch(batch).prefetch(tf.data.AUTOTUNE)
+        )
+        val_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(max(batch, 256))
+        progress = EpochProgressCallback(spec.trial_number, spec.max_epochs, publish, stop)
+        callbacks: list[Any] = [progress]
+        pruning = PruningCallback(report) if report else None
+        if pruning:
+            callbacks.append(pruning)
+        fit_start = time.perf_counter()
+        if stop is not None and stop.is_set():
+            return TrialOutcome(spec.trial_number, "stopped", duration_s=time.perf_counter() - started)
+        fit = model.fit(train_data, validation_data=val_data, epochs=spec.max_epochs, verbose=0,
+                        callbacks=callbacks, shuffle=False)  # tf.data shuffles, seeded
+        fit_s = time.perf_counter() - fit_start
+        history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+        accuracy = history.get("val_accuracy", [0.0])[-1] if history.get("val_accuracy") else 0.0
+        metrics = health.measure(model, history, x_val, y_val)
+    state = "stopped" if progress.stopped else "pruned" if pruning and pruning.pruned_at else "complete"
+    score = health.score(spec.mode, accuracy, metrics, spec.accuracy_weight, spec.health_weights)
+    outcome = TrialOutcome(
+        trial_number=spec.trial_number, state=state, accuracy=float(accuracy), score=score,
+        health={**metrics, "health_score": health.health_score(metrics, spec.health_weights)},
+        history=history, architecture=architecture(model, spec.params), fit_s=fit_s,
+        epochs_run=len(history.get("loss", [])), param_count=int(model.count_params()), replicas=replicas,
+        devices=list(spec.devices or []),
+    )
+    if model_dir is not None and state == "complete":
+        path = Path(model_dir) / f"trial_{spec.trial_number:04d}.keras"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+        outcome.model_path = str(path)
+    outcome.duration_s = time.perf_counter() - started
+    return outcome
+
+
+def _release_memory(idle: bool) -> None:
+    """Free a finished trial's graph and tensors; clear Keras' global state only when no other
+    trial is building or training in this process."""
+    if idle:
+        import keras
+
+        with _BUILD_LOCK:
+            keras.backend.clear_session()
+    gc.collect()

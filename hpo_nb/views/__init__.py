@@ -1,0 +1,1 @@
+"""Renderers of progress snapshots and results. Only ``dashboard`` knows ipywidgets exists."""

@@ -1,0 +1,99 @@
+"""Console renderer: rich progress bars in a terminal, plain lines when output is a log."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..progress import Snapshot
+from . import viewmodel as vm
+
+
+class ConsoleRenderer:
+    """Feed it snapshots (from a hub subscription); it draws overall and per-trial bars."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
+        self.live = self.console.is_terminal or self.console.is_jupyter
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+            console=self.console, auto_refresh=False, transient=False,
+        )
+        self._overall: TaskID | None = None
+        self._tasks: dict[int, TaskID] = {}
+        self._announced: set[int] = set()
+        self._started = False
+        self._last_line = ""
+
+    def __call__(self, snap: Snapshot) -> None:
+        self._announce_finished(snap)
+        if self.live:
+            self._draw_bars(snap)
+        else:
+            line = vm.overall_label(snap)
+            if line != self._last_line and (snap.done or len(snap.finished) != len(self._announced) or not self._last_line):
+                print(line, file=self.console.file, flush=True)
+                self._last_line = line
+        if snap.done:
+            self.close()
+
+    def _announce_finished(self, snap: Snapshot) -> None:
+        for t in snap.finished:
+            if t.trial not in self._announced:
+                self._announced.add(t.trial)
+                if self._started or not self.live:
+                    self.console.print(vm.finished_line(t), highlight=False, soft_wrap=True)
+
+    def _draw_bars(self, snap: Snapshot) -> None:
+        if not self._started:
+            self._progress.start()
+            self._started = True
+        p = self._progress
+        if self._overall is None:
+            self._overall = p.add_task("Search", total=snap.total_trials, info="")
+        p.update(self._overall, completed=snap.performed, total=snap.total_trials,
+                 info=vm.overall_label(snap) + self._tiles_text(snap))
+        running = {t.trial: t for t in snap.running}
+        for trial in list(self._tasks):
+            if trial not in running:
+                p.remove_task(self._tasks.pop(trial))
+        for trial, t in running.items():
+            if trial not in self._tasks:
+                self._tasks[trial] = p.add_task("", total=1.0, info="")
+            p.update(self._tasks[trial], completed=t.overall_fraction, description=vm.trial_label(t),
+                     info=vm.trial_metrics(t))
+        p.refresh()
+
+    @staticmethod
+    def _tiles_text(snap: Snapshot) -> str:
+        if snap.best_score is None:
+            return ""
+        return f" · best acc {vm.fmt_pct(snap.best_accuracy, 2)} · best score {vm.fmt_score(snap.best_score)}"
+
+    def close(self) -> None:
+        if self._started:
+            self._progress.stop()
+            self._started = False
+
+
+def results_table(df: Any, max_rows: int = 30) -> Table:
+    """The final results as a rich table (best score first)."""
+    cols = [c for c in ("number", "state", "accuracy", "score", "health_score", "duration_s", "epochs_run", "param_count")
+            if c in df.columns]
+    table = Table(title="hpo-nb results")
+    for c in cols:
+        table.add_column(c, justify="right" if c not in ("state",) else "left")
+    shown = df.sort_values("score", ascending=False, na_position="last") if "score" in df.columns else df
+    for _, row in shown.head(max_rows).iterrows():
+        table.add_row(*[_cell(row[c]) for c in cols])
+    return table
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return "–" if v != v else f"{v:.4f}"
+    return str(v)
