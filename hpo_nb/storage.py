@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+from urllib.parse import unquote
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -16,8 +19,25 @@ _SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe for messages and logs."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """The URL with any password replaced by ***, safe for messages and logs. Masks up to the
+    last '@', so a password with an unencoded '@' or '/' is masked whole."""
+    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
+
+
+def _password(url: str) -> str | None:
+    match = re.search(r"://[^:/@]*:(.*)@", url)
+    return match.group(1) if match else None
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with the URL's password (raw, decoded, or any part around an '@') masked."""
+    text = mask_url(text)
+    secret = _password(url)
+    if secret:
+        for part in sorted({secret, unquote(secret), *secret.split("@")}, key=len, reverse=True):
+            if len(part) >= 3:
+                text = text.replace(part, "***")
+    return text
 
 
 def default_url(run_dir: Path) -> str:
@@ -33,13 +53,45 @@ def validate_url(url: str) -> None:
     scheme = url.split("://", 1)[0].split("+", 1)[0]
     if scheme not in _SCHEMES:
         raise ConfigError(f"unsupported storage scheme {scheme!r} in {mask_url(url)!r}; use one of {', '.join(_SCHEMES)}.")
+    if scheme == "sqlite":
+        return
+    if url.split("://", 1)[1].count("@") > 1:
+        raise ConfigError(
+            f"storage URL {mask_url(url)!r} has more than one '@': percent-encode special characters in the "
+            "user name and password ('@' as %40, '/' as %2F, ':' as %3A)."
+        )
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # ArgumentError, or ValueError for a bad port
+        raise ConfigError(
+            f"storage URL {mask_url(url)!r} is malformed ({_scrub(str(exc), url)}); the form is "
+            "postgresql://user:password@host:5432/database."
+        ) from None
+    if not parsed.host or not parsed.database:
+        raise ConfigError(
+            f"storage URL {mask_url(url)!r} needs a host and a database name: "
+            "postgresql://user:password@host:5432/database."
+        )
+
+
+def _with_driver(url: str) -> str:
+    """'postgres://' and plain 'postgresql://' use the installed driver: SQLAlchemy 2.1 defaults
+    to psycopg 3, while the ``postgres`` extra installs psycopg2-binary."""
+    scheme, rest = url.split("://", 1)
+    if scheme not in ("postgres", "postgresql"):
+        return url
+    import importlib.util
+
+    driver = "psycopg2" if importlib.util.find_spec("psycopg2") else "psycopg"
+    return f"postgresql+{driver}://{rest}"
 
 
 def open_storage(url: str, heartbeat_interval: int = 5, grace_period: int = 20, max_retry: int = 2) -> RDBStorage:
     """An RDBStorage with heartbeats; a clear error (password masked) when it cannot connect."""
     validate_url(url)
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+    shown, url = mask_url(url), _with_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}
@@ -50,14 +102,63 @@ def open_storage(url: str, heartbeat_interval: int = 5, grace_period: int = 20, 
             url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
         )
-    except ModuleNotFoundError as exc:
+    except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError as ImportError
+        missing = getattr(exc.__cause__, "name", None) or getattr(exc, "name", None) or "its driver"
         raise ConfigError(
-            f"the driver for {mask_url(url)!r} is not installed ({exc.name}); "
+            f"the database driver for {shown!r} is not installed ({missing}); "
             "for PostgreSQL: pip install 'hpo-nb[postgres]'."
         ) from None
     except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
-        reason = mask_url(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
-        raise ConfigError(f"cannot open storage {mask_url(url)!r}: {reason}") from None
+        reason = _scrub(str(exc).splitlines()[0], url) if str(exc) else type(exc).__name__
+        hint = "" if url.startswith("sqlite") else (
+            " Check that the database server is running and reachable from here, and the user, password "
+            "and database name.")
+        raise ConfigError(f"cannot open storage {shown!r}: {reason}.{hint}") from None
+
+
+@contextlib.contextmanager
+def study_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
+    """Hold a lock shared by every process on this study, so that counting the trials left and
+    ``study.ask()`` happen as one step: processes sharing a study never start more than
+    ``n_trials``. PostgreSQL: a transaction-level advisory lock (released on commit, or when a
+    killed process's connection drops); MySQL: GET_LOCK; SQLite: a lock file next to the database."""
+    from sqlalchemy import text
+
+    engine = storage.engine
+    dialect = engine.dialect.name
+    key = int.from_bytes(hashlib.sha256(f"hpo-nb:{study_name}".encode()).digest()[:8], "big", signed=True)
+    if dialect == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            yield
+    elif dialect == "mysql":
+        with engine.connect() as conn:
+            name = f"hpo-nb-{key & 0xFFFFFFFFFFFF:x}"
+            conn.execute(text("SELECT GET_LOCK(:name, -1)"), {"name": name})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+    elif dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        with _file_lock(Path(f"{engine.url.database}.lock")):
+            yield
+    else:
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # Windows: one process per SQLite study
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def suppress_experimental_warnings() -> None:
