@@ -40,8 +40,9 @@ def state_of(t: optuna.trial.FrozenTrial) -> str:
 
 def counts_toward_budget(t: optuna.trial.FrozenTrial) -> bool:
     """Trials that used up budget: finished complete, pruned or failed by us. A trial the user
-    stopped, or one failed because its process died (and retried), does not count."""
-    return t.user_attrs.get(STATE_ATTR) in ("complete", "pruned", "failed")
+    stopped, or one failed because its process died (and retried), does not count. A trial
+    still RUNNING counts as running, even while its result is being written."""
+    return t.state.is_finished() and t.user_attrs.get(STATE_ATTR) in ("complete", "pruned", "failed")
 
 
 @dataclass
@@ -62,6 +63,8 @@ class TrialResult:
     model_path: str | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    replicas: int = 1  # model replicas training in sync (MirroredStrategy); 1 = one device
+    devices: list[str] = field(default_factory=list)  # where it trained; empty = the default device
 
     @classmethod
     def from_trial(cls, t: optuna.trial.FrozenTrial) -> "TrialResult":
@@ -72,7 +75,7 @@ class TrialResult:
             history=dict(a.get("history") or {}), architecture=dict(a.get("architecture") or {}),
             duration_s=float(a.get("duration_s") or 0.0), epochs_run=int(a.get("epochs_run") or 0),
             param_count=int(a.get("param_count") or 0), model_path=a.get("model_path"), error=a.get("error"),
-            extra=dict(a.get("extra") or {}),
+            extra=dict(a.get("extra") or {}), replicas=int(a.get("replicas") or 1), devices=list(a.get("devices") or []),
         )
 
     def __repr__(self) -> str:
@@ -104,7 +107,7 @@ def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Itera
             row[m] = r.health.get(m)
         row.update({
             "duration_s": r.duration_s, "epochs_run": r.epochs_run, "param_count": r.param_count,
-            "replicas": t.user_attrs.get("replicas", 1), "executor": r.extra.get("executor", "local"),
+            "replicas": r.replicas, "devices": ",".join(r.devices), "executor": r.extra.get("executor", "local"),
             "model_path": r.model_path, "error": r.error,
         })
         for key in ("cost_usd", "delay_s", "execution_s", "worker"):
@@ -115,5 +118,6 @@ def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Itera
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=[*columns, "accuracy", "score", *METRICS, "health_score", "duration_s",
-                                     "epochs_run", "param_count", "replicas", "executor", "model_path", "error"])
+                                     "epochs_run", "param_count", "replicas", "devices", "executor", "model_path",
+                                     "error"])
     return df
