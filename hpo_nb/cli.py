@@ -24,7 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--distribution", default=None, help="mirrored: MirroredStrategy over --devices")
     run.add_argument("--devices", default=None, help="comma-separated device names, e.g. /gpu:0,/gpu:1")
     run.add_argument("--gpus-per-trial", type=int, default=None)
-    run.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite under runs/NAME/)")
+    run.add_argument("--storage", default=None,
+                     help="Optuna storage URL, e.g. postgresql://user:password@host/db to share the study "
+                          "between processes and machines (default: sqlite under runs/NAME/)")
+    run.add_argument("--heartbeat-interval", type=int, default=5,
+                     help="seconds between heartbeats of running trials; a trial silent for 3x this (+1 s) "
+                          "is failed and retried (default: 5)")
     run.add_argument("--name", default=None, help="run name: the study and runs/NAME/ (default: DATASET-MODE)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--sample-fraction", type=float, default=1.0, help="train on this stratified fraction")
@@ -86,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         storage=args.storage, name=args.name, seed=args.seed, search_space=space,
         sample_fraction=args.sample_fraction, pruning=not args.no_pruning, runs_dir=args.runs_dir,
         devices=args.devices.split(",") if args.devices else None, gpus_per_trial=args.gpus_per_trial,
-        progress="none" if args.quiet else "console",
+        progress="none" if args.quiet else "console", heartbeat_interval=args.heartbeat_interval,
     )
     interrupted = False
     exp.start()
