@@ -420,6 +420,46 @@ class Experiment:
             )
         return keras.models.load_model(result.model_path)
 
+    # ------------------------------------------------------------------ analysis (views/importance, arch3d)
+
+    def importance(self, evaluator: str = "ped-anova", min_trials: int = 10) -> Any:
+        """DataFrame: searched hyperparameters x targets (val accuracy, health score, each health
+        metric, duration), each column normalized to sum 1; ``.attrs`` holds raw values and, for
+        empty columns, why (too few trials, constant, no signal)."""
+        from .analysis.importance import importance_table
+
+        return importance_table(self.study, spaces.searched(self.space), evaluator=evaluator,
+                                min_trials=min_trials).frame()
+
+    def importance_heatmap(self, evaluator: str = "ped-anova", min_trials: int = 10) -> Any:
+        """Plotly heatmap of ``importance()`` (``evaluator``: "ped-anova" or "fanova")."""
+        from .analysis.importance import importance_table
+        from .views.importance import heatmap
+
+        return heatmap(importance_table(self.study, spaces.searched(self.space), evaluator=evaluator,
+                                        min_trials=min_trials))
+
+    def plot_history(self) -> Any:
+        """Plotly figure: the objective per trial, coloured by state, with the best-so-far line."""
+        from .analysis.history import history_frame
+        from .views.history import history_figure
+
+        objective = "val accuracy" if self.mode == "simple" else "score (accuracy + health)"
+        return history_figure(history_frame(self._stored_trials()), objective, f"{self.name}: optimization history")
+
+    def architecture_3d(self, trial: int | None = None, backend: str = "auto") -> Any:
+        """3D view of the best (or a given) trial's network, from its stored metadata (no model
+        rebuilt). ``backend``: "pythreejs" (widget), "plotly" (static) or "auto"."""
+        from .views.arch3d import show_trial
+
+        return show_trial(self.trial(trial), backend)
+
+    def compare_architectures(self, a: int, b: int | None = None, backend: str = "auto") -> Any:
+        """Trials ``a`` and ``b`` (default: the best) side by side in 3D, at the same scale."""
+        from .views.arch3d import show_pair
+
+        return show_pair(self.trial(a), self.trial(b), backend)
+
     def __repr__(self) -> str:
         return (f"Experiment(name={self.name!r}, dataset={self.dataset.name!r}, mode={self.mode!r}, "
                 f"n_trials={self.n_trials}, max_epochs={self.max_epochs}, concurrency={self.concurrency}, "
