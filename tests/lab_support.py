@@ -3,7 +3,7 @@
 Why a module and not a conftest: several test modules share it explicitly, by import::
 
     import pytest
-    from lab_support import chromium, lab, open_notebook, run_all, write_notebook  # noqa: F401 (fixtures)
+    from tests.lab_support import chromium, lab, open_notebook, run_all, write_notebook  # noqa: F401 (fixtures)
 
     @pytest.mark.browser
     def test_widget_shows(lab, chromium, tmp_path):
