@@ -111,6 +111,10 @@ class Experiment:
         self._storage_url = storage
         self._executor_choice = executor
         self._runpod_options = dict(runpod or {})
+        if executor == "runpod":
+            from .executors.runpod import check_options
+
+            check_options(self._runpod_options)  # a missing key or bad option fails before training
         self._device_groups = self._plan_devices(distribution, devices, gpus_per_trial)
         if executor == "runpod" and not datasets.is_registered(self.dataset.name):
             raise ConfigError(
@@ -249,7 +253,8 @@ class Experiment:
         try:
             while True:
                 optuna.storages.fail_stale_trials(self.study)
-                while not self._stop.is_set() and len(futures) < self.concurrency and self._budget_left() > 0:
+                while not self._stop.is_set() and len(futures) < self.concurrency and executor.accepting() \
+                        and self._budget_left() > 0:
                     number, future = self._launch(executor)
                     futures[future] = number
                 if not futures:

@@ -48,3 +48,7 @@ class Executor(ABC):
     def describe(self) -> dict[str, object]:
         """What to record on each trial about where it ran (no secrets)."""
         return {"executor": self.name}
+
+    def accepting(self) -> bool:
+        """False once this executor takes no more trials (e.g. a spending cap was reached)."""
+        return True
