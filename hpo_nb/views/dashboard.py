@@ -1,0 +1,306 @@
+"""The live notebook dashboard: the only module that imports ipywidgets.
+
+Threads: the widgets are built and displayed from the cell's thread; afterwards only a hub
+subscription's renderer thread calls ``__call__``, which copies view-model values into existing
+widgets inside ``hold_sync()`` (value changes are safe from any thread with ipykernel 7; displaying
+is not). The output is a mimebundle with the widget view plus an HTML/text summary, and the summary
+is refreshed from a cell's thread (IPython ``post_execute``) once the search is over, so saved or
+converted notebooks show the final result where widgets cannot render.
+
+The Stop button must work while ``exp.run()`` blocks the kernel's main thread, where ordinary widget
+callbacks wait until the cell ends. ipykernel >= 7.4 asks each comm, on its shell-channel thread,
+where to route an incoming message (``_reply_subshell_for``); we see the click there and stop at once.
+On kernels without that hook the click is handled the usual way (when the kernel is idle,
+e.g. after ``exp.start()``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+import ipywidgets as w
+
+from ..progress import FinishedTrial, Snapshot
+from . import viewmodel as vm
+
+if TYPE_CHECKING:
+    from ..experiment import Experiment
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+class _TrialBar:
+    """One reusable row for a running trial; hidden while unused (widgets are never created late)."""
+
+    def __init__(self) -> None:
+        self.label = w.Label(layout=w.Layout(width="300px")).add_class("hpo-trial-label")
+        self.bar = w.FloatProgress(min=0.0, max=1.0, layout=w.Layout(width="260px")).add_class("hpo-trial-bar")
+        self.metrics = w.Label().add_class("hpo-trial-metrics")
+        self.box = w.HBox([self.label, self.bar, self.metrics], layout=w.Layout(display="none"))
+        self.box.add_class("hpo-trial")
+
+    def widgets(self) -> list[w.Widget]:
+        return [self.label, self.bar, self.metrics, self.box.layout]
+
+    def show(self, row: tuple[str, str, float] | None) -> None:
+        if row is None:
+            self.box.layout.display = "none"
+            return
+        label, metrics, fraction = row
+        self.label.value, self.metrics.value, self.bar.value = label, metrics, fraction
+        self.box.layout.display = "flex"
+
+
+class Dashboard:
+    """Overall bar, one bar per running trial, tiles, trial gallery with details, Stop button.
+
+    Use as a hub renderer: ``hub.subscribe(dashboard)``; ``Dashboard.for_experiment(exp)`` builds,
+    fills and displays one for an experiment."""
+
+    def __init__(self, title: str = "", slots: int = 1, on_stop: Callable[[], Any] | None = None) -> None:
+        self.title = title
+        self._on_stop = on_stop
+        self._lock = threading.RLock()  # renderer thread vs. the user's sort/pick on the kernel thread
+        self._snap: Snapshot | None = None
+        self._gallery_key: tuple[Any, ...] | None = None
+        self._picked_by_user = False
+        self._handle: Any = None
+        self._displayed_in: int | None = None
+        self._finalized = False
+        self._stop_clicks = 0
+        self._muted = False
+        self._build(max(1, slots))
+
+    # ------------------------------------------------------------------ widgets
+
+    def _build(self, slots: int) -> None:
+        self.header = w.HTML(f"<b>hpo-nb</b> · {vm._esc(self.title)}").add_class("hpo-title")
+        self.stop_button = w.Button(description="Stop search", icon="stop", button_style="danger",
+                                    tooltip="Stop the search: running trials end within one batch; "
+                                            "completed trials stay in storage.").add_class("hpo-stop")
+        self.stop_button.on_click(self._clicked)
+        self._route_clicks_early(self.stop_button)
+        self.notices = w.HTML(layout=w.Layout(display="none")).add_class("hpo-notices")
+        self.overall_bar = w.IntProgress(min=0, max=1, value=0, description="Search",
+                                         layout=w.Layout(width="420px")).add_class("hpo-overall-bar")
+        self.overall_label = w.Label().add_class("hpo-overall-label")
+        self.tiles = [w.HTML().add_class("hpo-tile") for _ in range(4)]
+        self.trial_bars = [_TrialBar() for _ in range(slots)]
+        self.more = w.Label().add_class("hpo-more")
+        self.sort = w.Dropdown(options=list(vm.SORTS), value="score ↓", description="Sort by",
+                               layout=w.Layout(width="220px")).add_class("hpo-sort")
+        self.sort.observe(self._resorted, names="value")
+        self.picker = w.Dropdown(options=[], value=None, description="Details",
+                                 layout=w.Layout(width="340px")).add_class("hpo-picker")
+        self.picker.observe(self._picked, names="value")
+        self.gallery = w.HTML(vm.gallery_html([])).add_class("hpo-gallery-html")
+        self.details = w.HTML(vm.details_html(None)).add_class("hpo-details-html")
+        self.root = w.VBox([
+            w.HBox([self.header, self.stop_button], layout=w.Layout(justify_content="space-between")),
+            self.notices,
+            w.HBox([self.overall_bar, self.overall_label]),
+            w.HBox(self.tiles, layout=w.Layout(grid_gap="8px")),
+            w.VBox([b.box for b in self.trial_bars] + [self.more]),
+            w.HBox([self.sort, self.picker]),
+            self.gallery,
+            self.details,
+        ]).add_class("hpo-dashboard")
+        self._synced: list[w.Widget] = [
+            self.stop_button, self.notices, self.notices.layout, self.overall_bar, self.overall_label,
+            *self.tiles, *(x for b in self.trial_bars for x in b.widgets()), self.more, self.picker,
+            self.gallery, self.details,
+        ]
+
+    @contextlib.contextmanager
+    def _held(self) -> Any:
+        """Batch every change of one update into one message per widget."""
+        with contextlib.ExitStack() as stack:
+            for widget in self._synced:
+                stack.enter_context(widget.hold_sync())
+            yield
+
+    # ------------------------------------------------------------------ renderer
+
+    def __call__(self, snap: Snapshot) -> None:
+        """Show ``snap``: only widget values change (safe from the renderer thread)."""
+        with self._lock:
+            self._snap = snap
+            with self._held():
+                self._update(snap)
+
+    def _update(self, s: Snapshot) -> None:
+        self.stop_button.description, self.stop_button.disabled = vm.stop_button(s)
+        self.notices.value = vm.notices_html(s.notices)
+        self.notices.layout.display = "block" if s.notices else "none"
+        self.overall_bar.max = max(1, s.total_trials)
+        self.overall_bar.value = min(s.performed, self.overall_bar.max)
+        self.overall_label.value = vm.overall_label(s)
+        for tile, (label, value) in zip(self.tiles, vm.tiles(s).items()):
+            tile.value = vm.tile_html(label, value)
+        rows, more = vm.running_rows(s, len(self.trial_bars))
+        for i, bar in enumerate(self.trial_bars):
+            bar.show(rows[i] if i < len(rows) else None)
+        self.more.value = more
+        self._update_gallery(s)
+
+    def _update_gallery(self, s: Snapshot) -> None:
+        key = (self.sort.value, s.finished)
+        if key == self._gallery_key:
+            return
+        self._gallery_key = key
+        ordered = vm.sort_finished(s.finished, self.sort.value)
+        self.gallery.value = vm.gallery_html(vm.gallery_rows(s, self.sort.value))
+        current = self.picker.value
+        if not self._picked_by_user:  # follow the best trial until the user picks one
+            best = s.best_trial
+            current = best.trial if best else (ordered[0].trial if ordered else None)
+        options = [(vm.trial_option(t), t.trial) for t in ordered]
+        with self._quiet_picker():
+            self.picker.options = options
+            self.picker.value = current if any(n == current for _, n in options) else None
+        self.details.value = vm.details_html(self._finished(self.picker.value))
+
+    def _finished(self, number: int | None) -> FinishedTrial | None:
+        if self._snap is None or number is None:
+            return None
+        return next((t for t in self._snap.finished if t.trial == number), None)
+
+    @contextlib.contextmanager
+    def _quiet_picker(self) -> Any:
+        self._muted = True
+        try:
+            yield
+        finally:
+            self._muted = False
+
+    # ------------------------------------------------------------------ user actions
+
+    def _resorted(self, change: dict) -> None:
+        with self._lock:
+            if self._snap is not None:
+                self._gallery_key = None
+                with self._held():
+                    self._update_gallery(self._snap)
+
+    def _picked(self, change: dict) -> None:
+        if self._muted:
+            return
+        with self._lock:
+            self._picked_by_user = change["new"] is not None
+            self.details.value = vm.details_html(self._finished(change["new"]))
+
+    def stop(self) -> None:
+        """What the Stop button does (any thread): ask the search to stop, without waiting."""
+        if self._on_stop is not None:
+            self._on_stop()
+
+    def _clicked(self, _button: Any) -> None:
+        with self._lock:
+            if self._stop_clicks > 0:  # already handled on the shell-channel thread
+                self._stop_clicks -= 1
+                return
+        self.stop()
+
+    def _route_clicks_early(self, button: w.Button) -> None:
+        comm = getattr(button, "comm", None)
+        route = getattr(comm, "_reply_subshell_for", None)
+        if route is None:
+            return
+
+        def route_and_stop(data: Any, default: Any) -> Any:
+            if isinstance(data, dict) and data.get("method") == "custom" \
+                    and (data.get("content") or {}).get("event") == "click":
+                with self._lock:
+                    self._stop_clicks += 1
+                self.stop()
+            return route(data, default)
+
+        comm._reply_subshell_for = route_and_stop
+
+    # ------------------------------------------------------------------ display
+
+    def mimebundle(self) -> dict[str, Any]:
+        """The widget view plus HTML and text summaries of the latest snapshot."""
+        with self._lock:
+            snap = self._snap
+        data: dict[str, Any] = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0,
+                                              "model_id": self.root.model_id}}
+        if snap is not None:
+            data["text/html"] = vm.summary_html(snap, self.title)
+            data["text/plain"] = vm.summary_text(snap, self.title)
+        else:
+            data["text/plain"] = f"hpo-nb dashboard · {self.title}"
+        return data
+
+    def display(self) -> "Dashboard":
+        """Display (another view of) the dashboard; call from the cell's thread."""
+        from IPython.display import display
+
+        if self._handle is None:
+            self._handle = display(self.mimebundle(), raw=True, display_id=True)
+        else:
+            display(self.mimebundle(), raw=True, display_id=self._handle.display_id)
+        self._displayed_in = _execution_count()
+        self._watch_cells()
+        return self
+
+    def _ipython_display_(self) -> None:
+        if self._displayed_in is not None and self._displayed_in == _execution_count():
+            return  # ``exp.dashboard()`` as a cell's last line: already shown by this cell
+        self.display()
+
+    def _watch_cells(self) -> None:
+        """After each cell, once the search is over, refresh the static summary (cell thread)."""
+        ip = _ipython()
+        if ip is None or self._finalized:
+            return
+        with contextlib.suppress(ValueError):
+            ip.events.unregister("post_execute", self._after_cell)
+        ip.events.register("post_execute", self._after_cell)
+
+    def _after_cell(self) -> None:
+        with self._lock:
+            done = self._snap is not None and self._snap.done
+        if done and self._handle is not None and not self._finalized:
+            self._finalized = True
+            self._handle.update(self.mimebundle(), raw=True)
+        if self._finalized:
+            ip = _ipython()
+            if ip is not None:
+                with contextlib.suppress(ValueError):
+                    ip.events.unregister("post_execute", self._after_cell)
+
+    def close(self) -> None:
+        """The search ended (called from its thread after the last snapshot). Widgets stay shown
+        with their final values; the static summary refreshes after the current cell."""
+
+    # ------------------------------------------------------------------ factory
+
+    @classmethod
+    def for_experiment(cls, exp: "Experiment", attach: bool = False) -> "Dashboard":
+        """Build, fill and display a dashboard for ``exp`` from the calling (cell) thread.
+        ``attach``: also follow ``exp.hub`` (for ``exp.dashboard()``; at ``exp.start()`` the
+        experiment subscribes the dashboard itself)."""
+        dash = cls(title=f"{exp.name} · {exp.mode} mode", slots=exp.concurrency,
+                   on_stop=lambda: exp.stop(wait=False))
+        snap = exp.hub.snapshot()
+        dash(snap)
+        dash.display()
+        if attach and exp.running and not snap.done:
+            exp.hub.subscribe(dash, max_hz=5.0)
+        return dash
+
+
+def _ipython() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def _execution_count() -> int | None:
+    ip = _ipython()
+    return getattr(ip, "execution_count", None) if ip is not None else None

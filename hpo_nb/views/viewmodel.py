@@ -105,3 +105,205 @@ def finished_line(t: FinishedTrial) -> str:
         return f"{head}: {t.error or 'unknown error'}"
     return (f"{head} · acc {fmt_pct(t.accuracy, 2)} · score {fmt_score(t.score)} · "
             f"{fmt_duration(t.duration_s)} · {arch_summary(t.architecture)}")
+
+
+# ------------------------------------------------------------------ notebook dashboard
+# Everything the dashboard shows is computed here from a snapshot, so it is tested as data;
+# views/dashboard.py only copies these values into widgets.
+
+HEALTH_SHORT = {"gradient_health": "grad", "dead_units": "dead", "saturated_units": "sat",
+                "overfitting_gap": "gap", "loss_stability": "stab", "health_score": "health"}
+
+# Gallery orders: label -> (FinishedTrial field, descending). Missing values always sort last.
+SORTS: dict[str, tuple[str, bool]] = {
+    "score ↓": ("score", True),
+    "accuracy ↓": ("accuracy", True),
+    "trial #": ("trial", False),
+    "duration ↑": ("duration_s", False),
+}
+
+
+def fmt_value(value: Any) -> str:
+    """A parameter value, short: 0.0031 -> '3.1e-03', 0.25 -> '0.25', True -> 'yes'."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 0.01:
+            return f"{value:.1e}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def params_line(params: Mapping[str, Any]) -> str:
+    """'batch_size=64 · learning_rate=3.1e-03 · optimizer=adam' (keys sorted)."""
+    return " · ".join(f"{k}={fmt_value(v)}" for k, v in sorted(params.items()))
+
+
+def health_line(health: Mapping[str, float]) -> str:
+    """'grad 1.00 · dead 0.02 · …' in a fixed order; empty when the trial has no health metrics."""
+    return " · ".join(f"{short} {health[k]:.2f}" for k, short in HEALTH_SHORT.items()
+                      if isinstance(health.get(k), (int, float)))
+
+
+def running_rows(s: Snapshot, slots: int) -> tuple[list[tuple[str, str, float]], str]:
+    """(label, metrics, bar fraction) for the first ``slots`` running trials, and a note for the rest.
+    The bar shows the trial's whole epoch budget, so it moves within each epoch too."""
+    rows = [(trial_label(t), trial_metrics(t), t.overall_fraction) for t in s.running[:slots]]
+    rest = len(s.running) - slots
+    return rows, (f"+{rest} more running" if rest > 0 else "")
+
+
+def sort_finished(trials: tuple[FinishedTrial, ...] | list[FinishedTrial], sort: str) -> list[FinishedTrial]:
+    key, descending = SORTS.get(sort, SORTS["score ↓"])
+
+    def order(t: FinishedTrial) -> tuple[int, float]:
+        v = getattr(t, key)
+        if v is None:
+            return (1, 0.0)
+        return (0, -float(v) if descending else float(v))
+
+    return sorted(trials, key=lambda t: (*order(t), t.trial))
+
+
+GALLERY_COLUMNS = ("Trial", "State", "Params", "Accuracy", "Score", "Health", "Duration", "Architecture")
+
+
+def gallery_rows(s: Snapshot, sort: str = "score ↓") -> list[dict[str, str]]:
+    """One row of display strings per finished trial, in the chosen order."""
+    rows = []
+    for t in sort_finished(s.finished, sort):
+        rows.append({
+            "Trial": str(t.trial),
+            "State": t.state,
+            "Params": params_line(t.params),
+            "Accuracy": fmt_pct(t.accuracy, 2),
+            "Score": fmt_score(t.score),
+            "Health": health_line(t.health),
+            "Duration": fmt_duration(t.duration_s),
+            "Architecture": arch_summary(t.architecture) or (t.error or ""),
+        })
+    return rows
+
+
+def trial_option(t: FinishedTrial) -> str:
+    """The trial picker's entry: 'Trial 3 · complete · score 0.9123'."""
+    return f"Trial {t.trial} · {t.state} · score {fmt_score(t.score)}"
+
+
+def stop_button(s: Snapshot) -> tuple[str, bool]:
+    """(description, disabled) of the Stop button."""
+    if s.done:
+        return ("Stopped" if s.stopping else "Finished", True)
+    if s.stopping:
+        return ("Stopping…", True)
+    return ("Stop search", False)
+
+
+# ------------------------------------------------------------------ HTML pieces
+
+def _esc(text: Any) -> str:
+    import html
+
+    return html.escape(str(text), quote=True)
+
+
+_STATE_COLOURS = {"complete": "#2e7d32", "pruned": "#8d6e00", "stopped": "#616161", "failed": "#c62828"}
+
+
+def tile_html(label: str, value: str) -> str:
+    return (f'<div style="padding:6px 14px;border:1px solid #ddd;border-radius:6px;min-width:150px">'
+            f'<div style="font-size:11px;color:#666">{_esc(label)}</div>'
+            f'<div style="font-size:20px;font-weight:600">{_esc(value)}</div></div>')
+
+
+def notices_html(notices: tuple[str, ...] | list[str]) -> str:
+    return "".join(f'<div style="background:#fff4e5;border-left:4px solid #ff9800;padding:4px 8px;'
+                   f'margin:2px 0">{_esc(n)}</div>' for n in notices)
+
+
+def gallery_html(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return '<div style="color:#666;padding:4px">No finished trials yet.</div>'
+    head = "".join(f'<th style="text-align:left;padding:2px 8px">{c}</th>' for c in GALLERY_COLUMNS)
+    body = []
+    for r in rows:
+        colour = _STATE_COLOURS.get(r["State"], "#000")
+        cells = []
+        for c in GALLERY_COLUMNS:
+            style = "padding:2px 8px;vertical-align:top"
+            if c == "State":
+                style += f";color:{colour};font-weight:600"
+            if c in ("Params", "Health", "Architecture"):
+                style += ";font-size:11px"
+            cells.append(f'<td style="{style}">{_esc(r[c])}</td>')
+        body.append(f'<tr class="hpo-row" data-trial="{_esc(r["Trial"])}">{"".join(cells)}</tr>')
+    return ('<table class="hpo-gallery" style="border-collapse:collapse;font-size:12px">'
+            f'<thead><tr style="border-bottom:1px solid #ccc">{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def details_html(t: FinishedTrial | None) -> str:
+    """Everything stored about one finished trial: metrics, health, params, layers."""
+    if t is None:
+        return '<div style="color:#666">Pick a trial to see its details.</div>'
+    parts = [f'<div><b>Trial {t.trial}</b> · <span style="color:{_STATE_COLOURS.get(t.state, "#000")}">'
+             f'{_esc(t.state)}</span> · accuracy {_esc(fmt_pct(t.accuracy, 2))} · score {_esc(fmt_score(t.score))}'
+             f' · {_esc(fmt_duration(t.duration_s))}</div>']
+    if t.error:
+        parts.append(f'<div style="color:#c62828">{_esc(t.error)}</div>')
+    if t.params:
+        parts.append(_kv_table("Hyperparameters", {k: fmt_value(v) for k, v in sorted(t.params.items())}))
+    if t.health:
+        parts.append(_kv_table("Health", {k: f"{v:.3f}" for k, v in t.health.items()
+                                          if isinstance(v, (int, float))}))
+    layers = t.architecture.get("layers") or []
+    if layers:
+        head = "".join(f'<th style="text-align:left;padding:1px 6px">{c}</th>'
+                       for c in ("Layer", "Type", "Output", "Params", "Activation"))
+        body = "".join(
+            "<tr>" + "".join(f'<td style="padding:1px 6px">{_esc(v)}</td>' for v in (
+                layer.get("name", ""), layer.get("type", ""), _shape_text(layer.get("output_shape")),
+                fmt_count(layer.get("params") or 0), layer.get("activation") or "")) + "</tr>"
+            for layer in layers)
+        parts.append(f'<div style="margin-top:4px"><b>Architecture</b> · {_esc(arch_summary(t.architecture))}'
+                     f'<table style="font-size:11px;border-collapse:collapse"><tr>{head}</tr>{body}</table></div>')
+    return f'<div class="hpo-details" style="font-size:12px">{"".join(parts)}</div>'
+
+
+def _kv_table(title: str, values: Mapping[str, str]) -> str:
+    rows = "".join(f'<tr><td style="padding:1px 6px;color:#555">{_esc(k)}</td>'
+                   f'<td style="padding:1px 6px">{_esc(v)}</td></tr>' for k, v in values.items())
+    return f'<div style="margin-top:4px"><b>{_esc(title)}</b><table style="font-size:11px">{rows}</table></div>'
+
+
+def _shape_text(shape: Any) -> str:
+    if isinstance(shape, (list, tuple)):
+        return "×".join("?" if d is None else str(d) for d in shape)
+    return "" if shape is None else str(shape)
+
+
+# ------------------------------------------------------------------ static summary
+
+def summary_text(s: Snapshot, title: str = "") -> str:
+    """The plain-text fallback: what a terminal or a saved notebook without widgets shows."""
+    lines = [f"hpo-nb · {title}".rstrip(" ·"), overall_label(s)]
+    lines += [f"{k}: {v}" for k, v in tiles(s).items()]
+    lines += [f"! {n}" for n in s.notices]
+    lines += [f"{trial_label(t)} {trial_metrics(t)}".rstrip() for t in s.running]
+    lines += [finished_line(t) for t in sort_finished(s.finished, "score ↓")]
+    return "\n".join(lines)
+
+
+def summary_html(s: Snapshot, title: str = "") -> str:
+    """The HTML fallback shown where widgets cannot render (nbconvert offline, GitHub)."""
+    pct = int(round(100 * overall_fraction(s)))
+    bar = (f'<div style="background:#eee;width:420px;height:10px;border-radius:5px">'
+           f'<div style="background:#1976d2;width:{pct}%;height:10px;border-radius:5px"></div></div>')
+    tiles_row = "".join(tile_html(k, v) for k, v in tiles(s).items())
+    running = "".join(f"<div>{_esc(trial_label(t))} <span style='color:#666'>{_esc(trial_metrics(t))}</span></div>"
+                      for t in s.running)
+    return (f'<div class="hpo-summary" style="font-family:sans-serif;font-size:13px">'
+            f'<div><b>hpo-nb</b> · {_esc(title)}</div>{notices_html(s.notices)}'
+            f'<div style="margin:4px 0">{bar}<div>{_esc(overall_label(s))}</div></div>'
+            f'<div style="display:flex;gap:8px;margin:6px 0">{tiles_row}</div>{running}'
+            f'{gallery_html(gallery_rows(s))}</div>')

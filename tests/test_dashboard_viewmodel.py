@@ -1,0 +1,122 @@
+"""Snapshot in, displayed strings and numbers out: the dashboard's view model, without widgets."""
+
+import html
+
+from hpo_nb.progress import EpochEnded, EpochProgress, Notice, ProgressHub, TrialFinished, TrialStarted
+from hpo_nb.views import viewmodel as vm
+
+ARCH = {"total_params": 13_700, "layers": [
+    {"name": "conv_0", "type": "Conv2D", "output_shape": [None, 8, 8, 16], "params": 160, "activation": "relu"},
+    {"name": "output", "type": "Dense", "output_shape": [None, 10], "params": 650, "activation": "softmax"}],
+    "summary": {"conv_layers": 1, "filters": [16], "dense_layers": 1, "dense_units": [64],
+                "activations": ["relu"]}}
+HEALTH = {"gradient_health": 1.0, "dead_units": 0.125, "saturated_units": 0.0, "overfitting_gap": 0.05,
+          "loss_stability": 0.9, "health_score": 0.87}
+
+
+def search_snapshot(mode: str = "health"):
+    """A real hub after: trial 0 complete, 1 pruned, 2 failed, 3 complete (best), 4 and 5 running."""
+    hub = ProgressHub(total_trials=8, mode=mode, concurrency=2)
+    results = [(0, "complete", 0.90, 0.85), (1, "pruned", 0.5, None), (2, "failed", None, None),
+               (3, "complete", 0.95, 0.91)]
+    for n, state, acc, score in results:
+        hub.publish(TrialStarted(n, 10, {"learning_rate": 0.0031, "batch_size": 64}))
+        hub.publish(TrialFinished(n, state, accuracy=acc, score=score, duration_s=10.0 + n,
+                                  params={"learning_rate": 0.0031, "batch_size": 64, "batch_norm": True},
+                                  health=HEALTH if state == "complete" else {},
+                                  architecture=ARCH if state == "complete" else {},
+                                  error="ValueError: boom" if state == "failed" else None))
+    hub.publish(TrialStarted(4, 10))
+    hub.publish(EpochEnded(4, 3, 10, {"loss": 0.4, "accuracy": 0.8, "val_accuracy": 0.75}))
+    hub.publish(EpochProgress(4, 4, 10, 74, 100, loss=0.35, accuracy=0.82))
+    hub.publish(TrialStarted(5, 10))
+    hub.publish(Notice("RunPod unreachable: running locally"))
+    return hub.snapshot()
+
+
+def test_running_rows_say_epoch_and_percent_and_move_within_the_epoch():
+    snap = search_snapshot()
+    rows, more = vm.running_rows(snap, slots=2)
+    assert rows[0][0] == "Trial 4 · epoch 4/10 · 74 %"
+    assert rows[0][1] == "loss 0.350 · acc 0.820 · val_acc 0.750"
+    assert abs(rows[0][2] - 0.374) < 1e-9  # 3 epochs done + 74 % of the 4th, of 10
+    assert rows[1][0] == "Trial 5 · starting" and rows[1][2] == 0.0
+    assert more == ""
+    rows, more = vm.running_rows(snap, slots=1)
+    assert len(rows) == 1 and more == "+1 more running"
+
+
+def test_overall_counts_tiles_and_score_label_follow_the_mode():
+    snap = search_snapshot("health")
+    assert vm.overall_fraction(snap) == 4 / 8  # complete + pruned + failed count; running do not
+    label = vm.overall_label(snap)
+    assert label.startswith("4/8 trials (2 running, 2 complete, 1 pruned, 1 failed)")
+    assert "ETA" in label
+    tiles = vm.tiles(snap)
+    assert tiles == {"Trials performed": "4/8", "Best accuracy": "95.00 %",
+                     "Best score (accuracy + health)": "0.9100", "Mean duration per trial": "11s"}
+    assert "Best score (accuracy)" in vm.tiles(search_snapshot("simple"))
+
+
+def test_gallery_sorts_by_score_with_missing_values_last_and_by_other_keys():
+    snap = search_snapshot()
+    assert [r["Trial"] for r in vm.gallery_rows(snap, "score ↓")] == ["3", "0", "1", "2"]
+    assert [r["Trial"] for r in vm.gallery_rows(snap, "accuracy ↓")] == ["3", "0", "1", "2"]
+    assert [r["Trial"] for r in vm.gallery_rows(snap, "trial #")] == ["0", "1", "2", "3"]
+    assert [r["Trial"] for r in vm.gallery_rows(snap, "duration ↑")] == ["0", "1", "2", "3"]
+    best = vm.gallery_rows(snap)[0]
+    assert best == {
+        "Trial": "3", "State": "complete", "Params": "batch_norm=yes · batch_size=64 · learning_rate=3.1e-03",
+        "Accuracy": "95.00 %", "Score": "0.9100",
+        "Health": "grad 1.00 · dead 0.12 · sat 0.00 · gap 0.05 · stab 0.90 · health 0.87",
+        "Duration": "13s", "Architecture": "1 conv (16) · 1 dense (64) · relu · 13.7k params",
+    }
+    failed = vm.gallery_rows(snap, "trial #")[2]
+    assert failed["State"] == "failed" and failed["Architecture"] == "ValueError: boom"
+
+
+def test_gallery_and_details_html_are_escaped_and_complete():
+    snap = search_snapshot()
+    table = vm.gallery_html(vm.gallery_rows(snap))
+    assert table.count('class="hpo-row"') == 4
+    assert "No finished trials yet" in vm.gallery_html([])
+    best = snap.best_trial
+    details = vm.details_html(best)
+    for text in ("Trial 3", "95.00 %", "0.9100", "learning_rate", "3.1e-03", "dead_units", "conv_0",
+                 "Conv2D", "?×8×8×16", "softmax"):
+        assert text in details, text
+    evil = TrialFinished(9, "failed", error="<script>alert(1)</script>")
+    hub = ProgressHub(1)
+    hub.publish(evil)
+    out = vm.details_html(hub.snapshot().finished[0])
+    assert "<script>" not in out and html.escape("<script>") in out
+
+
+def test_stop_button_states():
+    snap = search_snapshot()
+    assert vm.stop_button(snap) == ("Stop search", False)
+    hub = ProgressHub(2)
+    hub.set_stopping()
+    assert vm.stop_button(hub.snapshot()) == ("Stopping…", True)
+    hub.close()
+    assert vm.stop_button(hub.snapshot()) == ("Stopped", True)
+    done = ProgressHub(1)
+    done.close()
+    assert vm.stop_button(done.snapshot()) == ("Finished", True)
+
+
+def test_static_summary_shows_the_final_result_and_notices():
+    snap = search_snapshot()
+    text = vm.summary_text(snap, "digits-health")
+    lines = text.splitlines()
+    assert lines[0] == "hpo-nb · digits-health"
+    assert lines[1] == vm.overall_label(snap)
+    assert "! RunPod unreachable: running locally" in lines
+    assert any(line.startswith("Trial 3 complete · acc 95.00 %") for line in lines)
+    page = vm.summary_html(snap, "digits-health")
+    assert "RunPod unreachable" in page and "width:50%" in page and page.count('class="hpo-row"') == 4
+
+
+def test_fmt_value_is_short():
+    assert [vm.fmt_value(v) for v in (0.0031, 0.25, 0.0, 64, True, "adam")] == \
+        ["3.1e-03", "0.25", "0", "64", "yes", "adam"]

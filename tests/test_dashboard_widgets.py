@@ -1,0 +1,62 @@
+"""The dashboard's widgets follow snapshots (no kernel: ipywidgets without a front end)."""
+
+import threading
+
+from hpo_nb.progress import EpochProgress, ProgressHub, TrialFinished, TrialStarted
+from hpo_nb.views.dashboard import WIDGET_VIEW, Dashboard
+from tests.test_dashboard_viewmodel import search_snapshot
+
+
+def test_values_follow_snapshots_and_rows_are_reused():
+    stops = []
+    dash = Dashboard("digits", slots=2, on_stop=lambda: stops.append(1))
+    snap = search_snapshot()
+    dash(snap)
+    assert (dash.overall_bar.value, dash.overall_bar.max) == (4, 8)
+    assert dash.overall_label.value.startswith("4/8 trials")
+    shown = [b for b in dash.trial_bars if b.box.layout.display != "none"]
+    assert [b.label.value for b in shown] == ["Trial 4 · epoch 4/10 · 74 %", "Trial 5 · starting"]
+    assert abs(shown[0].bar.value - 0.374) < 1e-9
+    assert "RunPod unreachable" in dash.notices.value and dash.notices.layout.display == "block"
+    assert "0.9100" in dash.tiles[2].value and "Best score (accuracy + health)" in dash.tiles[2].value
+    assert dash.picker.value == 3 and "Trial 3" in dash.details.value  # follows the best trial
+    first_rows = [b.box for b in dash.trial_bars]
+
+    hub = ProgressHub(total_trials=2, concurrency=2)
+    hub.publish(TrialStarted(0, 2))
+    hub.publish(EpochProgress(0, 1, 2, 5, 10))
+    dash(hub.snapshot())
+    assert [b.box for b in dash.trial_bars] == first_rows  # no widget created after display
+    assert [b.box.layout.display for b in dash.trial_bars] == ["flex", "none"]
+    hub.publish(TrialFinished(0, "complete", accuracy=0.9, score=0.9, duration_s=3.0))
+    hub.publish(TrialStarted(1, 2))
+    hub.publish(TrialFinished(1, "stopped", duration_s=1.0))
+    hub.close()
+    final = hub.snapshot()
+    dash(final)
+    assert dash.overall_bar.value == 1 and dash.overall_bar.max == 2  # a stopped trial does not count
+    assert all(b.box.layout.display == "none" for b in dash.trial_bars)
+    assert (dash.stop_button.description, dash.stop_button.disabled) == ("Finished", True)
+    assert dash.gallery.value.count('class="hpo-row"') == 2
+
+
+def test_stop_button_calls_stop_once_per_click_and_sorting_reorders():
+    stops = []
+    dash = Dashboard("x", on_stop=lambda: stops.append(threading.current_thread().name))
+    dash.stop_button.click()
+    assert len(stops) == 1
+    dash(search_snapshot())
+    dash.sort.value = "trial #"
+    assert [label.split(" · ")[0] for label, _ in dash.picker.options] == ["Trial 0", "Trial 1", "Trial 2", "Trial 3"]
+    assert dash.gallery.value.index('data-trial="0"') < dash.gallery.value.index('data-trial="3"')
+    dash.picker.value = 1  # the user's pick sticks across updates
+    dash(search_snapshot())
+    assert dash.picker.value == 1 and "pruned" in dash.details.value
+
+
+def test_mimebundle_has_the_widget_and_a_static_summary():
+    dash = Dashboard("digits")
+    dash(search_snapshot())
+    bundle = dash.mimebundle()
+    assert bundle[WIDGET_VIEW]["model_id"] == dash.root.model_id
+    assert "4/8 trials" in bundle["text/plain"] and 'class="hpo-summary"' in bundle["text/html"]
