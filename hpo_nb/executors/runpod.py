@@ -82,7 +82,7 @@ class RunPodSettings:
         seconds = self.execution_timeout_s
         if seconds is None:
             seconds = self.startup_s + self.epoch_timeout_s * spec.max_epochs
-        return int(1000 * min(max(seconds, 5.0), MAX_EXECUTION_TIMEOUT_S))
+        return int(1000 * min(max(seconds, 1.0), MAX_EXECUTION_TIMEOUT_S))
 
 
 _OPTIONS = {f.name for f in fields(RunPodSettings)}
@@ -470,9 +470,13 @@ class RunPodExecutor(Executor):
         if ep is None:
             import runpod
 
+            from requests.adapters import HTTPAdapter
+
             ep = runpod.Endpoint(self.settings.endpoint_id, api_key=self.settings.api_key.reveal())
             ep.rp_client.endpoint_url_base = (self.settings.base_url or os.environ.get("RUNPOD_ENDPOINT_BASE_URL")
                                               or runpod.endpoint_url_base).rstrip("/")
+            # The SDK retries http:// (not https://) inside requests for ~30 s; ours is the one policy.
+            ep.rp_client.rp_session.mount("http://", HTTPAdapter(max_retries=0))
             self._tls.endpoint = ep
         return ep
 
