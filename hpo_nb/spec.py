@@ -24,7 +24,7 @@ class TrialSpec:
     dataset: str
     params: dict[str, Any]
     max_epochs: int
-    seed: int = 0
+    seed: int = 0  # the experiment's seed: fixes the validation split; trial seeds derive from it
     mode: Mode = "simple"
     sample_fraction: float = 1.0
     validation_fraction: float = 0.2

@@ -1,0 +1,42 @@
+import optuna
+import pytest
+
+from hpo_nb.errors import ConfigError
+from hpo_nb.space import Choice, FloatRange, Fixed, IntRange, build_space, searched, suggest
+
+
+def test_modality_picks_the_architecture_space():
+    assert "conv_blocks" in build_space("image") and "lstm_units" not in build_space("image")
+    assert "lstm_units" in build_space("text") and "conv_blocks" not in build_space("text")
+
+
+def test_overrides_narrow_and_fix():
+    space = build_space("image", {"filters": [8, 16], "learning_rate": (1e-3, 1e-2), "conv_blocks": (1, 2),
+                                  "activation": "relu"})
+    assert space["filters"] == Choice((8, 16))
+    assert space["learning_rate"] == FloatRange(1e-3, 1e-2, log=True)  # keeps the default's log scale
+    assert space["conv_blocks"] == IntRange(1, 2)
+    assert space["activation"] == Fixed("relu")
+    assert "activation" not in searched(space)
+
+
+def test_suggest_gives_every_param_and_only_searches_free_ones():
+    space = build_space("image", {"activation": "relu", "filters": [8]})
+    trial = optuna.create_study().ask()
+    params = suggest(trial, space)
+    assert set(params) == set(space)
+    assert params["activation"] == "relu" and params["filters"] == 8
+    assert "activation" not in trial.params and "conv_blocks" in trial.params
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"nope": 1}, "unknown search-space key 'nope'"),
+    ({"lstm_units": 8}, "Valid keys"),
+    ({"activation": "bogus"}, "not supported"),
+    ({"conv_blocks": (3, 1)}, "above high"),
+    ({"dropout": (0.0, 2.0)}, "out of range"),
+    ({"filters": []}, "empty list"),
+])
+def test_bad_overrides_are_clear(overrides, words):
+    with pytest.raises(ConfigError, match=words):
+        build_space("image", overrides)
