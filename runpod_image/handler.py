@@ -64,7 +64,8 @@ class ProgressReporter:
     def __init__(self, job: dict[str, Any], spec: TrialSpec, send: Any = None) -> None:
         self._job = job
         self._spec = spec
-        self._send = send or runpod.serverless.progress_update
+        self._send = send or (runpod.serverless.progress_update if os.environ.get("RUNPOD_WEBHOOK_POST_OUTPUT")
+                              else _nowhere)  # `--test_input` runs have no job URLs to post to
         self._lock = threading.Lock()
         self._seq = 0
         self._last = 0.0
@@ -96,6 +97,10 @@ class ProgressReporter:
         self._last = time.monotonic()
         state = {**self._state, "epochs": list(self._state["epochs"])}
         self._send(self._job, remote.progress_payload(self._seq, WORKER_ID, self._spec.trial_number, state))
+
+
+def _nowhere(job: dict[str, Any], payload: Any) -> None:
+    """Progress sink for one-off local runs."""
 
 
 def run_trial(spec: TrialSpec, publish: Any, stop: threading.Event) -> TrialOutcome:

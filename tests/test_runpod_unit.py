@@ -259,3 +259,20 @@ def test_simulated_trial_stops_after_the_batch_in_flight(handler_module):
     assert outcome.state == "stopped" and outcome.epochs_run == 1 and outcome.extra == {"simulated": True}
     assert stop.seen_set == 1
     assert max(e.batch for e in events if isinstance(e, EpochProgress) and e.epoch == 2) == 3
+
+
+# ------------------------------------------------------------------ the image
+
+
+def test_worker_requirements_match_the_tested_lock_and_the_dockerfile_copies_what_exists():
+    root = HANDLER.parents[1]
+    lock = dict(line.split("==", 1) for line in (root / "requirements.lock").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    lock = {k.lower(): v for k, v in lock.items()}
+    pins = [line.split("==", 1) for line in (HANDLER.parent / "requirements.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert pins and all(lock.get(name.lower()) == version for name, version in pins), pins
+    dockerfile = (HANDLER.parent / "Dockerfile").read_text()
+    for source in ("runpod_image/requirements.txt", "pyproject.toml", "README.md", "hpo_nb", "runpod_image/handler.py"):
+        assert f"COPY {source}" in dockerfile and (root / source).exists()
+    assert 'CMD ["python3", "-u", "runpod_image/handler.py"]' in dockerfile
