@@ -88,7 +88,7 @@ class Dashboard:
         self.overall_label = w.Label().add_class("hpo-overall-label")
         self.tiles = [w.HTML().add_class("hpo-tile") for _ in range(4)]
         self.trial_bars = [_TrialBar() for _ in range(slots)]
-        self.more = w.Label().add_class("hpo-more")
+        self.more = w.Label(layout=w.Layout(display="none")).add_class("hpo-more")
         self.sort = w.Dropdown(options=list(vm.SORTS), value="score ↓", description="Sort by",
                                layout=w.Layout(width="220px")).add_class("hpo-sort")
         self.sort.observe(self._resorted, names="value")
@@ -109,7 +109,7 @@ class Dashboard:
         ]).add_class("hpo-dashboard")
         self._synced: list[w.Widget] = [
             self.stop_button, self.notices, self.notices.layout, self.overall_bar, self.overall_label,
-            *self.tiles, *(x for b in self.trial_bars for x in b.widgets()), self.more, self.picker,
+            *self.tiles, *(x for b in self.trial_bars for x in b.widgets()), self.more, self.more.layout, self.picker,
             self.gallery, self.details,
         ]
 
@@ -143,6 +143,7 @@ class Dashboard:
         for i, bar in enumerate(self.trial_bars):
             bar.show(rows[i] if i < len(rows) else None)
         self.more.value = more
+        self.more.layout.display = "block" if more else "none"
         self._update_gallery(s)
 
     def _update_gallery(self, s: Snapshot) -> None:

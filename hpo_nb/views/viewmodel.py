@@ -211,7 +211,7 @@ _STATE_COLOURS = {"complete": "#2e7d32", "pruned": "#8d6e00", "stopped": "#61616
 
 
 def tile_html(label: str, value: str) -> str:
-    return (f'<div style="padding:6px 14px;border:1px solid #ddd;border-radius:6px;min-width:150px">'
+    return (f'<div style="padding:6px 14px;border:1px solid #ddd;border-radius:6px;min-width:150px;line-height:1.35">'
             f'<div style="font-size:11px;color:#666">{_esc(label)}</div>'
             f'<div style="font-size:20px;font-weight:600">{_esc(value)}</div></div>')
 
@@ -223,7 +223,7 @@ def notices_html(notices: tuple[str, ...] | list[str]) -> str:
 
 def gallery_html(rows: list[dict[str, str]]) -> str:
     if not rows:
-        return '<div style="color:#666;padding:4px">No finished trials yet.</div>'
+        return '<div style="color:#666;padding:4px;line-height:1.35">No finished trials yet.</div>'
     head = "".join(f'<th style="text-align:left;padding:2px 8px">{c}</th>' for c in GALLERY_COLUMNS)
     body = []
     for r in rows:
@@ -237,7 +237,7 @@ def gallery_html(rows: list[dict[str, str]]) -> str:
                 style += ";font-size:11px"
             cells.append(f'<td style="{style}">{_esc(r[c])}</td>')
         body.append(f'<tr class="hpo-row" data-trial="{_esc(r["Trial"])}">{"".join(cells)}</tr>')
-    return ('<table class="hpo-gallery" style="border-collapse:collapse;font-size:12px">'
+    return ('<table class="hpo-gallery" style="border-collapse:collapse;font-size:12px;line-height:1.35">'
             f'<thead><tr style="border-bottom:1px solid #ccc">{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
 
@@ -251,10 +251,11 @@ def details_html(t: FinishedTrial | None) -> str:
              f' · {_esc(fmt_duration(t.duration_s))}</div>']
     if t.error:
         parts.append(f'<div style="color:#c62828">{_esc(t.error)}</div>')
+    blocks = []
     if t.params:
-        parts.append(_kv_table("Hyperparameters", {k: fmt_value(v) for k, v in sorted(t.params.items())}))
+        blocks.append(_kv_table("Hyperparameters", {k: fmt_value(v) for k, v in sorted(t.params.items())}))
     if t.health:
-        parts.append(_kv_table("Health", {k: f"{v:.3f}" for k, v in t.health.items()
+        blocks.append(_kv_table("Health", {k: f"{v:.3f}" for k, v in t.health.items()
                                           if isinstance(v, (int, float))}))
     layers = t.architecture.get("layers") or []
     if layers:
@@ -265,15 +266,17 @@ def details_html(t: FinishedTrial | None) -> str:
                 layer.get("name", ""), layer.get("type", ""), _shape_text(layer.get("output_shape")),
                 fmt_count(layer.get("params") or 0), layer.get("activation") or "")) + "</tr>"
             for layer in layers)
-        parts.append(f'<div style="margin-top:4px"><b>Architecture</b> · {_esc(arch_summary(t.architecture))}'
-                     f'<table style="font-size:11px;border-collapse:collapse"><tr>{head}</tr>{body}</table></div>')
-    return f'<div class="hpo-details" style="font-size:12px">{"".join(parts)}</div>'
+        blocks.append(f'<div style="margin-top:4px"><b>Architecture</b> · {_esc(arch_summary(t.architecture))}'
+                      f'<table style="font-size:11px;border-collapse:collapse"><tr>{head}</tr>{body}</table></div>')
+    parts.append(f'<div style="display:flex;gap:28px;align-items:flex-start;flex-wrap:wrap">{"".join(blocks)}</div>')
+    return f'<div class="hpo-details" style="font-size:12px;line-height:1.35">{"".join(parts)}</div>'
 
 
 def _kv_table(title: str, values: Mapping[str, str]) -> str:
     rows = "".join(f'<tr><td style="padding:1px 6px;color:#555">{_esc(k)}</td>'
                    f'<td style="padding:1px 6px">{_esc(v)}</td></tr>' for k, v in values.items())
-    return f'<div style="margin-top:4px"><b>{_esc(title)}</b><table style="font-size:11px">{rows}</table></div>'
+    return (f'<div style="margin-top:4px"><b>{_esc(title)}</b>'
+            f'<table style="font-size:11px;border-collapse:collapse">{rows}</table></div>')
 
 
 def _shape_text(shape: Any) -> str:
@@ -302,8 +305,8 @@ def summary_html(s: Snapshot, title: str = "") -> str:
     tiles_row = "".join(tile_html(k, v) for k, v in tiles(s).items())
     running = "".join(f"<div>{_esc(trial_label(t))} <span style='color:#666'>{_esc(trial_metrics(t))}</span></div>"
                       for t in s.running)
-    return (f'<div class="hpo-summary" style="font-family:sans-serif;font-size:13px">'
+    return (f'<div class="hpo-summary" style="font-family:sans-serif;font-size:13px;line-height:1.35">'
             f'<div><b>hpo-nb</b> · {_esc(title)}</div>{notices_html(s.notices)}'
             f'<div style="margin:4px 0">{bar}<div>{_esc(overall_label(s))}</div></div>'
-            f'<div style="display:flex;gap:8px;margin:6px 0">{tiles_row}</div>{running}'
+            f'<div style="display:flex;gap:8px;margin:6px 0;flex-wrap:wrap">{tiles_row}</div>{running}'
             f'{gallery_html(gallery_rows(s))}</div>')
