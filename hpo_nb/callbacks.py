@@ -5,13 +5,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable
 
 import keras
 
-from .progress import EpochEnded, EpochProgress, Publish
-
-Report = Callable[[int, float], bool]  # (epoch, val_accuracy) -> prune now?
+from .progress import EpochEnded, EpochProgress, Publish, Report
 
 
 class EpochProgressCallback(keras.callbacks.Callback):

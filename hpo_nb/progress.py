@@ -80,6 +80,7 @@ class Notice:
 
 Event = Union[TrialStarted, TrialStatus, EpochProgress, EpochEnded, TrialFinished, Notice]
 Publish = Callable[[Event], None]
+Report = Callable[[int, float], bool]  # (epoch, val_accuracy) -> prune now? (the pruning channel)
 
 # ------------------------------------------------------------------------- snapshot
 

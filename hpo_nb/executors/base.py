@@ -13,8 +13,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..callbacks import Report
-from ..progress import Publish
+from ..progress import Publish, Report
 from ..spec import TrialOutcome, TrialSpec
 
 
