@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from . import datasets, health
-from .callbacks import EpochProgressCallback, PruningCallback, Report
+from .callbacks import EpochProgressCallback, PruningCallback
+from .progress import Report
 from .progress import Publish
 from .spec import TrialOutcome, TrialSpec
 
@@ -54,22 +55,27 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
            model_dir: str | Path | None, started: float) -> TrialOutcome:
     import tensorflow as tf
 
+    from .devices import trial_devices
     from .distribution import placement
     from .models import architecture, build_model
 
     ds = datasets.load(spec.dataset)
+    # The experiment seed fixes the validation split for every trial; the trial's own seed
+    # (derived from it and the trial number) drives initialization and shuffling.
     x_train, y_train, x_val, y_val = ds.split(spec.validation_fraction, spec.seed, spec.sample_fraction)
-    with placement(spec.devices) as strategy:
+    trial_seed = trial_seed_of(spec)
+    devices = trial_devices(spec.devices)  # a missing device fails here, clearly, instead of hanging
+    with placement(devices) as strategy:
         replicas = int(strategy.num_replicas_in_sync)
         with _BUILD_LOCK:  # Keras layer naming and graph building are not meant to race
             model = build_model(
                 spec.params, modality=ds.modality, input_shape=ds.input_shape, num_classes=ds.num_classes,
-                vocabulary_size=ds.vocabulary_size if ds.modality == "text" else None, seed=spec.seed,
+                vocabulary_size=ds.vocabulary_size if ds.modality == "text" else None, seed=trial_seed,
             )
         batch = int(spec.params.get("batch_size", 32)) * replicas  # global batch grows with replicas
         train_data = (
             tf.data.Dataset.from_tensor_slices((x_train, y_train))
-            .shuffle(len(x_train), seed=spec.seed, reshuffle_each_iteration=True)
+            .shuffle(len(x_train), seed=trial_seed, reshuffle_each_iteration=True)
             .batch(batch).prefetch(tf.data.AUTOTUNE)
         )
         val_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(max(batch, 256))
@@ -86,7 +92,9 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         fit_s = time.perf_counter() - fit_start
         history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
         accuracy = history.get("val_accuracy", [0.0])[-1] if history.get("val_accuracy") else 0.0
-        metrics = health.measure(model, history, x_val, y_val)
+        metrics = health.measure(model, history, x_val, y_val) if replicas == 1 else None
+    if metrics is None:  # mirrored variables refuse the probes' gradient tape: probe a one-device copy
+        metrics = health.measure(_single_device_copy(model), history, x_val, y_val)
     state = "stopped" if progress.stopped else "pruned" if pruning and pruning.pruned_at else "complete"
     score = health.score(spec.mode, accuracy, metrics, spec.accuracy_weight, spec.health_weights)
     outcome = TrialOutcome(
@@ -94,7 +102,7 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         health={**metrics, "health_score": health.health_score(metrics, spec.health_weights)},
         history=history, architecture=architecture(model, spec.params), fit_s=fit_s,
         epochs_run=len(history.get("loss", [])), param_count=int(model.count_params()), replicas=replicas,
-        devices=list(spec.devices or []),
+        devices=list(devices or []),
     )
     if model_dir is not None and state == "complete":
         path = Path(model_dir) / f"trial_{spec.trial_number:04d}.keras"
@@ -103,6 +111,21 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         outcome.model_path = str(path)
     outcome.duration_s = time.perf_counter() - started
     return outcome
+
+
+def trial_seed_of(spec: TrialSpec) -> int:
+    """Seed for weights, dropout and shuffling: differs per trial, fixed per spec."""
+    return (spec.seed * 100_003 + spec.trial_number) % (2**31 - 1)
+
+
+def _single_device_copy(model: Any) -> Any:
+    """The same network and weights outside any distribution strategy."""
+    import keras
+
+    with _BUILD_LOCK:
+        copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _release_memory(idle: bool) -> None:
