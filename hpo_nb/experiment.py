@@ -4,7 +4,9 @@ an executor (how to run it), a progress hub and a renderer. No training or drawi
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -19,7 +21,7 @@ from .errors import ConfigError
 from .executors import Executor, TrialJob
 from .progress import Notice, ProgressHub, Snapshot, TrialFinished, TrialStarted
 from .spec import TrialOutcome, TrialSpec
-from .storage import default_url, mask_url, open_storage, suppress_experimental_warnings, validate_url
+from .storage import default_url, mask_url, open_storage, study_lock, suppress_experimental_warnings, validate_url
 
 log = logging.getLogger("hpo_nb")
 
@@ -71,6 +73,7 @@ class Experiment:
         _check_int("max_epochs", max_epochs, 1)
         _check_int("concurrency", concurrency, 1)
         _check_int("seed", seed, 0)
+        _check_int("heartbeat_interval", heartbeat_interval, 1)
         _check_fraction("sample_fraction", sample_fraction, low_open=True)
         _check_fraction("validation_fraction", validation_fraction, low_open=True, high_open=True)
         _check_fraction("accuracy_weight", accuracy_weight)
@@ -126,8 +129,12 @@ class Experiment:
         self._log_handler = _attach_run_log(self.run_dir / "run.log")
         suppress_experimental_warnings()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Running trials beat every heartbeat_interval s; one silent for grace_period s belongs to a
+        # dead process: it is failed and retried (by whichever process sharing the study sees it first).
+        self.heartbeat_interval = heartbeat_interval
+        self._grace_period = 3 * heartbeat_interval + 1
         self._storage = open_storage(storage or default_url(self.run_dir), heartbeat_interval=heartbeat_interval,
-                                     grace_period=max(4 * heartbeat_interval, 10))
+                                     grace_period=self._grace_period)
         self.study = self._open_study()
         self.hub = ProgressHub(n_trials, mode, concurrency)
         self._stop = threading.Event()
@@ -145,6 +152,8 @@ class Experiment:
                       gpus_per_trial: int | None) -> list[tuple[str, ...]] | None:
         from .devices import plan_device_groups
 
+        if self._executor_choice != "local":  # a RunPod worker mirrors over its own GPUs (TrialSpec.devices)
+            return None
         return plan_device_groups(distribution, devices, gpus_per_trial, self.concurrency)
 
     def _open_study(self) -> optuna.Study:
@@ -250,23 +259,31 @@ class Experiment:
         executor.prepare(self.hub.publish)
         futures: dict[Future, int] = {}
         last_sync = 0.0
+        noted = False
+        beating = threading.Event()
+        threading.Thread(target=self._heartbeat_loop, args=(beating,), name="hpo-nb-heartbeat", daemon=True).start()
         try:
             while True:
-                optuna.storages.fail_stale_trials(self.study)
-                while not self._stop.is_set() and len(futures) < self.concurrency and executor.accepting() \
-                        and self._budget_left() > 0:
-                    number, future = self._launch(executor)
-                    futures[future] = number
-                if not futures:
-                    break
-                done, _ = wait(list(futures), timeout=1.0, return_when=FIRST_COMPLETED)
-                self._heartbeat()
-                for future in done:
-                    self._finish(futures.pop(future), future)
+                self._start_trials(executor, futures)
+                if futures:
+                    done, _ = wait(list(futures), timeout=1.0, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        self._finish(futures.pop(future), future)
+                else:
+                    elsewhere = self._running_elsewhere()
+                    if self._stop.is_set() or not elsewhere:
+                        break
+                    # The rest of the budget is held by trials running in other processes; wait for them
+                    # (a dead process's trial goes stale after the grace period and is retried here).
+                    if not noted:
+                        noted = True
+                        self.hub.publish(Notice(f"waiting for {elsewhere} trial(s) running in other processes"))
+                    self._stop.wait(1.0)
                 if time.monotonic() - last_sync > 2.0:
                     self._sync_foreign_trials()
                     last_sync = time.monotonic()
         finally:
+            beating.set()
             if futures:  # an error above: stop and record whatever is still running
                 for r in self._running.values():
                     r.stop.set()
@@ -274,6 +291,19 @@ class Experiment:
                     self._finish(futures.pop(future), future)
             executor.shutdown(wait=True)
             self._sync_foreign_trials()
+
+    def _start_trials(self, executor: Executor, futures: dict[Future, int]) -> None:
+        """Fail dead processes' trials (queueing their retries) and start trials while the budget
+        allows, under a lock shared by every process on this study: counting and ``ask()`` are one
+        step, so processes sharing a study together start exactly ``n_trials``."""
+        if self._stop.is_set() or len(futures) >= self.concurrency:
+            return
+        with study_lock(self._storage, self.name):
+            optuna.storages.fail_stale_trials(self.study)
+            while not self._stop.is_set() and len(futures) < self.concurrency and executor.accepting() \
+                        and self._budget_left() > 0:
+                number, future = self._launch(executor)
+                futures[future] = number
 
     def _budget_left(self) -> int:
         """Trials still to start: n_trials minus those that count (this and any other process)
@@ -283,16 +313,25 @@ class Experiment:
         running = sum(1 for t in trials if t.state == optuna.trial.TrialState.RUNNING)
         return self.n_trials - used - running
 
+    def _running_elsewhere(self) -> int:
+        """Trials of this study running in other processes (or in dead ones, until they go stale)."""
+        with self._lock:
+            mine = set(self._running)
+        return sum(1 for t in self._stored_trials()
+                   if t.state == optuna.trial.TrialState.RUNNING and t.number not in mine)
+
     def _stored_trials(self) -> list[optuna.trial.FrozenTrial]:
         return self.study.get_trials(deepcopy=False)
 
     def _launch(self, executor: Executor) -> tuple[int, Future]:
         trial = self.study.ask()
+        self._storage.record_heartbeat(trial._trial_id)  # from its first moment: a death is detectable
+        trial.set_user_attr("runner", f"{socket.gethostname()}:{os.getpid()}")
         params = spaces.suggest(trial, self.space)
         trial.set_user_attr("params_all", params)
         spec = TrialSpec(
             trial_number=trial.number, dataset=self.dataset.name, params=params, max_epochs=self.max_epochs,
-            seed=self.seed + trial.number, mode=self.mode, sample_fraction=self.sample_fraction,
+            seed=self.seed, mode=self.mode, sample_fraction=self.sample_fraction,
             validation_fraction=self.validation_fraction, health_weights=self.health_weights,
             accuracy_weight=self.accuracy_weight,
         )
@@ -322,14 +361,24 @@ class Experiment:
         except BaseException as exc:  # an executor broke its contract; record, don't lose the search
             outcome = TrialOutcome(number, "failed", error=f"{type(exc).__name__}: {exc}")
         trial = running.trial
-        for key, value in records.outcome_attrs(outcome).items():
-            trial.set_user_attr(key, value)
-        if outcome.state == "complete":
-            self.study.tell(trial, outcome.score)
-        elif outcome.state == "pruned":
-            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        try:
+            for key, value in records.outcome_attrs(outcome).items():
+                trial.set_user_attr(key, value)
+            if outcome.state == "complete":
+                self.study.tell(trial, outcome.score)
+            elif outcome.state == "pruned":
+                self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            else:
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            if self._storage.get_trial(trial._trial_id).state == optuna.trial.TrialState.RUNNING:
+                raise
+            # Its heartbeat went silent for longer than the grace period (a stalled process), so a
+            # process sharing the study failed it and queued a retry; the retry's result counts.
+            log.warning("trial %d was failed by a process sharing the study (no heartbeat for %d s); "
+                        "its retry replaces it", number, self._grace_period)
+            outcome = TrialOutcome(number, "failed", error="heartbeat lost: failed and retried as a new trial",
+                                   duration_s=outcome.duration_s)
         log.info("trial %d %s: accuracy=%s score=%s duration=%.1fs%s", number, outcome.state, outcome.accuracy,
                  outcome.score, outcome.duration_s, f" error={outcome.error}" if outcome.error else "")
         self.hub.publish(TrialFinished(
@@ -337,6 +386,12 @@ class Experiment:
             duration_s=outcome.duration_s, params=running.spec.params, health=outcome.health,
             architecture=outcome.architecture, error=outcome.error, extra=outcome.extra,
         ))
+
+    def _heartbeat_loop(self, done: threading.Event) -> None:
+        """Beat for this process's running trials, so processes sharing the study can tell them
+        from a dead process's trials."""
+        while not done.wait(self.heartbeat_interval):
+            self._heartbeat()
 
     def _heartbeat(self) -> None:
         with self._lock:
