@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import time
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import unquote
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from .errors import ConfigError
 
@@ -98,10 +100,20 @@ def open_storage(url: str, heartbeat_interval: int = 5, grace_period: int = 20, 
     else:
         engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     try:
-        return RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-        )
+        for attempt in range(3):
+            try:
+                return RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                )
+            except (IntegrityError, ProgrammingError):
+                # Processes starting together on a fresh database race to create Optuna's tables;
+                # the loser finds them made on the next try.
+                if attempt == 2:
+                    raise
+                time.sleep(0.5 + attempt)
+        raise AssertionError("unreachable")
     except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError as ImportError
         missing = getattr(exc.__cause__, "name", None) or getattr(exc, "name", None) or "its driver"
         raise ConfigError(
