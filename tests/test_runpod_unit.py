@@ -278,3 +278,43 @@ def test_worker_requirements_match_the_tested_lock_and_the_dockerfile_copies_wha
                            "runpod_image/handler.py"}
     assert all((root / source).exists() for source in copied)
     assert 'CMD ["python3", "-u", "runpod_image/handler.py"]' in dockerfile
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+def test_runpod_local_cli_serves_the_client_api_and_exits_cleanly_on_sigterm(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import runpod
+
+    proc = subprocess.Popen([sys.executable, "-m", "hpo_nb", "runpod-local", "--workers", "0", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "workers ready" in line:
+                break
+        url = next(w for line in lines for w in line.split() if w.startswith("http://127.0.0.1:"))
+        endpoint = runpod.Endpoint("local", api_key="any")
+        endpoint.rp_client.endpoint_url_base = url
+        assert endpoint.health()["workers"] == {"idle": 0, "running": 0, "initializing": 0}
+        job = endpoint.run({"input": {"dataset": "digits"}})
+        assert job.status() == "IN_QUEUE"
+        assert endpoint.purge_queue()["removed"] == 1 and job.status() == "CANCELLED"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+
+
+def test_runpod_local_refuses_non_loopback_hosts():
+    from hpo_nb.runpod_local import LoopbackEndpoint
+
+    with pytest.raises(ConfigError, match="loopback"):
+        LoopbackEndpoint(workers=0, host="0.0.0.0")
