@@ -1,0 +1,121 @@
+"""Devices: disjoint groups for concurrent trials, clear errors for impossible plans, and real
+MirroredStrategy searches on a CPU split into two logical devices (in a subprocess, because
+the split must happen before TensorFlow starts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpo_nb import Experiment
+from hpo_nb.devices import plan_device_groups, short_name, worker_devices
+from hpo_nb.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+GPUS4 = (["/gpu:0", "/gpu:1", "/gpu:2", "/gpu:3"], ["/cpu:0"])
+
+
+def _disjoint(groups: list[tuple[str, ...]]) -> bool:
+    flat = [d for g in groups for d in g]
+    return len(flat) == len(set(flat))
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    (dict(distribution="mirrored", concurrency=1), [("/gpu:0", "/gpu:1", "/gpu:2", "/gpu:3")]),
+    (dict(distribution="mirrored", concurrency=2), [("/gpu:0", "/gpu:1"), ("/gpu:2", "/gpu:3")]),
+    (dict(distribution="mirrored", concurrency=3), [("/gpu:0",), ("/gpu:1",), ("/gpu:2",)]),
+    (dict(distribution="mirrored", concurrency=1, gpus_per_trial=3), [("/gpu:0", "/gpu:1", "/gpu:2")]),
+    (dict(distribution=None, concurrency=4, gpus_per_trial=1), [("/gpu:0",), ("/gpu:1",), ("/gpu:2",), ("/gpu:3",)]),
+    (dict(distribution=None, concurrency=2, devices=["/GPU:3", "gpu:1"]), [("/gpu:3",), ("/gpu:1",)]),
+    (dict(distribution="mirrored", concurrency=1, devices=["/job:localhost/replica:0/task:0/device:GPU:2", "/gpu:0"]),
+     [("/gpu:2", "/gpu:0")]),
+])
+def test_concurrent_trials_get_disjoint_device_groups(kwargs, expected):
+    groups = plan_device_groups(kwargs.pop("distribution"), kwargs.pop("devices", None),
+                                kwargs.pop("gpus_per_trial", None), kwargs.pop("concurrency"), available=GPUS4)
+    assert groups == expected and _disjoint(groups)
+
+
+@pytest.mark.parametrize("args, words", [
+    (("mirrored", None, 2, 3), "needs 6 devices, but 4 are available"),
+    (("mirrored", None, None, 5), "needs 5 devices"),
+    ((None, None, 2, 1), "needs distribution='mirrored'"),
+    ((None, None, 1, 5), "needs 5 devices"),
+    (("mirrored", ["/gpu:0", "/gpu:0"], None, 1), "more than once"),
+    (("mirrored", ["/gpu:0", "/gpu:7"], None, 1), "unknown devices ['/gpu:7']"),
+    (("mirrored", ["/cpu:0", "/cpu:1"], None, 1), "split_cpu(2)"),
+    (("mirrored", "/gpu:0", None, 1), "list of device names"),
+    (("mirrored", [], None, 1), "devices is empty"),
+    (("mirrored", ["tpu-7"], None, 1), "not a device name"),
+    (("mirrored", None, 0, 1), "gpus_per_trial must be an integer >= 1"),
+    (("mirorred", None, None, 1), "distribution must be None or 'mirrored'"),
+])
+def test_impossible_device_plans_are_clear_errors(args, words):
+    with pytest.raises(ConfigError) as err:
+        plan_device_groups(*args, available=GPUS4)
+    assert words in str(err.value)
+
+
+def test_without_gpus_mirroring_says_so_and_trains_on_one_device_unless_the_cpu_was_split():
+    with pytest.warns(UserWarning, match="no GPU.*split_cpu"):
+        assert plan_device_groups("mirrored", None, None, 1, available=([], ["/cpu:0"])) is None
+    split = ([], ["/cpu:0", "/cpu:1"])
+    assert plan_device_groups("mirrored", None, None, 1, available=split) == [("/cpu:0", "/cpu:1")]
+    assert plan_device_groups(None, None, 1, 2, available=split) == [("/cpu:0",), ("/cpu:1",)]
+    assert plan_device_groups(None, None, None, 3) is None  # nothing asked: TensorFlow's default device
+
+
+def test_names_and_runpod_worker_devices():
+    assert short_name("/job:localhost/replica:0/task:0/device:CPU:1") == "/cpu:1"
+    assert short_name("GPU:12") == "/gpu:12"
+    assert worker_devices(None) is None and worker_devices(1) is None
+    assert worker_devices(2) == ("/gpu:0", "/gpu:1")
+
+
+def test_experiment_rejects_impossible_device_settings_before_training(runs_dir):
+    with pytest.raises(ConfigError, match="distribution='mirrored'"):
+        Experiment("digits", n_trials=1, concurrency=2, gpus_per_trial=2, runs_dir=runs_dir, progress="none")
+    with pytest.raises(ConfigError, match="unknown devices"):
+        Experiment("digits", n_trials=1, distribution="mirrored", devices=["/gpu:0", "/gpu:1"], runs_dir=runs_dir,
+                   progress="none")
+
+
+def _python(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_split_cpu_after_tensorflow_started_is_a_clear_error():
+    done = _python("-c", "import tensorflow as tf; tf.constant(1.0)\n"
+                         "import hpo_nb\n"
+                         "try:\n    hpo_nb.split_cpu(2)\nexcept hpo_nb.ConfigError as e:\n    print('ERROR', e)")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ERROR split_cpu(2) was called after TensorFlow had initialized" in done.stdout
+    assert "Restart the kernel" in done.stdout
+
+
+def test_mirrored_search_on_two_logical_cpus(tmp_path):
+    done = _python(str(ROOT / "tests" / "devices_worker.py"), str(tmp_path / "runs"))
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stdout[-2000:] + done.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["split"] == ["/cpu:0", "/cpu:1"]
+
+    mirrored, single = out["mirrored"], out["single"]
+    assert all(r["state"] == "complete" and r["replicas"] == 2 and r["devices"] == "/cpu:0,/cpu:1" for r in mirrored)
+    assert all(r["state"] == "complete" and r["replicas"] == 1 and r["devices"] == "" for r in single)
+    # Same spec, same seed; the global batch doubles with two replicas (half the steps per epoch).
+    acc_m, acc_s = mirrored[0]["accuracy"], single[0]["accuracy"]
+    assert acc_m > 0.75 and acc_s > 0.75 and abs(acc_m - acc_s) < 0.1, (acc_m, acc_s)
+
+    side = out["side_by_side"]  # concurrency=2, one device each: the two trials overlap, on different devices
+    assert all(r["state"] == "complete" and r["replicas"] == 1 for r in side)
+    assert sorted(r["devices"] for r in side) == ["/cpu:0", "/cpu:1"]
+    assert side[0]["start"] < side[1]["end"] and side[1]["start"] < side[0]["end"]
+
+    assert "split_cpu(3) was called after TensorFlow had initialized" in out["late_split"]
