@@ -209,3 +209,26 @@ def test_importance_on_two_trials_says_too_few(searched):
     assert df.attrs["notes"]["accuracy"] == "too few trials: 2 complete, needs 10"
     fig = searched.importance_heatmap()
     assert {a.text for a in fig.layout.annotations} == {"–"}
+
+
+@pytest.mark.parametrize("which,size", [("cnn", (760, 420)), ("lstm", (760, 420)), ("cnn", (480, 380))])
+def test_the_camera_sees_every_solid_and_label(which, size, request):
+    """Project each solid's corners through the pythreejs camera (looking at the origin)."""
+    import numpy as np
+
+    scene = layout(request.getfixturevalue(which))
+    cam = np.array(arch3d.camera_position(scene.reach, size[0] / size[1]))
+    forward = -cam / np.linalg.norm(cam)
+    right = np.cross(forward, [0, 1, 0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)
+    t = np.tan(np.radians(arch3d.FOV / 2))
+    points = [b.label_at for b in scene.blocks]
+    for b in scene.blocks:
+        points += [tuple(c + s * d / 2 for c, s, d in zip(b.center, signs, b.size))
+                   for signs in np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).T.reshape(-1, 3)]
+    for p in points:
+        v = np.array(p) - cam
+        depth = v @ forward
+        x, y = (v @ right) / (depth * t * size[0] / size[1]), (v @ up) / (depth * t)
+        assert abs(x) < 0.95 and abs(y) < 0.95, (p, x, y)

@@ -27,7 +27,7 @@ SPACE = {"conv_blocks": 1, "filters": 8, "kernel_size": 3, "dense_layers": 0, "b
          "activation": "relu", "pooling": "max", "optimizer": "adam", "dense_units": 32,
          "learning_rate": (1e-4, 1e-1), "batch_size": [16, 32, 64, 128], "dropout": (0.0, 0.5)}
 SEARCHED = {"learning_rate", "batch_size", "dropout"}
-N_TRIALS, FAILED = 30, 3
+N_TRIALS, FAILED = 24, 3
 
 
 def _outcome(job) -> TrialOutcome:

@@ -123,10 +123,15 @@ class Scene:
         return lo, hi  # type: ignore[return-value]
 
     @property
+    def reach(self) -> tuple[float, float, float]:
+        """Largest distance from the origin along x, y and z of any solid or label."""
+        lo, hi = self.bounds
+        return tuple(max(abs(lo[i]), abs(hi[i])) for i in range(3))  # type: ignore[return-value]
+
+    @property
     def radius(self) -> float:
         """Half the side of an origin-centred cube that holds every solid and label."""
-        lo, hi = self.bounds
-        return max(1.0, *(abs(v) for v in (*lo, *hi)))
+        return max(1.0, *self.reach)
 
     def block(self, name: str) -> Block:
         for b in self.blocks:

@@ -5,6 +5,7 @@ labels all come from the scene; this module only turns them into widgets or trac
 from __future__ import annotations
 
 import html
+import math
 import os
 from typing import Any
 
@@ -14,6 +15,7 @@ from ..errors import ConfigError
 BACKENDS = ("auto", "pythreejs", "plotly")
 STATIC_ENV = "HPO_NB_STATIC"  # set to 1 to get static (Plotly) figures, e.g. before nbconvert
 BACKGROUND = "#f7f7f7"
+FOV = 40.0
 
 
 def choose_backend(backend: str = "auto") -> str:
@@ -69,8 +71,8 @@ def draw_pair(a: Scene, b: Scene, titles: tuple[str, str], backend: str = "auto"
         return figure_pair(a, b, titles)
     import ipywidgets as w
 
-    radius = max(a.radius, b.radius)
-    views = [view_3d(s, title=t, width=480, height=380, radius=radius, legend=False) for s, t in zip((a, b), titles)]
+    reach = tuple(max(i, j) for i, j in zip(a.reach, b.reach))
+    views = [view_3d(s, title=t, width=480, height=380, reach=reach, legend=False) for s, t in zip((a, b), titles)]
     legend = {**a.legend, **b.legend}
     return w.VBox([w.HBox(views), w.HTML(legend_html(legend))])
 
@@ -116,7 +118,8 @@ def _architecture3d_class() -> type:
 _CLASS: type | None = None
 
 
-def view_3d(scene: Scene, title: str = "", width: int = 760, height: int = 420, radius: float | None = None,
+def view_3d(scene: Scene, title: str = "", width: int = 760, height: int = 420,
+            reach: tuple[float, float, float] | None = None,
             legend: bool = True) -> Any:
     """An ``Architecture3D`` widget (an ipywidgets VBox around a pythreejs ``Renderer``)."""
     import numpy as np
@@ -140,8 +143,9 @@ def view_3d(scene: Scene, title: str = "", width: int = 760, height: int = 420, 
     if len(points):
         objects.append(p3.LineSegments(p3.BufferGeometry(attributes={"position": p3.BufferAttribute(points)}),
                                        p3.LineBasicMaterial(color="#555555", linewidth=2)))
-    r = radius or scene.radius
-    camera = p3.PerspectiveCamera(position=[0.35 * r, 0.9 * r, 2.1 * r], up=[0, 1, 0], fov=40,
+    reach = reach or scene.reach
+    r = max(1.0, *reach)
+    camera = p3.PerspectiveCamera(position=camera_position(reach, width / height), up=[0, 1, 0], fov=FOV,
                                   aspect=width / height, near=0.01 * r, far=20 * r,
                                   children=[p3.DirectionalLight(color="white", position=[3, 5, 1], intensity=0.6)])
     world = p3.Scene(children=[*objects, camera, p3.AmbientLight(color="#ffffff", intensity=0.6)],
@@ -151,6 +155,17 @@ def view_3d(scene: Scene, title: str = "", width: int = 760, height: int = 420, 
     renderer = p3.Renderer(camera=camera, scene=world, controls=[orbit, picker], width=width, height=height,
                            antialias=True)
     return _CLASS(scene, renderer, picker, meshes, title, legend)
+
+
+def camera_position(reach: tuple[float, float, float], aspect: float) -> list[float]:
+    """Front, slightly right and above, just far enough that everything within ``reach`` (of
+    the origin, per axis) fits the view, the parts nearest to the camera included."""
+    half_height = math.radians(FOV / 2)
+    half_width = math.atan(math.tan(half_height) * aspect)
+    rx, ry, rz = reach
+    distance = 1.2 * max(rx / math.tan(half_width), ry / math.tan(half_height), 1.0) + 1.5 * rz
+    direction = (0.06, 0.33, 0.94)  # about unit length
+    return [distance * d for d in direction]
 
 
 def _label_sprite(b: Block) -> Any:
@@ -233,8 +248,7 @@ def _traces(scene: Scene, shown: set[str], scene_id: str = "scene") -> list[Any]
 def _scene_layout(*scenes: Scene) -> dict[str, Any]:
     """Axes hidden; the same ranges and aspect for all ``scenes`` (so a pair shares one scale).
     Seen from the front (scene +z, Plotly -y), data flowing left to right."""
-    reach = [max(max(abs(lo[i]), abs(hi[i])) for lo, hi in (s.bounds for s in scenes)) + 0.3 for i in range(3)]
-    rx, ry, rz = reach
+    rx, ry, rz = (max(s.reach[i] for s in scenes) + 0.3 for i in range(3))
     axes = {name: dict(visible=False, showbackground=False, range=[-r, r])
             for name, r in (("xaxis", rx), ("yaxis", rz), ("zaxis", ry))}
     return dict(**axes, aspectmode="manual", aspectratio=dict(x=1.0, y=rz / rx, z=ry / rx), bgcolor=BACKGROUND,
