@@ -88,16 +88,24 @@ def test_trial_bars_move_and_the_overall_bar_fills(lab, chromium, tmp_path: Path
             shutil.copy(tmp_path / "dashboard-running.png", DOCS_SHOT)
 
 
-def test_stop_button_ends_a_blocking_run_early_and_keeps_completed_trials(lab, chromium, tmp_path: Path) -> None:
+def test_controls_work_while_run_blocks_and_stop_ends_the_search_early(lab, chromium, tmp_path: Path) -> None:
     n_trials = 6
-    nb = write_notebook(tmp_path / "stop.ipynb", [search_cell("stopme", n_trials, 3, 1), "print('ended')"])
+    nb = write_notebook(tmp_path / "stop.ipynb", [search_cell("stopme", n_trials, 2, 2), "print('ended')"])
     with open_notebook(lab, chromium, nb) as session:
         page = session.page
         run_all(page)
-        page.wait_for_selector(".hpo-row", timeout=180_000)  # one trial complete
+        page.wait_for_selector(".hpo-row >> nth=1", timeout=240_000)  # two trials complete (concurrency 2)
+        # exp.run() still blocks the kernel's main thread: picking a trial must show it now.
+        picker = page.locator(".hpo-picker select")
+        shown = picker.evaluate("s => s.selectedIndex >= 0 ? s.options[s.selectedIndex].text : ''")
+        other = next(o for o in picker.locator("option").all_inner_texts() if o.startswith("Trial") and o != shown)
+        picker.select_option(label=other)
+        number = re.match(r"Trial\s(\d+)", other).group(1)  # ipywidgets shows spaces as nbsp
+        page.wait_for_selector(f".hpo-details:has-text('Trial {number} ·')", timeout=30_000)
+        assert page.locator(".hpo-stop").inner_text().strip() == "Stop search"  # still running
         page.wait_for_selector(".hpo-trial-label:visible:has-text('epoch')", timeout=120_000)
         clicked_on = visible_trial_labels(page)
-        page.locator(".hpo-stop").click()  # exp.run() is still blocking the kernel's main thread
+        page.locator(".hpo-stop").click()
         page.wait_for_selector(".hpo-stop:has-text('Stopped')", timeout=120_000)
         page.wait_for_selector(".jp-OutputArea-output:has-text('ended')", timeout=120_000)
         session.screenshot(tmp_path / "lab-stopped.png")

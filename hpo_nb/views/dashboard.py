@@ -7,16 +7,19 @@ is not). The output is a mimebundle with the widget view plus an HTML/text summa
 is refreshed from a cell's thread (IPython ``post_execute``) once the search is over, so saved or
 converted notebooks show the final result where widgets cannot render.
 
-The Stop button must work while ``exp.run()`` blocks the kernel's main thread, where ordinary widget
-callbacks wait until the cell ends. ipykernel >= 7.4 asks each comm, on its shell-channel thread,
-where to route an incoming message (``_reply_subshell_for``); we see the click there and stop at once.
-On kernels without that hook the click is handled the usual way (when the kernel is idle,
-e.g. after ``exp.start()``).
+The controls must work while ``exp.run()`` blocks the kernel's main thread, where ordinary widget
+messages wait until the cell ends. ipykernel >= 7.4 asks each comm, on its shell-channel thread,
+where to route an incoming message (``_reply_subshell_for``); we see the Stop click and the sort/pick
+changes there and handle them at once (the same message is handled again, as a no-op, when the main
+thread gets to it). On kernels without that hook they are handled the usual way, when the kernel is
+idle (e.g. after ``exp.start()``).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from ..experiment import Experiment
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+log = logging.getLogger("hpo_nb")
 
 
 class _TrialBar:
@@ -41,16 +45,12 @@ class _TrialBar:
         self.box = w.HBox([self.label, self.bar, self.metrics], layout=w.Layout(display="none"))
         self.box.add_class("hpo-trial")
 
-    def widgets(self) -> list[w.Widget]:
-        return [self.label, self.bar, self.metrics, self.box.layout]
-
-    def show(self, row: tuple[str, str, float] | None) -> None:
+    def plan(self, row: tuple[str, str, float] | None) -> list[tuple[w.Widget, dict[str, Any]]]:
         if row is None:
-            self.box.layout.display = "none"
-            return
+            return [(self.box.layout, {"display": "none"})]
         label, metrics, fraction = row
-        self.label.value, self.metrics.value, self.bar.value = label, metrics, fraction
-        self.box.layout.display = "flex"
+        return [(self.label, {"value": label}), (self.metrics, {"value": metrics}),
+                (self.bar, {"value": fraction}), (self.box.layout, {"display": "flex"})]
 
 
 class Dashboard:
@@ -69,7 +69,6 @@ class Dashboard:
         self._handle: Any = None
         self._displayed_in: int | None = None
         self._finalized = False
-        self._stop_clicks = 0
         self._muted = False
         self._build(max(1, slots))
 
@@ -81,7 +80,6 @@ class Dashboard:
                                     tooltip="Stop the search: running trials end within one batch; "
                                             "completed trials stay in storage.").add_class("hpo-stop")
         self.stop_button.on_click(self._clicked)
-        self._route_clicks_early(self.stop_button)
         self.notices = w.HTML(layout=w.Layout(display="none")).add_class("hpo-notices")
         self.overall_bar = w.IntProgress(min=0, max=1, value=0, description="Search",
                                          layout=w.Layout(width="420px")).add_class("hpo-overall-bar")
@@ -95,6 +93,8 @@ class Dashboard:
         self.picker = w.Dropdown(options=[], value=None, description="Details",
                                  layout=w.Layout(width="340px")).add_class("hpo-picker")
         self.picker.observe(self._picked, names="value")
+        for widget in (self.stop_button, self.sort, self.picker):
+            self._handle_early(widget)
         self.gallery = w.HTML(vm.gallery_html([])).add_class("hpo-gallery-html")
         self.details = w.HTML(vm.details_html(None)).add_class("hpo-details-html")
         self.root = w.VBox([
@@ -107,19 +107,6 @@ class Dashboard:
             self.gallery,
             self.details,
         ]).add_class("hpo-dashboard")
-        self._synced: list[w.Widget] = [
-            self.stop_button, self.notices, self.notices.layout, self.overall_bar, self.overall_label,
-            *self.tiles, *(x for b in self.trial_bars for x in b.widgets()), self.more, self.more.layout, self.picker,
-            self.gallery, self.details,
-        ]
-
-    @contextlib.contextmanager
-    def _held(self) -> Any:
-        """Batch every change of one update into one message per widget."""
-        with contextlib.ExitStack() as stack:
-            for widget in self._synced:
-                stack.enter_context(widget.hold_sync())
-            yield
 
     # ------------------------------------------------------------------ renderer
 
@@ -127,24 +114,27 @@ class Dashboard:
         """Show ``snap``: only widget values change (safe from the renderer thread)."""
         with self._lock:
             self._snap = snap
-            with self._held():
-                self._update(snap)
+            _apply(self._plan(snap))
+            self._update_gallery(snap)
 
-    def _update(self, s: Snapshot) -> None:
-        self.stop_button.description, self.stop_button.disabled = vm.stop_button(s)
-        self.notices.value = vm.notices_html(s.notices)
-        self.notices.layout.display = "block" if s.notices else "none"
-        self.overall_bar.max = max(1, s.total_trials)
-        self.overall_bar.value = min(s.performed, self.overall_bar.max)
-        self.overall_label.value = vm.overall_label(s)
-        for tile, (label, value) in zip(self.tiles, vm.tiles(s).items()):
-            tile.value = vm.tile_html(label, value)
+    def _plan(self, s: Snapshot) -> list[tuple[w.Widget, dict[str, Any]]]:
+        """The value of every live widget for this snapshot (the gallery has its own path)."""
+        description, disabled = vm.stop_button(s)
+        total = max(1, s.total_trials)
         rows, more = vm.running_rows(s, len(self.trial_bars))
+        plan: list[tuple[w.Widget, dict[str, Any]]] = [
+            (self.stop_button, {"description": description, "disabled": disabled}),
+            (self.notices, {"value": vm.notices_html(s.notices)}),
+            (self.notices.layout, {"display": "block" if s.notices else "none"}),
+            (self.overall_bar, {"max": total, "value": min(s.performed, total)}),
+            (self.overall_label, {"value": vm.overall_label(s)}),
+            *((tile, {"value": vm.tile_html(label, value)}) for tile, (label, value) in zip(self.tiles, vm.tiles(s).items())),
+            (self.more, {"value": more}),
+            (self.more.layout, {"display": "block" if more else "none"}),
+        ]
         for i, bar in enumerate(self.trial_bars):
-            bar.show(rows[i] if i < len(rows) else None)
-        self.more.value = more
-        self.more.layout.display = "block" if more else "none"
-        self._update_gallery(s)
+            plan += bar.plan(rows[i] if i < len(rows) else None)
+        return plan
 
     def _update_gallery(self, s: Snapshot) -> None:
         key = (self.sort.value, s.finished)
@@ -152,16 +142,16 @@ class Dashboard:
             return
         self._gallery_key = key
         ordered = vm.sort_finished(s.finished, self.sort.value)
-        self.gallery.value = vm.gallery_html(vm.gallery_rows(s, self.sort.value))
         current = self.picker.value
         if not self._picked_by_user:  # follow the best trial until the user picks one
             best = s.best_trial
             current = best.trial if best else (ordered[0].trial if ordered else None)
         options = [(vm.trial_option(t), t.trial) for t in ordered]
-        with self._quiet_picker():
+        with self._quiet_picker(), self.picker.hold_sync():
             self.picker.options = options
             self.picker.value = current if any(n == current for _, n in options) else None
-        self.details.value = vm.details_html(self._finished(self.picker.value))
+        _apply([(self.gallery, {"value": vm.gallery_html(vm.gallery_rows(s, self.sort.value))}),
+                (self.details, {"value": vm.details_html(self._finished(self.picker.value))})])
 
     def _finished(self, number: int | None) -> FinishedTrial | None:
         if self._snap is None or number is None:
@@ -182,8 +172,7 @@ class Dashboard:
         with self._lock:
             if self._snap is not None:
                 self._gallery_key = None
-                with self._held():
-                    self._update_gallery(self._snap)
+                self._update_gallery(self._snap)
 
     def _picked(self, change: dict) -> None:
         if self._muted:
@@ -198,27 +187,47 @@ class Dashboard:
             self._on_stop()
 
     def _clicked(self, _button: Any) -> None:
-        with self._lock:
-            if self._stop_clicks > 0:  # already handled on the shell-channel thread
-                self._stop_clicks -= 1
-                return
         self.stop()
 
-    def _route_clicks_early(self, button: w.Button) -> None:
-        comm = getattr(button, "comm", None)
+    def _handle_early(self, widget: w.Widget) -> None:
+        """Handle this widget's messages on the kernel's shell-channel thread as they arrive; the
+        main thread then skips each message handled so (a FIFO: both see them in order)."""
+        comm = getattr(widget, "comm", None)
         route = getattr(comm, "_reply_subshell_for", None)
         if route is None:
             return
+        handled: collections.deque[Any] = collections.deque()
 
-        def route_and_stop(data: Any, default: Any) -> Any:
-            if isinstance(data, dict) and data.get("method") == "custom" \
-                    and (data.get("content") or {}).get("event") == "click":
-                with self._lock:
-                    self._stop_clicks += 1
-                self.stop()
+        def route_and_handle(data: Any, default: Any) -> Any:
+            try:
+                if self._early_message(widget, data):
+                    handled.append(data)
+            except Exception:  # never break the kernel's message routing
+                log.exception("dashboard: handling a widget message early failed")
             return route(data, default)
 
-        comm._reply_subshell_for = route_and_stop
+        def on_main_thread(msg: dict[str, Any]) -> None:
+            if handled and handled[0] == msg["content"]["data"]:
+                handled.popleft()  # done already; a replay could act on stale options
+                return
+            widget._handle_msg(msg)
+
+        comm._reply_subshell_for = route_and_handle
+        comm.on_msg(on_main_thread)
+
+    def _early_message(self, widget: w.Widget, data: Any) -> bool:
+        """Handle a Stop click or a sort/pick change now; True if handled."""
+        if not isinstance(data, dict):
+            return False
+        if widget is self.stop_button:
+            if data.get("method") == "custom" and (data.get("content") or {}).get("event") == "click":
+                self.stop()
+                return True
+        elif data.get("method") == "update" and isinstance(data.get("state"), dict) and not data.get("buffer_paths"):
+            with self._lock:
+                widget.set_state(data["state"])  # what ipywidgets does with it, only sooner
+            return True
+        return False
 
     # ------------------------------------------------------------------ display
 
@@ -292,6 +301,16 @@ class Dashboard:
         if attach and exp.running and not snap.done:
             exp.hub.subscribe(dash, max_hz=5.0)
         return dash
+
+
+def _apply(plan: list[tuple[w.Widget, dict[str, Any]]]) -> None:
+    """Set the values that changed, each widget's changes batched into one message (hold_sync)."""
+    for widget, values in plan:
+        changed = {k: v for k, v in values.items() if getattr(widget, k) != v}
+        if changed:
+            with widget.hold_sync():
+                for key, value in changed.items():
+                    setattr(widget, key, value)
 
 
 def _ipython() -> Any:
