@@ -1,5 +1,6 @@
-"""The dashboard in a real kernel: a notebook runs a tiny search under nbclient; the widget messages
-it sent and the executed notebook show live per-trial progress and the final result."""
+"""The dashboard in a real kernel: a notebook starts a tiny search under nbclient, runs another cell
+meanwhile, then waits; the widget messages it sent and the executed notebook show live per-trial
+progress and the final result (also in the static fallback beside the widget view)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from hpo_nb import Experiment
 exp = Experiment(dataset="digits", n_trials={N_TRIALS}, max_epochs=2, concurrency=2, name="kernel-test",
                  pruning=False, save_models=False,
                  search_space={{"conv_blocks": 1, "filters": 8, "dense_layers": 0, "batch_size": 32}})
-exp.run()
+exp.start();
+print("started")
 """
 
 
@@ -50,7 +52,9 @@ def _updates(messages: list[dict[str, Any]], ids: set[str], key: str) -> list[An
 @pytest.mark.slow
 def test_notebook_search_updates_trial_bars_live_and_ends_at_n_trials(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SEARCH), nbformat.v4.new_code_cell("exp.results.shape[0]")]
+    nb.cells = [nbformat.v4.new_code_cell(SEARCH),
+                nbformat.v4.new_code_cell("print('meanwhile, running:', exp.running)"),
+                nbformat.v4.new_code_cell("exp.wait()\nexp.results.shape[0]")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     client = RecordingClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
                              resources={"metadata": {"path": str(tmp_path)}})
@@ -81,4 +85,5 @@ def test_notebook_search_updates_trial_bars_live_and_ends_at_n_trials(tmp_path: 
     out = next(o for o in nb.cells[0].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {}))
     assert f"{N_TRIALS}/{N_TRIALS} trials" in out["data"]["text/plain"] and "done" in out["data"]["text/plain"]
     assert out["data"]["text/html"].count('class="hpo-row"') == N_TRIALS
-    assert nb.cells[1].outputs[0]["data"]["text/plain"] == str(N_TRIALS)
+    assert nb.cells[1].outputs[0]["text"].strip() == "meanwhile, running: True"  # start() returned at once
+    assert nb.cells[2].outputs[0]["data"]["text/plain"] == str(N_TRIALS)

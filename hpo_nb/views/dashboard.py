@@ -253,6 +253,9 @@ class Dashboard:
         else:
             display(self.mimebundle(), raw=True, display_id=self._handle.display_id)
         self._displayed_in = _execution_count()
+        with self._lock:
+            if self._snap is not None and self._snap.done:
+                self._finalized = True  # the summary shown is final already
         self._watch_cells()
         return self
 
