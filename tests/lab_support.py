@@ -39,7 +39,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -258,14 +258,43 @@ def _shutdown_kernels(lab: LabServer, rel_path: str) -> None:
         pass  # the server is gone already; its process group goes with it
 
 
+class _Shared:
+    """One instance per session even when several test modules import the fixtures (pytest then
+    makes one fixture per module): the first user starts it, the last one's teardown stops it.
+    Two playwright sync sessions cannot even run at once in one thread."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.users = 0
+        self.stack: ExitStack | None = None
+
+    @contextmanager
+    def use(self, make: Any) -> Iterator[Any]:
+        if self.users == 0:
+            self.stack = ExitStack()
+            self.value = self.stack.enter_context(make())
+        self.users += 1
+        try:
+            yield self.value
+        finally:
+            self.users -= 1
+            if self.users == 0 and self.stack is not None:
+                self.stack.close()
+                self.stack, self.value = None, None
+
+
+_LAB, _CHROMIUM = _Shared(), _Shared()
+
+
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    """One JupyterLab for the whole session (startup costs ~10 s on a busy machine)."""
-    with jupyter_lab(tmp_path_factory.mktemp("lab") / "root") as server:
+    """One JupyterLab for the whole session (startup costs ~10-20 s on a busy machine)."""
+    with _LAB.use(lambda: jupyter_lab(tmp_path_factory.mktemp("lab") / "root")) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
-    with launch_chromium() as browser:
+    """One headless Debian chromium for the whole session; each notebook gets its own context."""
+    with _CHROMIUM.use(launch_chromium) as browser:
         yield browser
