@@ -264,6 +264,7 @@ class LoopbackEndpoint:
         await self._notify()
         for task in self._tasks:
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for w in list(self._workers.values()):
             _signal_group(w.proc, signal.SIGTERM)
         deadline = time.monotonic() + 5

@@ -129,15 +129,15 @@ def test_four_trial_search_on_two_workers_completes_like_a_local_run(tmp_path, r
 
 def test_same_spec_gives_the_same_accuracy_remotely_and_locally_with_queue_and_worker_shown(ready):
     events: list = []
-    ex = RunPodExecutor(concurrency=3, **options(ready))
+    ex = RunPodExecutor(concurrency=2, **options(ready))
     ex.prepare(events.append)
-    specs = [TrialSpec(trial_number=100 + i, dataset="digits", params=PARAMS, max_epochs=2, seed=i) for i in range(3)]
+    specs = [TrialSpec(trial_number=100 + i, dataset="digits", params=PARAMS, max_epochs=2, seed=i) for i in range(2)]
     futures = [ex.submit(TrialJob(spec=s, publish=events.append, stop=threading.Event())) for s in specs]
     outcomes = [f.result(timeout=240) for f in futures]
     ex.shutdown()
     SEEN.extend(str(o.to_dict()) for o in outcomes)
     SEEN.extend(str(e) for e in events)
-    assert [o.state for o in outcomes] == ["complete"] * 3
+    assert [o.state for o in outcomes] == ["complete"] * 2
     local = train_trial(specs[0])
     assert abs(outcomes[0].accuracy - local.accuracy) <= 0.005
     assert outcomes[0].history["val_accuracy"] == pytest.approx(local.history["val_accuracy"], abs=0.005)
@@ -155,7 +155,7 @@ def test_same_spec_gives_the_same_accuracy_remotely_and_locally_with_queue_and_w
 
 def test_worker_killed_mid_trial_is_retried_and_the_search_finishes(tmp_path, ready):
     snaps: list = []
-    exp = experiment(tmp_path, ready, "killed", snaps, n_trials=3, max_epochs=6, concurrency=2, pruning=False)
+    exp = experiment(tmp_path, ready, "killed", snaps, n_trials=2, max_epochs=5, concurrency=2, pruning=False)
     pids_before = {w["pid"] for w in ready.workers().values()}
     exp.start()
 
@@ -171,9 +171,9 @@ def test_worker_killed_mid_trial_is_retried_and_the_search_finishes(tmp_path, re
     exp.wait(timeout=240)
     record(exp, snaps)
     df = exp.results
-    assert list(df.state) == ["complete"] * 3  # nothing lost
+    assert list(df.state) == ["complete"] * 2  # nothing lost
     retried = exp.trial(victim.trial)
-    assert retried.extra["attempts"] == 2 and retried.epochs_run == 6
+    assert retried.extra["attempts"] == 2 and retried.epochs_run == 5
     failed = [j for j in ready.jobs() if j["status"] == "FAILED"]
     assert any(f"worker {worker} exited (signal 9)" in j.get("error", "") for j in failed)
     assert any(f"trial {victim.trial}: RunPod job failed" in n for n in snaps[-1].notices)
