@@ -9,6 +9,8 @@ import math
 import os
 from typing import Any
 
+import ipywidgets as widgets
+
 from ..analysis.layout import Block, Scene, layout
 from ..errors import ConfigError
 
@@ -69,65 +71,51 @@ def draw_pair(a: Scene, b: Scene, titles: tuple[str, str], backend: str = "auto"
     """Two networks side by side, at the same scale."""
     if choose_backend(backend) == "plotly":
         return figure_pair(a, b, titles)
-    import ipywidgets as w
-
     reach = tuple(max(i, j) for i, j in zip(a.reach, b.reach))
     views = [view_3d(s, title=t, width=480, height=380, reach=reach, legend=False) for s, t in zip((a, b), titles)]
     legend = {**a.legend, **b.legend}
-    return w.VBox([w.HBox(views), w.HTML(legend_html(legend))])
+    return widgets.VBox([widgets.HBox(views), widgets.HTML(legend_html(legend))])
 
 
 # ---------------------------------------------------------------------------- pythreejs
 
 
-def _architecture3d_class() -> type:
-    import ipywidgets as w
+class Architecture3D(widgets.VBox):
+    """The 3D view: ``renderer`` (pythreejs, orbit controls, click picking), a legend and a
+    details panel; ``select(name)`` shows a layer's details as a click on it does."""
 
-    class Architecture3D(w.VBox):
-        """The 3D view: ``renderer`` (pythreejs, orbit controls, click picking), a legend and a
-        details panel; ``select(name)`` shows a layer's details as a click on it does."""
+    def __init__(self, scene: Scene, renderer: Any, picker: Any, meshes: dict[str, Any], title: str,
+                 legend: bool) -> None:
+        self.layout_scene = scene
+        self.renderer = renderer
+        self.picker = picker
+        self.meshes = meshes
+        self.details = widgets.HTML(_details_html(None))
+        header = widgets.HTML(f"<b>{html.escape(title)}</b>" if title else "")
+        parts: list[Any] = [header, widgets.HBox([renderer, self.details])]
+        if legend:
+            parts.append(widgets.HTML(legend_html(scene.legend)))
+        super().__init__(parts)
+        picker.observe(self._on_pick, names="object")
 
-        def __init__(self, scene: Scene, renderer: Any, picker: Any, meshes: dict[str, Any], title: str,
-                     legend: bool) -> None:
-            self.layout_scene = scene
-            self.renderer = renderer
-            self.picker = picker
-            self.meshes = meshes
-            self.details = w.HTML(_details_html(None))
-            header = w.HTML(f"<b>{html.escape(title)}</b>" if title else "")
-            parts: list[Any] = [header, w.HBox([renderer, self.details])]
-            if legend:
-                parts.append(w.HTML(legend_html(scene.legend)))
-            super().__init__(parts)
-            picker.observe(self._on_pick, names="object")
+    def select(self, name: str) -> Block:
+        block = self.layout_scene.block(name)
+        self.details.value = _details_html(block)
+        return block
 
-        def select(self, name: str) -> Block:
-            block = self.layout_scene.block(name)
-            self.details.value = _details_html(block)
-            return block
-
-        def _on_pick(self, change: dict[str, Any]) -> None:
-            obj = change.get("new")
-            name = getattr(obj, "name", "")
-            if name in self.meshes:
-                self.select(name)
-
-    return Architecture3D
-
-
-_CLASS: type | None = None
+    def _on_pick(self, change: dict[str, Any]) -> None:
+        name = getattr(change.get("new"), "name", "")
+        if name in self.meshes:
+            self.select(name)
 
 
 def view_3d(scene: Scene, title: str = "", width: int = 760, height: int = 420,
             reach: tuple[float, float, float] | None = None,
-            legend: bool = True) -> Any:
+            legend: bool = True) -> Architecture3D:
     """An ``Architecture3D`` widget (an ipywidgets VBox around a pythreejs ``Renderer``)."""
     import numpy as np
     import pythreejs as p3
 
-    global _CLASS
-    if _CLASS is None:
-        _CLASS = _architecture3d_class()
     meshes: dict[str, Any] = {}
     solids, edges, labels = [], [], []
     for b in scene.blocks:
@@ -154,7 +142,7 @@ def view_3d(scene: Scene, title: str = "", width: int = 760, height: int = 420,
     orbit = p3.OrbitControls(controlling=camera, target=[0, 0, 0])
     renderer = p3.Renderer(camera=camera, scene=world, controls=[orbit, picker], width=width, height=height,
                            antialias=True)
-    return _CLASS(scene, renderer, picker, meshes, title, legend)
+    return Architecture3D(scene, renderer, picker, meshes, title, legend)
 
 
 def camera_position(reach: tuple[float, float, float], aspect: float) -> list[float]:
