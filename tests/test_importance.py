@@ -21,7 +21,6 @@ from hpo_nb.executors import InMemoryExecutor
 from hpo_nb.health import METRICS
 from hpo_nb.space import searched
 from hpo_nb.spec import TrialOutcome
-from hpo_nb.views.importance import heatmap
 
 SPACE = {"conv_blocks": 1, "filters": 8, "kernel_size": 3, "dense_layers": 0, "batch_norm": False,
          "activation": "relu", "pooling": "max", "optimizer": "adam", "dense_units": 32,
