@@ -21,6 +21,7 @@ from hpo_nb.executors import InMemoryExecutor
 from hpo_nb.health import METRICS
 from hpo_nb.space import searched
 from hpo_nb.spec import TrialOutcome
+from hpo_nb.views.importance import heatmap
 
 SPACE = {"conv_blocks": 1, "filters": 8, "kernel_size": 3, "dense_layers": 0, "batch_norm": False,
          "activation": "relu", "pooling": "max", "optimizer": "adam", "dense_units": 32,
@@ -109,8 +110,8 @@ def test_importance_dataframe_carries_raw_values_and_notes(exp):
 
 @pytest.mark.parametrize("evaluator,name", [("ped-anova", "PED-ANOVA"), ("fanova", "fANOVA")])
 def test_heatmap_annotates_every_cell_and_names_its_evaluator(exp, evaluator, name):
-    fig = exp.importance_heatmap(evaluator=evaluator)
     table = importance_table(exp.study, searched(exp.space), evaluator=evaluator)
+    fig = heatmap(table)
     assert name in fig.layout.title.text
     assert len(fig.layout.annotations) == len(table.params) * len(table.targets)
     texts = {(a.y, a.x.split("<br>")[0]): a.text for a in fig.layout.annotations}
@@ -121,6 +122,11 @@ def test_heatmap_annotates_every_cell_and_names_its_evaluator(exp, evaluator, na
     assert "raw" in hover[row][0] and f"{table.raw.at['learning_rate', 'accuracy']:.4g}" in hover[row][0]
     assert "constant" in hover[row][list(table.targets).index("dead_units")]
     assert any("(constant)" in x for x in fig.data[0].x)
+
+
+def test_experiment_heatmap_uses_the_searched_space(exp):
+    fig = exp.importance_heatmap()
+    assert "PED-ANOVA" in fig.layout.title.text and set(fig.data[0].y) == SEARCHED
 
 
 def test_every_parameter_fixed_is_a_config_error(exp):
