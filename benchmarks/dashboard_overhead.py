@@ -157,8 +157,11 @@ def main(argv: list[str] | None = None) -> float:
           f"none {statistics.median(arms['none']):.2f} s")
     if delays:
         delays.sort()
+        p90 = delays[int(0.9 * (len(delays) - 1))]
+        late = sum(1 for d in delays if d >= 0.5)
         print(f"epoch end -> widget update: median {statistics.median(delays) * 1000:.0f} ms, "
-              f"max {delays[-1] * 1000:.0f} ms over {len(delays)} epochs (target < 500 ms)")
+              f"p90 {p90 * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms, {late}/{len(delays)} at or over "
+              f"500 ms (target < 500 ms)")
     ratio = statistics.median(ratios)
     print(f"ratio {ratio:.3f}")
     return ratio
