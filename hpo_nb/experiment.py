@@ -188,16 +188,16 @@ class Experiment:
 
     # ------------------------------------------------------------------ running
 
-    def run(self) -> "Experiment":
+    def run(self) -> None:
         """Run the search and block until it ends; shows live progress. Ctrl+C stops it cleanly
-        (running trials end within one batch; every completed trial is kept)."""
+        (running trials end within one batch; every completed trial is kept). Returns nothing,
+        so a cell ending in ``exp.run()`` shows the dashboard and not a repr under it."""
         self.start()
         try:
             self.wait()
         except KeyboardInterrupt:
             log.warning("interrupted: stopping the search")
             self.stop()
-        return self
 
     def start(self) -> "Experiment":
         """Start the search in the background and return at once (the dashboard keeps updating)."""
