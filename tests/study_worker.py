@@ -16,13 +16,14 @@ from pathlib import Path
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
+    space = {k: tuple(v["range"]) if isinstance(v, dict) else v for k, v in cfg["space"].items()}  # as the CLI
     import keras  # noqa: F401  - TensorFlow's start-up before 'ready', not inside the first trial
     from hpo_nb import Experiment
     from hpo_nb import training  # noqa: F401
 
     exp = Experiment("digits", n_trials=cfg["n_trials"], max_epochs=cfg["max_epochs"],
                      concurrency=cfg.get("concurrency", 1), storage=cfg["storage"], name=cfg["name"],
-                     search_space=cfg["space"], runs_dir=cfg["runs_dir"], progress="none",
+                     search_space=space, runs_dir=cfg["runs_dir"], progress="none",
                      pruning=cfg.get("pruning", False), heartbeat_interval=cfg.get("heartbeat_interval", 2), save_models=False)
     if cfg.get("ready"):
         Path(cfg["ready"]).touch()

@@ -25,8 +25,9 @@ from .pg_server import PASSWORD, postgres_server
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("study_worker.py")
+# As JSON, the way `hpo-nb run --search-space` takes it: a list is a choice, {"range": [lo, hi]} a range.
 SPACE = {"conv_blocks": 1, "filters": [4, 8], "kernel_size": 3, "dense_layers": 0, "batch_size": 64,
-         "batch_norm": False, "optimizer": "adam", "learning_rate": (3e-3, 1e-2), "activation": "relu",
+         "batch_norm": False, "optimizer": "adam", "learning_rate": {"range": [3e-3, 1e-2]}, "activation": "relu",
          "pooling": "max", "dropout": 0.1}
 
 
@@ -115,18 +116,27 @@ def test_two_processes_split_the_budget_exactly_and_see_each_other(pg_url, tmp_p
 
 def test_a_killed_process_loses_nothing_and_its_trial_is_retried_by_the_survivor(pg_url, tmp_path):
     name = "shared-kill"
-    base = {"storage": pg_url, "name": name, "n_trials": 3, "space": SPACE}
-    victim = _worker({**base, "max_epochs": 8, "pruning": True, "runs_dir": str(tmp_path / "victim"),
-                      "ready": str(tmp_path / "ready-victim")}, tmp_path / "victim.log")
-    survivor = _worker({**base, "max_epochs": 1, "runs_dir": str(tmp_path / "survivor"),
-                        "ready": str(tmp_path / "ready-survivor"), "go": str(tmp_path / "go")}, tmp_path / "survivor.log")
+    # The victim is the terminal twin, `hpo-nb run --storage URL`; pruning on, so trials report epochs.
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "hpo_nb", "run", "--storage", pg_url, "--name", name, "--trials", "3",
+         "--max-epochs", "8", "--search-space", json.dumps(SPACE), "--heartbeat-interval", "2", "--quiet",
+         "--runs-dir", str(tmp_path / "victim")],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "victim.log", "w"),
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"})
+    survivor = _worker({"storage": pg_url, "name": name, "n_trials": 3, "space": SPACE, "max_epochs": 1,
+                        "runs_dir": str(tmp_path / "survivor"), "ready": str(tmp_path / "ready-survivor"),
+                        "go": str(tmp_path / "go")}, tmp_path / "survivor.log")
+    storage = open_storage(pg_url)
     try:
         _wait_for(tmp_path / "ready-survivor", [victim, survivor])  # start-up overlaps the victim's first trial
         deadline = time.monotonic() + 240
         while True:  # kill the victim in the middle of a trial (it reported an epoch), after one completed
             assert victim.poll() is None, (tmp_path / "victim.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the victim never got into its second trial"
-            trials = _trials(pg_url, name) if (tmp_path / "ready-victim").exists() else []
+            try:
+                trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+            except KeyError:  # not created yet
+                trials = []
             done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
             mid = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING
                    and 1 <= len(t.intermediate_values) <= 3]  # epochs left: seconds, the kill takes ms
@@ -136,6 +146,7 @@ def test_a_killed_process_loses_nothing_and_its_trial_is_retried_by_the_survivor
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(30)
     finally:
+        storage.engine.dispose()
         if victim.poll() is None:
             victim.kill()
     completed = {t.number: t.value for t in done}
