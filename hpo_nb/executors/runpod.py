@@ -468,8 +468,7 @@ class RunPodExecutor(Executor):
     def _endpoint(self) -> Any:
         ep = getattr(self._tls, "endpoint", None)
         if ep is None:
-            import runpod
-
+            runpod = _import_runpod()
             from requests.adapters import HTTPAdapter
 
             ep = runpod.Endpoint(self.settings.endpoint_id, api_key=self.settings.api_key.reveal())
@@ -537,6 +536,20 @@ class RunPodExecutor(Executor):
         if len(self.settings.endpoint_id) >= 8:
             text = text.replace(self.settings.endpoint_id, "<endpoint>")
         return text
+
+
+def _import_runpod() -> Any:
+    """``import runpod``, undoing its import-time ``logging.basicConfig(level=INFO)`` (in
+    ``runpod.serverless.utils.rp_upload``): otherwise every INFO log line of every library,
+    hpo_nb's included, lands in the user's notebook or terminal."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    import runpod
+
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+    return runpod
 
 
 def _ms(value: Any, default: float) -> float:
