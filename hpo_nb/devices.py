@@ -130,6 +130,9 @@ def plan_device_groups(distribution: str | None, devices: Sequence[str] | None, 
             f"{per * concurrency} devices, but {len(pool)} {'is' if len(pool) == 1 else 'are'} available ({pool}). "
             "Lower concurrency or gpus_per_trial, or name more devices."
         )
+    if distribution == "mirrored" and per_trial == 1:
+        log.warning("distribution='mirrored' with one device per trial (%d devices, concurrency=%d): "
+                    "trials run side by side, each on its own device, without mirroring", len(pool), concurrency)
     groups = [tuple(pool[i * per_trial:(i + 1) * per_trial]) for i in range(concurrency)]
     unused = pool[per_trial * concurrency:]
     if unused:
@@ -149,6 +152,29 @@ def trial_devices(devices: Sequence[str] | None) -> tuple[str, ...] | None:
         hint = f" {_SPLIT_HINT}" if any(d.startswith("/cpu") for d in missing) else ""
         raise ConfigError(f"this machine has no device {missing} (it has {gpus + cpus}).{hint}")
     return names
+
+
+def remote_devices(distribution: str | None, devices: Sequence[str] | None,
+                   gpus_per_trial: int | None) -> tuple[str, ...] | None:
+    """``TrialSpec.devices`` for trials on remote workers (RunPod), where one trial is one worker:
+    ``distribution='mirrored'`` with ``gpus_per_trial=N`` (the endpoint's GPUs per worker) mirrors
+    over "/gpu:0".."/gpu:N-1", or over an explicit ``devices`` list. Nothing is checked against this
+    machine; the worker checks, and fails the trial with a clear reason if a device is missing."""
+    if gpus_per_trial is not None and (isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int)
+                                       or gpus_per_trial < 1):
+        raise ConfigError(f"gpus_per_trial must be an integer >= 1, not {gpus_per_trial!r}.")
+    if distribution is None:
+        if devices or (gpus_per_trial or 1) > 1:
+            raise ConfigError("on remote workers, devices / gpus_per_trial > 1 need distribution='mirrored'.")
+        return None
+    if devices:
+        return tuple(short_name(d) for d in devices)
+    if not gpus_per_trial:
+        message = ("distribution='mirrored' on remote workers needs gpus_per_trial=<GPUs per worker> (the "
+                   "endpoint's GPU count); each trial trains on one GPU.")
+        warnings.warn(message, UserWarning, stacklevel=3)
+        log.warning(message)
+    return worker_devices(gpus_per_trial)
 
 
 def worker_devices(gpus_per_worker: int | None) -> tuple[str, ...] | None:

@@ -150,9 +150,13 @@ class Experiment:
 
     def _plan_devices(self, distribution: str | None, devices: list[str] | None,
                       gpus_per_trial: int | None) -> list[tuple[str, ...]] | None:
-        from .devices import plan_device_groups
+        from .devices import plan_device_groups, remote_devices
 
-        if self._executor_choice != "local":  # a RunPod worker mirrors over its own GPUs (TrialSpec.devices)
+        self._spec_devices = None
+        if self._executor_choice == "runpod":  # each worker mirrors over its own GPUs (TrialSpec.devices)
+            self._spec_devices = remote_devices(distribution, devices, gpus_per_trial)
+            return None
+        if self._executor_choice != "local":
             return None
         return plan_device_groups(distribution, devices, gpus_per_trial, self.concurrency)
 
@@ -271,8 +275,8 @@ class Experiment:
                         self._finish(futures.pop(future), future)
                 else:
                     elsewhere = self._running_elsewhere()
-                    if self._stop.is_set() or not elsewhere:
-                        break
+                    if self._stop.is_set() or not elsewhere or self._budget_left() + elsewhere <= 0:
+                        break  # done, or the budget is spent even if every trial running elsewhere ends
                     # The rest of the budget is held by trials running in other processes; wait for them
                     # (a dead process's trial goes stale after the grace period and is retried here).
                     if not noted:
@@ -333,7 +337,7 @@ class Experiment:
             trial_number=trial.number, dataset=self.dataset.name, params=params, max_epochs=self.max_epochs,
             seed=self.seed, mode=self.mode, sample_fraction=self.sample_fraction,
             validation_fraction=self.validation_fraction, health_weights=self.health_weights,
-            accuracy_weight=self.accuracy_weight,
+            accuracy_weight=self.accuracy_weight, devices=self._spec_devices,
         )
         stop = threading.Event()
         with self._lock:
