@@ -19,7 +19,14 @@ def strategy_for(devices: tuple[str, ...] | None) -> Any:
         return tf.distribute.get_strategy()
     with _LOCK:
         if devices not in _STRATEGIES:
-            _STRATEGIES[devices] = tf.distribute.MirroredStrategy(list(devices))
+            ops = None
+            if all(d.lower().startswith("/cpu") for d in devices):
+                # Logical CPU devices: the default all-reduce uses collective ops whose group keys
+                # collide between MirroredStrategies training at once in one process (two device
+                # groups abort with "joining a group that is already full"); reducing on one device
+                # needs no collectives.
+                ops = tf.distribute.ReductionToOneDevice()
+            _STRATEGIES[devices] = tf.distribute.MirroredStrategy(list(devices), cross_device_ops=ops)
         return _STRATEGIES[devices]
 
 
