@@ -16,6 +16,15 @@ from .spec import TrialOutcome, TrialSpec
 
 __version__ = "0.1.0"
 
+
+def app(**options):  # type: ignore[no-untyped-def]
+    """The no-code app (a widget): pick a dataset and a mode, Start, watch, download the best
+    model. ``voila notebooks/app.ipynb`` serves it as a page. Options: see ``views.app.App``."""
+    from .views.app import app as _app
+
+    return _app(**options)
+
+
 __all__ = [
     "ConfigError",
     "Dataset",
@@ -26,6 +35,7 @@ __all__ = [
     "TrialResult",
     "TrialSpec",
     "__version__",
+    "app",
     "datasets",
     "from_arrays",
     "from_idx",
