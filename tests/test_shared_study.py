@@ -37,10 +37,22 @@ def pg_url():
         yield url
 
 
-def _worker(settings: dict, log: Path) -> subprocess.Popen:
+@pytest.fixture
+def spawned():
+    """Processes a test starts; whatever still runs when it ends (a failed assertion) is killed."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
+def _worker(settings: dict, log: Path, spawned: list[subprocess.Popen]) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
-    return subprocess.Popen([sys.executable, str(WORKER), json.dumps(settings)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
+    spawned.append(subprocess.Popen([sys.executable, str(WORKER), json.dumps(settings)], cwd=ROOT, env=env,
+                                    stdout=subprocess.PIPE, stderr=open(log, "w"), text=True))
+    return spawned[-1]
 
 
 def _result(proc: subprocess.Popen, log: Path, timeout: float = 240) -> dict:
@@ -87,12 +99,12 @@ def test_bad_storage_urls_fail_clearly_and_never_show_the_password(pg_url, runs_
     assert "password authentication failed" in err and PASSWORD not in err
 
 
-def test_two_processes_split_the_budget_exactly_and_see_each_other(pg_url, tmp_path):
+def test_two_processes_split_the_budget_exactly_and_see_each_other(pg_url, tmp_path, spawned):
     name, n_trials = "shared-two", 3
     settings = {"storage": pg_url, "name": name, "n_trials": n_trials, "max_epochs": 1, "concurrency": 2,
                 "space": SPACE, "go": str(tmp_path / "go")}
     procs = [_worker({**settings, "runs_dir": str(tmp_path / f"runs{i}"), "ready": str(tmp_path / f"ready{i}")},
-                     tmp_path / f"worker{i}.log") for i in range(2)]
+                     tmp_path / f"worker{i}.log", spawned) for i in range(2)]
     for i in range(2):
         _wait_for(tmp_path / f"ready{i}", procs)
     (tmp_path / "go").touch()  # both search from the same moment: four asks race for three trials
@@ -114,7 +126,7 @@ def test_two_processes_split_the_budget_exactly_and_see_each_other(pg_url, tmp_p
         assert seen["best"] == best.number and seen["best_score"] == pytest.approx(best.value)
 
 
-def test_a_killed_process_loses_nothing_and_its_trial_is_retried_by_the_survivor(pg_url, tmp_path):
+def test_a_killed_process_loses_nothing_and_its_trial_is_retried_by_the_survivor(pg_url, tmp_path, spawned):
     name = "shared-kill"
     # The victim is the terminal twin, `hpo-nb run --storage URL`; pruning on, so trials report epochs.
     victim = subprocess.Popen(
@@ -123,9 +135,10 @@ def test_a_killed_process_loses_nothing_and_its_trial_is_retried_by_the_survivor
          "--runs-dir", str(tmp_path / "victim")],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "victim.log", "w"),
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"})
+    spawned.append(victim)
     survivor = _worker({"storage": pg_url, "name": name, "n_trials": 3, "space": SPACE, "max_epochs": 1,
                         "runs_dir": str(tmp_path / "survivor"), "ready": str(tmp_path / "ready-survivor"),
-                        "go": str(tmp_path / "go")}, tmp_path / "survivor.log")
+                        "go": str(tmp_path / "go")}, tmp_path / "survivor.log", spawned)
     storage = open_storage(pg_url)
     try:
         _wait_for(tmp_path / "ready-survivor", [victim, survivor])  # start-up overlaps the victim's first trial
@@ -147,8 +160,6 @@ def test_a_killed_process_loses_nothing_and_its_trial_is_retried_by_the_survivor
         victim.wait(30)
     finally:
         storage.engine.dispose()
-        if victim.poll() is None:
-            victim.kill()
     completed = {t.number: t.value for t in done}
     [killed] = [t.number for t in _trials(pg_url, name) if t.state == optuna.trial.TrialState.RUNNING]
     (tmp_path / "go").touch()
