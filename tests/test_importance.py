@@ -45,7 +45,8 @@ def _outcome(job) -> TrialOutcome:
 def exp(tmp_path_factory) -> Experiment:
     e = Experiment("digits", n_trials=N_TRIALS, executor=InMemoryExecutor(_outcome), progress="none",
                    runs_dir=tmp_path_factory.mktemp("runs"), name="importance", search_space=SPACE, pruning=False)
-    return e.run()
+    e.run()
+    return e
 
 
 def test_table_has_one_row_per_searched_parameter_and_one_column_per_target(exp):
