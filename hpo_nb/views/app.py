@@ -31,9 +31,9 @@ SPACES = ("quick", "full")
 # "quick": small networks on half the training data, so a search takes minutes on a laptop CPU.
 QUICK_SPACES: dict[str, dict[str, Any]] = {
     "image": {"conv_blocks": [1, 2], "filters": [8, 16], "kernel_size": 3, "dense_layers": [0, 1],
-              "dense_units": [32, 64], "batch_size": 64, "learning_rate": (1e-3, 1e-2)},
+              "dense_units": [32, 64], "batch_size": 64, "learning_rate": (5e-3, 2e-2)},
     "text": {"embedding_dim": [16, 32], "lstm_layers": 1, "lstm_units": [16, 32], "bidirectional": False,
-             "dense_layers": 0, "batch_size": 64, "learning_rate": (1e-3, 1e-2)},
+             "dense_layers": 0, "batch_size": 64, "learning_rate": (5e-3, 2e-2)},
 }
 QUICK_SAMPLE_FRACTION = 0.5
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024  # a data: link holds the file; beyond this, show the path

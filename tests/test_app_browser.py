@@ -1,0 +1,134 @@
+"""The no-code app as a user sees it: real Voila serving ``notebooks/app.ipynb``, Debian chromium.
+From the page: set a tiny search, press Start, watch trials progress, see the finished state
+(3D view, health table, heatmap) and download the best model."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.lab_support import free_port, launch_chromium
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+APP = Path(__file__).resolve().parents[1] / "notebooks" / "app.ipynb"
+DOCS_SHOT = Path(__file__).resolve().parents[1] / "docs" / "app.png"  # refreshed with HPO_NB_DOCS_SHOTS=1
+
+
+@contextmanager
+def voila(notebook: Path, root: Path, startup_timeout: float = 120.0) -> Iterator[str]:
+    """Serve a copy of ``notebook`` from ``root`` (the kernel's working directory: its runs/ lands
+    there); yield the page URL; stop the server's process group on exit."""
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / notebook.name
+    shutil.copy(notebook, target)
+    port = free_port()
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / ".runtime"), "JUPYTER_CONFIG_DIR": str(root / ".config"),
+           "PYTHONUNBUFFERED": "1"}
+    log_path = root / "voila.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "voila", str(target), f"--port={port}", "--no-browser",
+                                 "--Voila.ip=127.0.0.1", "--ServerApp.port_retries=0"],
+                                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"voila exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:  # listening means ready (a GET of the page itself would start a kernel)
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"voila did not answer:\n{log_path.read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its kernel
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+def set_number(page, css: str, value: int) -> None:
+    box = page.locator(f"{css} input")
+    box.fill(str(value))
+    box.press("Tab")  # the widget syncs its value on change
+
+
+def test_start_watch_finish_and_download_from_the_page(tmp_path: Path) -> None:
+    with voila(APP, tmp_path / "served") as url, launch_chromium() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url, timeout=180_000)
+        page.wait_for_selector(".hpo-app-start", timeout=180_000)  # the notebook ran; the app is shown
+        assert "hpo-nb" in page.locator(".hpo-app").inner_text()
+        assert not page.locator(".jp-OutputArea-output pre, .lm-Widget pre").filter(has_text="Traceback").count()
+
+        set_number(page, ".hpo-app-trials", 2)
+        set_number(page, ".hpo-app-epochs", 2)
+        page.locator(".hpo-app-mode button", has_text="accuracy + health").click()
+        page.wait_for_timeout(500)
+        page.locator(".hpo-app-start").click()
+        page.wait_for_selector(".hpo-dashboard", timeout=120_000)
+
+        labels: list[str] = []  # the overall progress line over time
+        deadline = time.monotonic() + 300
+        while not page.locator(".hpo-app-done").count():
+            assert time.monotonic() < deadline, page.locator(".hpo-app-status").inner_text()
+            label = page.locator(".hpo-overall-label").inner_text()
+            if not labels or labels[-1] != label:
+                labels.append(label)
+            running = [t for t in page.locator(".hpo-trial-label").all_inner_texts() if "epoch" in t]
+            if running:
+                labels.append("bar: " + running[0])
+            page.wait_for_timeout(250)
+        assert any(re.search(r"[12] running", label) for label in labels), labels  # seen while it ran
+        assert any(label.startswith("bar: ") and "epoch" in label for label in labels), labels
+        final = page.locator(".hpo-overall-label").inner_text()
+        assert "2/2 trials" in final and "done" in final, final
+        status = page.locator(".hpo-app-status").inner_text()
+        assert "Done" in status and "complete trial" in status, status
+        assert page.locator("button.hpo-app-stop").is_disabled()
+
+        results = page.locator(".hpo-app-results")
+        results.locator("canvas").first.wait_for(timeout=60_000)  # the pythreejs 3D view
+        results.locator(".js-plotly-plot").first.wait_for(timeout=60_000)  # the importance heatmap
+        assert "dead units" in results.locator(".hpo-app-health").inner_text()
+        page.wait_for_timeout(1000)
+        if os.environ.get("HPO_NB_DOCS_SHOTS") == "1" or not DOCS_SHOT.exists():
+            DOCS_SHOT.parent.mkdir(exist_ok=True)
+            page.set_viewport_size({"width": 1400, "height": 2400})  # Voila scrolls inside the page
+            page.wait_for_timeout(1000)
+            page.locator(".hpo-app").screenshot(path=str(DOCS_SHOT))
+
+        with page.expect_download(timeout=60_000) as download_info:
+            results.locator(".hpo-app-download-link").click()
+        download = download_info.value
+        assert re.fullmatch(r"app-digits-health-\d{8}-\d{6}-trial\d+\.keras", download.suggested_filename)
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+        with zipfile.ZipFile(saved) as keras_file:
+            assert {"config.json", "model.weights.h5"} <= set(keras_file.namelist())
+        models = list((tmp_path / "served" / "runs").glob("*/models/*.keras"))
+        assert any(m.read_bytes() == saved.read_bytes() for m in models)  # exactly the saved best model
+        assert not errors, errors
+        context.close()
