@@ -132,7 +132,7 @@ class Experiment:
         # Running trials beat every heartbeat_interval s; one silent for grace_period s belongs to a
         # dead process: it is failed and retried (by whichever process sharing the study sees it first).
         self.heartbeat_interval = heartbeat_interval
-        self._grace_period = 3 * heartbeat_interval + 1
+        self._grace_period = 6 * heartbeat_interval + 1  # generous: a busy machine can delay a beat
         self._storage = open_storage(storage or default_url(self.run_dir), heartbeat_interval=heartbeat_interval,
                                      grace_period=self._grace_period)
         self.study = self._open_study()

@@ -49,7 +49,7 @@ def _study(tmp_path: Path) -> optuna.Study:
 
 def test_sigkilled_search_resumes_and_keeps_every_completed_trial(tmp_path):
     args = ["run", "--name", "resume", "--trials", "5", "--max-epochs", "3", "--search-space", SPACE,
-            "--no-pruning", "--quiet"]
+            "--no-pruning", "--heartbeat-interval", "1", "--quiet"]
     proc = subprocess.Popen([*HPO, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 300
