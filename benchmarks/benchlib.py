@@ -60,6 +60,10 @@ def machine() -> str:
     return ", ".join(parts)
 
 
+def mean(values: list[float]) -> float:
+    return float(statistics.fmean(values)) if values else float("nan")
+
+
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
