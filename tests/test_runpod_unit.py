@@ -4,6 +4,7 @@ progress folding and HTTP back-off. (End-to-end behaviour: tests/test_runpod.py.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib.util
 import json
 import threading
@@ -226,7 +227,10 @@ def test_invalid_inputs_are_rejected_with_a_reason_never_an_exception(raw):
 
 
 def test_handler_turns_invalid_input_into_an_error_result(handler_module):
-    result = asyncio.run(handler_module.handler({"id": "job-1", "input": {**SPEC.to_dict(), "code": "rm -rf /"}}))
+    job = {"id": "job-1", "input": {**SPEC.to_dict(), "code": "rm -rf /"}}
+    # Its own thread: the browser tests' sync playwright keeps an event loop in the main thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        result = pool.submit(asyncio.run, handler_module.handler(job)).result()
     assert set(result) == {"error"} and result["error"].startswith(remote.INVALID_PREFIX)
     assert "code" in result["error"]
 
