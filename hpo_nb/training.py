@@ -72,6 +72,8 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
                 spec.params, modality=ds.modality, input_shape=ds.input_shape, num_classes=ds.num_classes,
                 vocabulary_size=ds.vocabulary_size if ds.modality == "text" else None, seed=trial_seed,
             )
+            if replicas == 1:  # under MirroredStrategy Keras builds this state before tracing itself
+                _build_state_eagerly(model, x_train[:1], y_train[:1])
         batch = int(spec.params.get("batch_size", 32)) * replicas  # global batch grows with replicas
         train_data = (
             tf.data.Dataset.from_tensor_slices((x_train, y_train))
@@ -118,6 +120,22 @@ def trial_seed_of(spec: TrialSpec) -> int:
     return (spec.seed * 100_003 + spec.trial_number) % (2**31 - 1)
 
 
+def _build_state_eagerly(model: Any, x: Any, y: Any) -> None:
+    """Create the optimizer, loss and metric variables now, outside any ``tf.function``.
+
+    Otherwise Keras creates them while tracing the first train step, and TensorFlow keeps
+    the initializer graphs of variables born inside a trace, and through them the whole
+    train-step graph, reachable after the model is gone: about 6 MB more resident memory per
+    trial, for good (see benchmarks/memory_growth.py). A forward pass with training=False and
+    a metric update on one sample change nothing fit computes: fit resets metrics first.
+    """
+    model.optimizer.build(model.trainable_variables)
+    y_pred = model(x, training=False)
+    model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+    model.compute_metrics(x, y, y_pred)
+    model.reset_metrics()
+
+
 def _single_device_copy(model: Any) -> Any:
     """The same network and weights outside any distribution strategy."""
     import keras
@@ -135,5 +153,5 @@ def _release_memory(idle: bool) -> None:
         import keras
 
         with _BUILD_LOCK:
-            keras.backend.clear_session()
+            keras.backend.clear_session(free_memory=False)  # its own full collection would be a 2nd one
     gc.collect()
