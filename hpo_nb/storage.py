@@ -102,11 +102,12 @@ def open_storage(url: str, heartbeat_interval: int = 5, grace_period: int = 20, 
     try:
         for attempt in range(3):
             try:
-                return RDBStorage(
+                storage = RDBStorage(
                     url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
                 )
+                return _tune_sqlite(storage) if url.startswith("sqlite") else storage
             except (IntegrityError, ProgrammingError):
                 # Processes starting together on a fresh database race to create Optuna's tables;
                 # the loser finds them made on the next try.
@@ -126,6 +127,34 @@ def open_storage(url: str, heartbeat_interval: int = 5, grace_period: int = 20, 
             " Check that the database server is running and reachable from here, and the user, password "
             "and database name.")
         raise ConfigError(f"cannot open storage {shown!r}: {reason}.{hint}") from None
+
+
+def _tune_sqlite(storage: RDBStorage) -> RDBStorage:
+    """Write-ahead log and ``synchronous=NORMAL``: a commit stops waiting for fsyncs.
+
+    A trial commits about 25 times (ask, each suggestion, each stored attribute, tell); with
+    SQLite's defaults that cost about 1 s per trial on this machine's disk, 0.3 s tuned
+    (measured in benchmarks/RESULTS.md). A killed process still loses nothing committed
+    (resume keeps every finished trial); only an OS crash or power cut may drop the last
+    commits. Processes on one machine keep sharing the file (not over NFS, as before).
+    """
+    import sqlite3
+
+    from sqlalchemy import event
+
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError:  # locked by another process: its defaults still work
+            pass
+        finally:
+            cursor.close()
+
+    event.listen(storage.engine, "connect", pragmas)
+    storage.engine.dispose()  # connections opened while creating the tables reconnect tuned
+    return storage
 
 
 @contextlib.contextmanager
