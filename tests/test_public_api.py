@@ -11,6 +11,7 @@ def test_all_lists_exactly_the_public_names():
 
 def test_contract_names_exist():
     exp_cls = hpo_nb.Experiment
-    for attr in ("run", "start", "wait", "stop", "results", "best", "best_model", "dashboard"):
+    for attr in ("run", "start", "wait", "stop", "results", "best", "best_model", "dashboard", "importance",
+                 "importance_heatmap", "plot_history", "architecture_3d", "compare_architectures"):
         assert hasattr(exp_cls, attr), attr
     assert "digits" in hpo_nb.datasets.names()
