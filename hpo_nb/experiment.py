@@ -342,7 +342,8 @@ class Experiment:
         stop = threading.Event()
         with self._lock:
             self._running[trial.number] = _Running(trial, spec, stop)
-        self.hub.publish(TrialStarted(trial.number, self.max_epochs, params))
+        self.hub.publish(TrialStarted(trial.number, self.max_epochs, params, status=executor.initial_status,
+                                      where=executor.name))
         log.info("trial %d started: %s", trial.number, params)
         job = TrialJob(spec=spec, publish=self.hub.publish, stop=stop,
                        report=self._reporter(trial) if self.pruning else None,

@@ -32,6 +32,7 @@ class Executor(ABC):
     """Runs trials concurrently; ``submit`` never blocks on training."""
 
     name: str = "executor"
+    initial_status: str = "running"  # what a submitted trial shows until its first epoch ("queued" for jobs)
 
     def prepare(self, publish: Publish) -> None:
         """Called once before the first trial (checks, workers, fallbacks). Default: nothing."""

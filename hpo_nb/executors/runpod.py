@@ -218,6 +218,7 @@ class RunPodExecutor(Executor):
     """Keeps up to ``concurrency`` trials in flight as RunPod jobs (one polling thread each)."""
 
     name = "runpod"
+    initial_status = "queued"
 
     def __init__(self, concurrency: int, endpoint_id: str | None = None, api_key: str | None = None,
                  **options: Any) -> None:
