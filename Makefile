@@ -29,8 +29,12 @@ test: install system-deps
 system-deps:
 	@./scripts/system-deps.sh
 
+## Benchmarks (never part of `make test`; about 25 minutes on 2 cores). Results: benchmarks/RESULTS.md.
 bench: install
 	$(BIN)/python benchmarks/progress_overhead.py
+	$(BIN)/python benchmarks/first_progress.py
+	$(BIN)/python benchmarks/memory_growth.py
+	$(BIN)/python benchmarks/vs_anchors.py
 
 ## Refresh the lock after changing dependencies in pyproject.toml.
 lock: install
