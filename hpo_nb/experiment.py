@@ -176,6 +176,11 @@ class Experiment:
                 f"mode={stored.get('mode')!r}; its scores are not comparable with this one. "
                 "Pick another name= (or delete its run folder)."
             )
+        else:
+            # Joining or resuming: a sampler seeded like the creator's would propose the very same
+            # configurations as another process on this study. The validation split keeps self.seed.
+            study.sampler = optuna.samplers.TPESampler(
+                seed=_joiner_seed(self.seed), multivariate=True, constant_liar=self.concurrency > 1)
         return study
 
     def _make_executor(self) -> Executor:
@@ -210,7 +215,7 @@ class Experiment:
         self._stop.clear()
         self._error = None
         self.hub = ProgressHub(self.n_trials, self.mode, self.concurrency)
-        self.hub.add_finished([records.finished_trial(t) for t in self._stored_trials() if t.state.is_finished()])
+        self.hub.add_finished([records.finished_trial(t) for t in self._stored_trials() if _shown(t)])
         self._attach_renderer()
         self._thread = threading.Thread(target=self._loop_guarded, name="hpo-nb-search", daemon=True)
         self._thread.start()
@@ -413,8 +418,7 @@ class Experiment:
             mine = set(self._running)
         known = {t.trial for t in self.hub.snapshot().finished}
         foreign = [records.finished_trial(t) for t in self._stored_trials()
-                   if t.state.is_finished() and t.number not in known and t.number not in mine
-                   and records.STATE_ATTR in t.user_attrs]
+                   if _shown(t) and t.number not in known and t.number not in mine]
         if foreign:
             self.hub.add_finished(foreign)
 
@@ -532,6 +536,17 @@ class Experiment:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _shown(t: optuna.trial.FrozenTrial) -> bool:
+    """Finished trials the dashboard lists: ours, with a recorded outcome. A dead process's trial
+    (failed by heartbeat, retried as a new one) is left out, so counts match the budget."""
+    return t.state.is_finished() and records.STATE_ATTR in t.user_attrs
+
+
+def _joiner_seed(seed: int) -> int:
+    """A sampler seed for a process joining an existing study: distinct per process."""
+    return (seed * 1_000_003 + os.getpid() * 7919 + time.monotonic_ns()) % (2**32 - 1)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

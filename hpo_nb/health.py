@@ -122,10 +122,13 @@ def activation_health(model: Any, x: np.ndarray) -> tuple[float, float]:
     probes = [l for l in model.layers if _kind(l) is not None]
     if not probes:
         return 0.0, 0.0
-    probe_model = keras.Model(model.inputs, [l.output for l in probes])
-    outputs = probe_model.predict(x, verbose=0, batch_size=128)
+    probe_model = keras.Model(model.input, [l.output for l in probes])
+    # Called eagerly, not with predict(): a new probe model per trial would otherwise trace a new
+    # tf.function each time (TensorFlow's retracing warnings). 256 samples fit in one call.
+    outputs = probe_model(x, training=False)
     if len(probes) == 1:
         outputs = [outputs]
+    outputs = [np.asarray(o) for o in outputs]
     dead = relu_units = saturated = bounded_units = 0
     for layer, out in zip(probes, outputs):
         kind = _kind(layer)
