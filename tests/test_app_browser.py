@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.lab_support import free_port, launch_chromium
+from tests.lab_support import chromium, free_port  # noqa: F401 (fixture: one chromium per session)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -72,8 +72,9 @@ def set_number(page, css: str, value: int) -> None:
     box.press("Tab")  # the widget syncs its value on change
 
 
-def test_start_watch_finish_and_download_from_the_page(tmp_path: Path) -> None:
-    with voila(APP, tmp_path / "served") as url, launch_chromium() as browser:
+def test_start_watch_finish_and_download_from_the_page(chromium, tmp_path: Path) -> None:
+    browser = chromium  # shared: two playwright sync sessions cannot run in one thread
+    with voila(APP, tmp_path / "served") as url:
         context = browser.new_context(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
         page = context.new_page()
         errors: list[str] = []
