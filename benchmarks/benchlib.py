@@ -114,3 +114,21 @@ class FitClock:
         finals = [h["val_accuracy"][-1] for h in self.histories
                   if len(h.get("val_accuracy", [])) == epochs]
         return max(finals) if finals else float("nan")
+
+
+def kt_params(hp: Any, space: dict[str, Any]) -> dict[str, Any]:
+    """The hpo-nb search space as KerasTuner hyperparameters (same names, ranges, choices)."""
+    from hpo_nb.space import Choice, FloatRange, IntRange
+
+    params: dict[str, Any] = {}
+    for name, p in space.items():
+        if isinstance(p, IntRange):
+            params[name] = hp.Int(name, p.low, p.high, step=p.step, sampling="log" if p.log else "linear")
+        elif isinstance(p, FloatRange):
+            params[name] = hp.Float(name, p.low, p.high, sampling="log" if p.log else "linear")
+        elif isinstance(p, Choice):
+            opts = list(p.options)
+            params[name] = hp.Boolean(name) if set(opts) == {False, True} else hp.Choice(name, opts)
+        else:
+            params[name] = p.value
+    return params

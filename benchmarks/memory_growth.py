@@ -50,7 +50,7 @@ def run_keras_tuner(checkpoints: list[int], epochs: int, workdir: str) -> list[f
     space = spaces.build_space("image", SPACE)
 
     def build(hp: Any) -> Any:
-        return build_model(kt_params(hp, space), modality="image", input_shape=ds.input_shape,
+        return build_model(benchlib.kt_params(hp, space), modality="image", input_shape=ds.input_shape,
                            num_classes=ds.num_classes, seed=0)
 
     class Tuner(kt.RandomSearch):
@@ -66,24 +66,6 @@ def run_keras_tuner(checkpoints: list[int], epochs: int, workdir: str) -> list[f
         tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, verbose=0)
         rss.append(benchlib.rss_mb())
     return rss
-
-
-def kt_params(hp: Any, space: dict[str, Any]) -> dict[str, Any]:
-    """The hpo-nb search space as KerasTuner hyperparameters (same names, ranges, choices)."""
-    from hpo_nb.space import Choice, FloatRange, IntRange
-
-    params: dict[str, Any] = {}
-    for name, p in space.items():
-        if isinstance(p, IntRange):
-            params[name] = hp.Int(name, p.low, p.high, step=p.step, sampling="log" if p.log else "linear")
-        elif isinstance(p, FloatRange):
-            params[name] = hp.Float(name, p.low, p.high, sampling="log" if p.log else "linear")
-        elif isinstance(p, Choice):
-            opts = list(p.options)
-            params[name] = hp.Boolean(name) if set(opts) == {False, True} else hp.Choice(name, opts)
-        else:
-            params[name] = p.value
-    return params
 
 
 def child(framework: str, checkpoints: list[int], epochs: int) -> None:

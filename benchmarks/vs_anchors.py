@@ -90,24 +90,6 @@ def run_hpo_nb(ds: Any, space_kind: str, trials: int, epochs: int, seed: int, jo
     return {"wall": wall, "jobs": jobs, "reported": exp.best.accuracy, "states": states}
 
 
-def kt_params(hp: Any, space: dict[str, Any]) -> dict[str, Any]:
-    """The hpo-nb search space as KerasTuner hyperparameters (same names, ranges, choices)."""
-    from hpo_nb.space import Choice, FloatRange, IntRange
-
-    params: dict[str, Any] = {}
-    for name, p in space.items():
-        if isinstance(p, IntRange):
-            params[name] = hp.Int(name, p.low, p.high, step=p.step, sampling="log" if p.log else "linear")
-        elif isinstance(p, FloatRange):
-            params[name] = hp.Float(name, p.low, p.high, sampling="log" if p.log else "linear")
-        elif isinstance(p, Choice):
-            opts = list(p.options)
-            params[name] = hp.Boolean(name) if set(opts) == {False, True} else hp.Choice(name, opts)
-        else:
-            params[name] = p.value
-    return params
-
-
 def run_keras_tuner(kind: str, ds: Any, space_kind: str, trials: int, epochs: int, seed: int,
                     workdir: str) -> dict:
     import keras_tuner as kt
@@ -124,7 +106,7 @@ def run_keras_tuner(kind: str, ds: Any, space_kind: str, trials: int, epochs: in
 
         def build(self, hp: Any) -> Any:
             CNN.builds += 1
-            return build_model(kt_params(hp, space), modality=ds.modality, input_shape=ds.input_shape,
+            return build_model(benchlib.kt_params(hp, space), modality=ds.modality, input_shape=ds.input_shape,
                                num_classes=ds.num_classes, seed=trial_seed(seed, CNN.builds))
 
         def fit(self, hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
