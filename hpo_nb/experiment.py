@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 import optuna
 
-from . import datasets, health, records, space as spaces
+from . import datasets, health, records, space as spaces, trial_memory
 from .errors import ConfigError
 from .executors import Executor, TrialJob
 from .progress import Notice, ProgressHub, Snapshot, TrialFinished, TrialStarted
@@ -252,7 +252,8 @@ class Experiment:
 
     def _loop_guarded(self) -> None:
         try:
-            self._loop()
+            with trial_memory.search():  # cheap collections between this search's trials
+                self._loop()
         except BaseException as exc:  # surfaced by wait()
             log.exception("search failed")
             self._error = exc

@@ -3,7 +3,6 @@ all run exactly this function on a ``TrialSpec``, so the same spec gives the sam
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -11,7 +10,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import datasets, health
+from . import datasets, health, trial_memory
 from .callbacks import EpochProgressCallback, PruningCallback
 from .progress import Report
 from .progress import Publish
@@ -154,4 +153,4 @@ def _release_memory(idle: bool) -> None:
 
         with _BUILD_LOCK:
             keras.backend.clear_session(free_memory=False)  # its own full collection would be a 2nd one
-    gc.collect()
+    trial_memory.collect_after_trial()

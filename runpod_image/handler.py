@@ -154,4 +154,8 @@ async def handler(job: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    if not SIMULATE_EPOCH_S:
+        from hpo_nb import trial_memory
+
+        trial_memory.begin_search()  # a worker runs trials until it is recycled: one search, never ended
     runpod.serverless.start({"handler": handler, "refresh_worker": REFRESH_WORKER})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import zipfile
@@ -36,6 +37,7 @@ def test_search_on_digits_reaches_high_accuracy_and_fills_every_column(runs_dir)
     x_tr, y_tr, x_val, y_val = exp.dataset.split(0.2, seed=0)
     assert model.evaluate(x_val, y_val, verbose=0)[1] == pytest.approx(best.accuracy, abs=1e-6)
     assert (runs_dir / "digits-t" / "run.log").read_text().count("complete") >= 3
+    assert gc.get_freeze_count() == 0  # the search's freeze (hpo_nb.trial_memory) ended with it
 
 
 def test_same_spec_twice_gives_the_same_accuracy():
