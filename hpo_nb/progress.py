@@ -254,6 +254,7 @@ class ProgressHub:
             self._version += 1
             self._lock.notify_all()
         for sub in list(self._subscriptions):
+            sub.wake()
             sub.join()
 
     def _apply(self, event: Event) -> None:
@@ -351,6 +352,7 @@ class Subscription:
         self._render = render
         self._interval = 1.0 / max_hz if max_hz > 0 else 0.0
         self._closed = threading.Event()
+        self._wake = threading.Event()  # cuts the rate-limit pause short when the search ends
         self._thread = threading.Thread(target=self._loop, name="hpo-nb-render", daemon=True)
         self.errors: list[BaseException] = []
 
@@ -371,10 +373,15 @@ class Subscription:
             if final:
                 return
             if self._interval:
-                self._closed.wait(self._interval)
+                self._wake.wait(self._interval)
+
+    def wake(self) -> None:
+        """Render the next change now, without waiting out the rate limit (the final snapshot)."""
+        self._wake.set()
 
     def close(self) -> None:
         self._closed.set()
+        self.wake()
         with self._hub._lock:
             self._hub._lock.notify_all()
         self.join()

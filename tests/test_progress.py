@@ -98,3 +98,15 @@ def test_subscriber_gets_final_snapshot_and_rate_is_bounded():
     hub.close()
     assert calls[-1].done
     assert len(calls) < 50  # 500 events, a handful of renders
+
+
+def test_closing_the_hub_renders_the_final_snapshot_without_waiting_out_the_rate_limit():
+    hub = ProgressHub(1)
+    calls = []
+    hub.subscribe(calls.append, max_hz=0.05)  # one render per 20 s at most
+    hub.publish(TrialStarted(0, 1))
+    while not calls:
+        time.sleep(0.01)  # the first render happened; the subscriber now pauses for 20 s
+    start = time.monotonic()
+    hub.close()
+    assert calls[-1].done and time.monotonic() - start < 10
