@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 EXTRAS ?= cpu,runpod,postgres,lab,test,bench
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install system-deps bench lock clean
+.PHONY: demo test install system-deps bench bench-mnist lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench: install
 	$(BIN)/python benchmarks/first_progress.py
 	$(BIN)/python benchmarks/memory_growth.py
 	$(BIN)/python benchmarks/vs_anchors.py
+
+## The larger comparison: MNIST test split, 8 trials x 2 epochs, 3 seeds (about 50 minutes on 2 cores).
+bench-mnist: install
+	$(BIN)/python benchmarks/vs_anchors.py --datasets mnist --trials 8 --epochs 2
+	$(BIN)/python benchmarks/first_progress.py --dataset mnist --repeats 3
 
 ## Refresh the lock after changing dependencies in pyproject.toml.
 lock: install
