@@ -59,6 +59,8 @@ class EpochEnded:
 
 @dataclass(frozen=True, slots=True)
 class TrialFinished:
+    """A trial ended; also the snapshot's record of it (``FinishedTrial``)."""
+
     trial: int
     state: str  # complete | pruned | stopped | failed
     accuracy: float | None = None
@@ -109,18 +111,7 @@ class RunningTrial:
         return min(1.0, done / self.total_epochs)
 
 
-@dataclass(frozen=True, slots=True)
-class FinishedTrial:
-    trial: int
-    state: str
-    accuracy: float | None
-    score: float | None
-    duration_s: float
-    params: Mapping[str, Any] = field(default_factory=dict)
-    health: Mapping[str, float] = field(default_factory=dict)
-    architecture: Mapping[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+FinishedTrial = TrialFinished  # the snapshot keeps each finished trial as its own event (copied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,10 +292,9 @@ class ProgressHub:
             )
         elif isinstance(event, TrialFinished):
             self._running.pop(event.trial, None)
-            self._finished[event.trial] = FinishedTrial(
-                trial=event.trial, state=event.state, accuracy=event.accuracy, score=event.score,
-                duration_s=event.duration_s, params=dict(event.params), health=dict(event.health),
-                architecture=dict(event.architecture), error=event.error, extra=dict(event.extra),
+            self._finished[event.trial] = replace(  # copies: the publisher may reuse its dicts
+                event, params=dict(event.params), health=dict(event.health),
+                architecture=dict(event.architecture), extra=dict(event.extra),
             )
         elif isinstance(event, Notice):
             self._notices.append(event.message)
