@@ -3,8 +3,10 @@
 Plain: ``model.fit(verbose=0)``. Progress: the same fit with ``EpochProgressCallback``
 publishing into a ``ProgressHub`` that a live console renderer (rich bars, drawn into memory)
 subscribes to at 5 Hz. Same data, same seed, same model; runs interleaved (the order flips
-every pair) so drift on a shared machine hits both sides alike. Prints the median of the
-per-pair ratios last, as ``ratio <number>``; the target is <= 1.03.
+every pair) so drift on a shared machine hits both sides alike. Each round also runs a second
+plain fit, a control: the median plain/plain ratio ("A/A") and the spread of its per-round
+ratios show how large a difference this machine can resolve. Prints the median of the
+per-round progress/plain ratios last, as ``ratio <number>``; the target is <= 1.03.
 
     .venv/bin/python benchmarks/progress_overhead.py            # about 3 minutes on 2 cores
     .venv/bin/python benchmarks/progress_overhead.py --quick    # smoke run, a few seconds
@@ -26,7 +28,8 @@ PARAMS = {"conv_blocks": 1, "filters": 16, "kernel_size": 3, "activation": "relu
 
 def main(argv: list[str] | None = None) -> float:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pairs", type=int, default=15, help="interleaved plain/progress pairs (default 15)")
+    p.add_argument("--pairs", type=int, default=15,
+                   help="rounds of plain, progress and a control plain fit, in rotating order (default 15)")
     p.add_argument("--epochs", type=int, default=5, help="epochs per fit (default 5)")
     p.add_argument("--batch-size", type=int, default=32, help="smaller batches = more progress callbacks")
     p.add_argument("--quick", action="store_true", help="1 pair of 1 epoch, no warm-up: checks the script runs")
@@ -80,23 +83,26 @@ def main(argv: list[str] | None = None) -> float:
     if not args.quick:
         run(False)  # warm-up: TensorFlow's first-fit start-up is not what we measure
         run(True)
-    ratios, cpu_ratios, plain, progress = [], [], [], []
+    ratios, cpu_ratios, controls, plain, progress = [], [], [], [], []
     for i in range(args.pairs):
-        if i % 2 == 0:
-            (a, a_cpu), (b, b_cpu) = run(False), run(True)
-        else:
-            (b, b_cpu), (a, a_cpu) = run(True), run(False)
+        order = [("plain", False), ("progress", True), ("control", False)]
+        order = order[i % 3:] + order[:i % 3]  # each kind takes each position equally often
+        runs = {name: run(with_progress) for name, with_progress in order}
+        (a, a_cpu), (b, b_cpu), (c, _) = runs["plain"], runs["progress"], runs["control"]
         plain.append(a)
         progress.append(b)
         ratios.append(b / a)
         cpu_ratios.append(b_cpu / a_cpu)
-        print(f"pair {i + 1}: plain {a:.3f} s  progress {b:.3f} s  ratio {b / a:.3f}  "
-              f"(CPU time ratio {b_cpu / a_cpu:.3f})", flush=True)
+        controls.append(c / a)
+        print(f"round {i + 1}: plain {a:.3f} s  progress {b:.3f} s  control {c:.3f} s  ratio {b / a:.3f}  "
+              f"A/A {c / a:.3f}  (CPU time ratio {b_cpu / a_cpu:.3f})", flush=True)
     ratio = benchlib.median(ratios)
     print(f"machine: {benchlib.machine()}")
-    print(f"{args.pairs} pairs, {args.epochs} epochs, batch {args.batch_size}, "
+    print(f"{args.pairs} rounds, {args.epochs} epochs, batch {args.batch_size}, "
           f"{len(x_train) // args.batch_size + 1} steps/epoch")
     print(f"median plain {benchlib.median(plain):.3f} s, median progress {benchlib.median(progress):.3f} s")
+    print(f"A/A control ratio {benchlib.median(controls):.3f}, per round {min(controls):.3f} to {max(controls):.3f} "
+          f"(plain vs plain: what noise alone shows)")
     print(f"cpu ratio {benchlib.median(cpu_ratios):.3f}  (process CPU time, all threads; less sensitive "
           "to other processes on a shared machine)")
     print(f"ratio {ratio:.3f}")
