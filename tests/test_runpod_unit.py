@@ -19,7 +19,7 @@ from hpo_nb.executors.base import TrialJob
 from hpo_nb.executors.runpod import RunPodExecutor, _NotFound, _Rejected, _Seen, _short, _Unreachable, check_options
 from hpo_nb.progress import EpochEnded, EpochProgress
 from hpo_nb.runpod_local import HANDLER
-from hpo_nb.spec import TrialSpec
+from hpo_nb.spec import TrialOutcome, TrialSpec
 
 KEY = "rpa_UNITKEY_5f0c1d2e3b4a"
 PARAMS = {"conv_blocks": 1, "filters": 8, "kernel_size": 3, "dense_layers": 0, "batch_size": 64}
@@ -170,6 +170,27 @@ def test_out_of_order_cumulative_progress_becomes_each_event_once():
     outcome = ex._client_outcome(job, "pruned", seen, started=0.0)
     assert outcome.state == "pruned" and outcome.epochs_run == 3 and outcome.accuracy == pytest.approx(0.3)
     assert outcome.history["val_accuracy"] == [0.1, 0.2, 0.3]
+
+
+def test_epochs_that_end_after_the_last_poll_are_published_from_the_result():
+    """A job can finish between two polls: its last epochs then arrive only in the outcome."""
+    ex = executor()
+    events, reports = [], []
+    ex._publish = events.append
+    job = TrialJob(spec=SPEC, publish=events.append, stop=threading.Event(),
+                   report=lambda epoch, value: reports.append((epoch, value)) or False)
+    seen = _Seen()
+    ex._follow(job, remote.progress_payload(1, "w1", SPEC.trial_number, {
+        "epoch": 2, "total_epochs": 4, "batch": 3, "total_batches": 10,
+        "epochs": [{"epoch": 1, "metrics": {"val_accuracy": 0.1, "loss": 1.0}}]}), seen)
+    history = {"loss": [1.0, 0.8, 0.6, 0.5], "val_accuracy": [0.1, 0.2, 0.3, 0.4]}
+    result = {"outcome": TrialOutcome(SPEC.trial_number, "complete", accuracy=0.4, history=history,
+                                      epochs_run=4).to_dict()}
+    outcome = ex._completed(job, result, seen)
+    assert outcome.state == "complete"
+    ended = [(e.epoch, e.metrics.get("val_accuracy")) for e in events if isinstance(e, EpochEnded)]
+    assert ended == [(1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4)]
+    assert reports == [(1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4)]
 
 
 # ------------------------------------------------------------------ wire format

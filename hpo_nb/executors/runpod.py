@@ -449,10 +449,14 @@ class RunPodExecutor(Executor):
         outcome = TrialOutcome.from_dict(output["outcome"])
         outcome.trial_number = spec.trial_number
         outcome.model_path = None  # the model stays on the worker
-        values = outcome.history.get("val_accuracy") or []
-        if job.report is not None:  # epochs that ended between two polls: keep the pruner's record whole
-            for epoch, value in enumerate(values[len(seen.epochs):], start=len(seen.epochs) + 1):
-                job.report(epoch, float(value))
+        # Epochs that ended after the last poll saw progress: publish them and keep the pruner's
+        # record whole, as if they had been seen live.
+        history = outcome.history
+        for epoch in range(len(seen.epochs) + 1, len(history.get("loss") or []) + 1):
+            metrics = {k: float(v[epoch - 1]) for k, v in history.items() if len(v) >= epoch}
+            self._publish(EpochEnded(spec.trial_number, epoch, spec.max_epochs, metrics))
+            if job.report is not None and "val_accuracy" in metrics:
+                job.report(epoch, metrics["val_accuracy"])
         return outcome
 
     def _client_outcome(self, job: TrialJob, state: str, seen: _Seen, started: float) -> TrialOutcome:
