@@ -515,10 +515,9 @@ class LoopbackEndpoint:
         if worker is None and not secrets.compare_digest(request.query.get("key", ""), self._token):
             return _unauthorized()
         job = self._jobs.get(request.match_info["id"])
-        try:
-            body = json.loads(await request.text())
-        except ValueError:
-            return web.json_response({"error": "body must be JSON text"}, status=400)
+        body = await _posted_json(request)
+        if isinstance(body, web.Response):
+            return body
         if job is None or not isinstance(body, dict):
             return web.json_response({})
         if body.get("status") == "IN_PROGRESS":
@@ -547,10 +546,9 @@ class LoopbackEndpoint:
         if not secrets.compare_digest(request.query.get("key", ""), self._token):
             return _unauthorized()
         job = self._jobs.get(request.match_info["id"])
-        try:
-            body = json.loads(await request.text())
-        except ValueError:
-            return web.json_response({"error": "body must be JSON text"}, status=400)
+        body = await _posted_json(request)
+        if isinstance(body, web.Response):
+            return body
         if job is not None and job.status == "IN_PROGRESS" and isinstance(body, dict):
             job.stream.append(body.get("output"))
         return web.json_response({})
@@ -571,6 +569,15 @@ class LoopbackEndpoint:
             return _unauthorized()
         worker.last_ping = time.monotonic()
         return web.json_response({})
+
+
+async def _posted_json(request: web.Request) -> Any:
+    """What a worker posted: the SDK sends JSON as text (not application/json), so parse the
+    text; a 400 response when it is not JSON."""
+    try:
+        return json.loads(await request.text())
+    except ValueError:
+        return web.json_response({"error": "body must be JSON text"}, status=400)
 
 
 def _unauthorized() -> web.Response:
