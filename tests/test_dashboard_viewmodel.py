@@ -58,6 +58,20 @@ def test_overall_counts_tiles_and_score_label_follow_the_mode():
     assert "Best score (accuracy)" in vm.tiles(search_snapshot("simple"))
 
 
+def test_overall_label_adds_up_what_runpod_trials_cost_and_says_nothing_for_local_runs():
+    assert "RunPod" not in vm.overall_label(search_snapshot())
+    hub = ProgressHub(total_trials=3)
+    for n, cost in ((0, 0.0131), (1, 0.0002)):
+        hub.publish(TrialStarted(n, 2))
+        hub.publish(TrialFinished(n, "complete", accuracy=0.9, score=0.9, duration_s=30.0,
+                                  extra={"executor": "runpod", "cost_usd": cost, "worker": "w1"}))
+    hub.publish(TrialStarted(2, 2))
+    hub.publish(TrialFinished(2, "complete", accuracy=0.8, score=0.8, duration_s=20.0,
+                              extra={"executor": "local", "fallback": "RunPod unreachable"}))
+    assert " · RunPod $0.0133" in vm.overall_label(hub.snapshot())
+    assert vm.fmt_usd(12.4) == "$12.40"
+
+
 def test_gallery_sorts_by_score_with_missing_values_last_and_by_other_keys():
     snap = search_snapshot()
     assert [r["Trial"] for r in vm.gallery_rows(snap, "score ↓")] == ["3", "0", "1", "2"]

@@ -25,6 +25,7 @@ from hpo_nb.progress import EpochEnded, Notice, TrialStarted, TrialStatus
 from hpo_nb.runpod_local import LoopbackEndpoint
 from hpo_nb.spec import TrialSpec
 from hpo_nb.training import train_trial
+from hpo_nb.views import viewmodel as vm
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -107,6 +108,7 @@ def test_four_trial_search_on_two_workers_completes_like_a_local_run(tmp_path, r
     assert set(df.executor) == {"runpod"}
     assert df.worker.str.match(r"local-\d+-\d+").all() and df.worker.nunique() == 2  # both workers trained
     assert (df.execution_s > 0).all() and (df.cost_usd > 0).all() and (df.delay_s >= 0).all()
+    assert f"RunPod {vm.fmt_usd(df.cost_usd.sum())}" in vm.overall_label(exp.hub.snapshot())  # the bar's label
     for t in exp.trials:  # everything a local trial stores came back from the worker
         assert t.accuracy is not None and t.history["val_accuracy"] and t.epochs_run == len(t.history["loss"])
         if t.state == "complete":

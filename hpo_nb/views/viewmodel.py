@@ -57,8 +57,21 @@ def overall_label(s: Snapshot) -> str:
     if s.stopped:
         details.append(f"{s.stopped} stopped")
     eta = "" if s.done else f" · ETA {fmt_duration(s.eta_s)}"
+    cost = remote_cost_usd(s)
+    spent = "" if cost is None else f" · RunPod {fmt_usd(cost)}"
     state = " · stopping…" if s.stopping and not s.done else " · done" if s.done else ""
-    return f"{counts} ({', '.join(details)}){eta}{state}"
+    return f"{counts} ({', '.join(details)}){eta}{spent}{state}"
+
+
+def remote_cost_usd(s: Snapshot) -> float | None:
+    """What finished RunPod trials cost (failed attempts included); None when none ran there."""
+    costs = [float(t.extra["cost_usd"]) for t in s.finished if isinstance(t.extra.get("cost_usd"), (int, float))]
+    return sum(costs) if costs else None
+
+
+def fmt_usd(value: float) -> str:
+    """'$0.0264' for the cents a trial costs, '$12.40' once it adds up."""
+    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 
 def overall_fraction(s: Snapshot) -> float:
