@@ -5,9 +5,11 @@ Benchmarks print figures measured side by side in one run; they are never timed 
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -132,3 +134,33 @@ def kt_params(hp: Any, space: dict[str, Any]) -> dict[str, Any]:
         else:
             params[name] = p.value
     return params
+
+
+def load_dataset(name: str) -> Any:
+    """A registered dataset by name, or "mnist": the MNIST test split shipped offline in
+    ../shared/data (10,000 28x28 images; benchmarks may use it, the product never does)."""
+    from hpo_nb import datasets
+
+    if name == "mnist":
+        root = SHARED_DATA / "mnist"
+        return datasets.from_idx(root / "t10k-images-idx3-ubyte.gz", root / "t10k-labels-idx1-ubyte.gz",
+                                 name="mnist-test")
+    return datasets.load(name)
+
+
+_RESULT = "RESULT "
+
+
+def report(result: dict[str, Any]) -> None:
+    """A child process' result, as the one line ``run_child`` looks for."""
+    print(_RESULT + json.dumps(result), flush=True)
+
+
+def run_child(cmd: list[str], what: str) -> dict[str, Any] | None:
+    """Run one measurement in a fresh process; its ``report``ed result, or None (said on stderr)."""
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    line = next((l for l in out.stdout.splitlines() if l.startswith(_RESULT)), None)
+    if line is None:
+        print(f"{what} FAILED:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}", file=sys.stderr, flush=True)
+        return None
+    return json.loads(line[len(_RESULT):])

@@ -13,8 +13,6 @@ fresh subprocess. Target: hpo-nb grows under 150 MB from trial 5 to trial 40.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from typing import Any
@@ -76,7 +74,7 @@ def child(framework: str, checkpoints: list[int], epochs: int) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         run = run_hpo_nb if framework == "hpo-nb" else run_keras_tuner
         rss = run(checkpoints, epochs, workdir)
-    print("RESULT " + json.dumps({"framework": framework, "start": before, "rss": rss}), flush=True)
+    benchlib.report({"framework": framework, "start": before, "rss": rss})
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -92,13 +90,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         return []
     results = []
     for framework in args.frameworks.split(","):
-        out = subprocess.run([sys.executable, __file__, "--child", framework, "--checkpoints", args.checkpoints,
-                              "--epochs", str(args.epochs)], capture_output=True, text=True)
-        line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
-        if line is None:
-            print(f"{framework} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}", file=sys.stderr)
-            continue
-        results.append(json.loads(line[len("RESULT "):]))
+        result = benchlib.run_child([sys.executable, __file__, "--child", framework, "--checkpoints",
+                                     args.checkpoints, "--epochs", str(args.epochs)], framework)
+        if result is not None:
+            results.append(result)
     print(f"machine: {benchlib.machine()}")
     print(f"digits, {args.epochs} epoch(s) per trial, search_space={SPACE}")
     head = "".join(f"{'after ' + str(c):>12}" for c in checkpoints)

@@ -33,8 +33,6 @@ KerasTuner's (both one job), its wall time no worse than raw Optuna's (same jobs
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,16 +49,6 @@ BENCH_SPACE: dict[str, Any] = {"conv_blocks": (1, 2), "filters": [8, 16, 32], "d
 
 
 # ----------------------------------------------------------------------------- data
-
-
-def load_dataset(name: str) -> Any:
-    from hpo_nb import datasets
-
-    if name == "mnist":  # the MNIST test split shipped offline: 10,000 28x28 images
-        root = benchlib.SHARED_DATA / "mnist"
-        return datasets.from_idx(root / "t10k-images-idx3-ubyte.gz", root / "t10k-labels-idx1-ubyte.gz",
-                                 name="mnist-test")
-    return datasets.load(name)
 
 
 def search_space(kind: str) -> Any:
@@ -152,7 +140,7 @@ def child(framework: str, dataset: str, space_kind: str, trials: int, epochs: in
     benchlib.quiet()
     import keras  # noqa: F401  (TensorFlow import: paid before any clock starts)
 
-    ds = load_dataset(dataset)
+    ds = benchlib.load_dataset(dataset)
     ds.split(0.2, seed)  # cached on the Dataset; not part of any framework's time
     clock = benchlib.FitClock()
     with tempfile.TemporaryDirectory() as workdir, clock.installed():
@@ -165,7 +153,7 @@ def child(framework: str, dataset: str, space_kind: str, trials: int, epochs: in
     out.update(framework=framework, dataset=dataset, seed=seed, fit_s=clock.seconds, fits=len(clock.histories),
                best=clock.best_final_val_accuracy(epochs), rss_mb=benchlib.rss_mb())
     out["overhead"] = (out["jobs"] * out["wall"] - clock.seconds) / trials
-    print("RESULT " + json.dumps(out), flush=True)
+    benchlib.report(out)
 
 
 # ---------------------------------------------------------------------------- driver
@@ -252,13 +240,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 cmd = [sys.executable, __file__, "--child", fw, "--datasets", dataset, "--space", args.space,
                        "--trials", str(args.trials), "--epochs", str(args.epochs), "--seeds", str(seed),
                        "--jobs", str(args.jobs)]
-                out = subprocess.run(cmd, capture_output=True, text=True)
-                line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
-                if line is None:
-                    print(f"{fw} seed {seed} on {dataset} FAILED:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}",
-                          file=sys.stderr, flush=True)
+                r = benchlib.run_child(cmd, f"{fw} seed {seed} on {dataset}")
+                if r is None:
                     continue
-                r = json.loads(line[len("RESULT "):])
                 rows.append(r)
                 print(f"{dataset} seed {seed} {fw:<11} best {r['best']:.4f} (own report {r['reported']}) "
                       f"wall {r['wall']:.1f} s, in fit {r['fit_s']:.1f} s, {r['fits']} fits, "
