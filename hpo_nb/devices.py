@@ -88,9 +88,7 @@ def plan_device_groups(distribution: str | None, devices: Sequence[str] | None, 
     """
     if distribution not in (None, "mirrored"):
         raise ConfigError(f"distribution must be None or 'mirrored', not {distribution!r}.")
-    if gpus_per_trial is not None and (isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int)
-                                       or gpus_per_trial < 1):
-        raise ConfigError(f"gpus_per_trial must be an integer >= 1, not {gpus_per_trial!r}.")
+    _check_gpus_per_trial(gpus_per_trial)
     if devices is not None:
         if isinstance(devices, str) or not isinstance(devices, Sequence) or not all(isinstance(d, str) for d in devices):
             raise ConfigError("devices must be a list of device names such as ['/gpu:0', '/gpu:1'].")
@@ -154,15 +152,19 @@ def trial_devices(devices: Sequence[str] | None) -> tuple[str, ...] | None:
     return names
 
 
+def _check_gpus_per_trial(gpus_per_trial: object) -> None:
+    if gpus_per_trial is not None and (isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int)
+                                       or gpus_per_trial < 1):
+        raise ConfigError(f"gpus_per_trial must be an integer >= 1, not {gpus_per_trial!r}.")
+
+
 def remote_devices(distribution: str | None, devices: Sequence[str] | None,
                    gpus_per_trial: int | None) -> tuple[str, ...] | None:
     """``TrialSpec.devices`` for trials on remote workers (RunPod), where one trial is one worker:
     ``distribution='mirrored'`` with ``gpus_per_trial=N`` (the endpoint's GPUs per worker) mirrors
     over "/gpu:0".."/gpu:N-1", or over an explicit ``devices`` list. Nothing is checked against this
     machine; the worker checks, and fails the trial with a clear reason if a device is missing."""
-    if gpus_per_trial is not None and (isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int)
-                                       or gpus_per_trial < 1):
-        raise ConfigError(f"gpus_per_trial must be an integer >= 1, not {gpus_per_trial!r}.")
+    _check_gpus_per_trial(gpus_per_trial)
     if distribution is None:
         if devices or (gpus_per_trial or 1) > 1:
             raise ConfigError("on remote workers, devices / gpus_per_trial > 1 need distribution='mirrored'.")
