@@ -53,8 +53,9 @@ class EpochProgressCallback(keras.callbacks.Callback):
 
 
 class PruningCallback(keras.callbacks.Callback):
-    """Reports validation accuracy each epoch; stops training when the pruner says so.
-    (Our own few lines instead of optuna-integration, which pulls the full TensorFlow.)"""
+    """Reports validation accuracy each epoch; stops training when the pruner says so, except
+    after the last epoch: pruning then saves nothing and would file a fully trained model as
+    pruned. (Our own few lines instead of optuna-integration, which pulls the full TensorFlow.)"""
 
     def __init__(self, report: Report, monitor: str = "val_accuracy") -> None:
         super().__init__()
@@ -64,7 +65,8 @@ class PruningCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = _float((logs or {}).get(self.monitor))
-        if value is not None and self.report(epoch + 1, value):
+        last = epoch + 1 >= int(self.params.get("epochs") or 0)
+        if value is not None and self.report(epoch + 1, value) and not last:
             self.pruned_at = epoch + 1
             self.model.stop_training = True
 

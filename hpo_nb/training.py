@@ -81,7 +81,8 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         )
         val_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(max(batch, 256))
         progress = EpochProgressCallback(spec.trial_number, spec.max_epochs, publish, stop)
-        callbacks: list[Any] = [progress]
+        best_epoch = _best_epoch_keeper(spec.max_epochs)
+        callbacks: list[Any] = [progress, best_epoch]
         pruning = PruningCallback(report) if report else None
         if pruning:
             callbacks.append(pruning)
@@ -92,7 +93,10 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
                         callbacks=callbacks, shuffle=False)  # tf.data shuffles, seeded
         fit_s = time.perf_counter() - fit_start
         history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-        accuracy = history.get("val_accuracy", [0.0])[-1] if history.get("val_accuracy") else 0.0
+        # Scored by its best epoch, whose weights best_epoch restored at the end of fit: the
+        # model that is saved and probed is the one the score describes (KerasTuner likewise
+        # scores a trial by its best epoch).
+        accuracy = max(history.get("val_accuracy") or [0.0])
         metrics = health.measure(model, history, x_val, y_val) if replicas == 1 else None
     if metrics is None:  # mirrored variables refuse the probes' gradient tape: probe a one-device copy
         metrics = health.measure(_single_device_copy(model), history, x_val, y_val)
@@ -104,6 +108,7 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         history=history, architecture=architecture(model, spec.params), fit_s=fit_s,
         epochs_run=len(history.get("loss", [])), param_count=int(model.count_params()), replicas=replicas,
         devices=list(devices or []),
+        extra={"best_epoch": int(best_epoch.best_epoch) + 1} if best_epoch.best_weights is not None else {},
     )
     if model_dir is not None and state == "complete":
         path = Path(model_dir) / f"trial_{spec.trial_number:04d}.keras"
@@ -112,6 +117,16 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         outcome.model_path = str(path)
     outcome.duration_s = time.perf_counter() - started
     return outcome
+
+
+def _best_epoch_keeper(max_epochs: int) -> Any:
+    """Keras' own best-weights bookkeeping: EarlyStopping with a patience it never reaches
+    keeps the weights of the epoch with the best validation accuracy and restores them when
+    fit ends (also after pruning or Stop)."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=max_epochs + 1,
+                                         restore_best_weights=True)
 
 
 def trial_seed_of(spec: TrialSpec) -> int:
