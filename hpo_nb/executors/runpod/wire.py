@@ -16,9 +16,9 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 from pydantic import field_validator, model_validator
 
-from . import datasets, health, space as spaces
-from .errors import ConfigError
-from .spec import TrialSpec
+from ... import datasets, health, space as spaces
+from ...errors import ConfigError
+from ...spec import TrialSpec
 
 MAX_INPUT_BYTES = 1024
 PROTOCOL = 1
