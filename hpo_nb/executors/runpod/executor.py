@@ -45,6 +45,8 @@ class RunPodExecutor(Executor):
         api_key: the RunPod API key (default: ``RUNPOD_API_KEY``).
         transport: how to reach the endpoint (default: ``HttpTransport``; tests pass a
             ``MemoryTransport``).
+        local: builds the executor trials fall back to, given the concurrency (default:
+            ``LocalExecutor``).
         **options: the other ``runpod={...}`` options (``settings.RunPodSettings``).
 
     Raises:
@@ -55,7 +57,8 @@ class RunPodExecutor(Executor):
     initial_status = "queued"
 
     def __init__(self, concurrency: int, endpoint_id: str | None = None, api_key: str | None = None,
-                 transport: Transport | None = None, **options: Any) -> None:
+                 transport: Transport | None = None, local: Callable[[int], Executor] | None = None,
+                 **options: Any) -> None:
         opts = dict(options)
         if endpoint_id is not None:
             opts["endpoint_id"] = endpoint_id
@@ -65,6 +68,7 @@ class RunPodExecutor(Executor):
         self.transport = transport or HttpTransport(self.settings.endpoint_id, self.settings.api_key.get_secret_value,
                                                     self.settings.base_url, self.settings.request_timeout_s)
         self.concurrency = concurrency
+        self._local = local
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="hpo-nb-runpod")
         self._lock = threading.Lock()
         self._publish: Callable[[Any], None] = lambda event: None
@@ -152,9 +156,11 @@ class RunPodExecutor(Executor):
         with self._lock:
             if self._fallback is not None:
                 return
-            from ..local import LocalExecutor
+            if self._local is None:
+                from ..local import LocalExecutor
 
-            self._fallback = LocalExecutor(self.concurrency)
+                self._local = LocalExecutor
+            self._fallback = self._local(self.concurrency)
         message = f"{reason}: running trials locally instead."
         log.warning("%s", message)
         self._publish(Notice(message))
