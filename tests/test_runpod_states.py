@@ -29,7 +29,8 @@ def progress(seq: int, ended_epochs: int, epoch: int | None = None, batch: int =
     return wire.progress_payload(seq, "w1", SPEC.trial_number, {
         "epoch": epoch if epoch is not None else ended_epochs + 1, "total_epochs": SPEC.max_epochs,
         "batch": batch, "total_batches": 10, "loss": 0.5, "accuracy": 0.5,
-        "epochs": [{"epoch": e, "metrics": {"val_accuracy": e / 10, "loss": 1.0 / e}} for e in range(1, ended_epochs + 1)]})
+        "epochs": [{"epoch": e, "metrics": {"val_accuracy": e / 10, "loss": 1.0 / e}}
+                   for e in range(1, ended_epochs + 1)]})
 
 
 def result(epochs: int = 3) -> dict:

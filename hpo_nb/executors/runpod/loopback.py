@@ -35,7 +35,7 @@ from ...errors import ConfigError
 from .api import EndpointApi, Worker
 from .jobs import JobBoard
 
-log = logging.getLogger("hpo_nb.runpod_local")
+log = logging.getLogger(__name__)
 
 WORKER_MODULE = "hpo_nb.executors.runpod.worker"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -99,6 +99,7 @@ class LoopbackEndpoint:
         return f"http://{self.host}:{self.port}/v2"
 
     def start(self) -> "LoopbackEndpoint":
+        """Serve in a background thread and start the workers. Returns: self, once listening."""
         started = threading.Event()
         errors: list[BaseException] = []
 
@@ -124,6 +125,7 @@ class LoopbackEndpoint:
         return self
 
     def stop(self) -> None:
+        """Stop the workers (SIGTERM, then SIGKILL after 5 s) and the server."""
         if self._loop is None or self._thread is None:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -137,7 +139,14 @@ class LoopbackEndpoint:
         self.stop()
 
     def wait_ready(self, workers: int | None = None, timeout: float = 180.0) -> "LoopbackEndpoint":
-        """Block until ``workers`` (default: all) worker processes are polling for jobs."""
+        """Block until ``workers`` (default: all) worker processes are polling for jobs.
+
+        Returns:
+            self.
+
+        Raises:
+            TimeoutError: not ready within ``timeout`` seconds (their logs say why).
+        """
         want = self.n_workers if workers is None else workers
         deadline = time.monotonic() + timeout
         while self._call(lambda: sum(1 for w in self._workers.values() if w.ready)) < want:
@@ -154,9 +163,11 @@ class LoopbackEndpoint:
                                           "log": str(w.log_path)} for w in self._workers.values()})
 
     def job(self, job_id: str) -> dict[str, Any] | None:
+        """Returns: the job's ``/status`` answer, or None for an unknown id."""
         return self._call(lambda: self._board.jobs[job_id].status_json() if job_id in self._board.jobs else None)
 
     def jobs(self) -> list[dict[str, Any]]:
+        """Returns: every job's ``/status`` answer, oldest first."""
         return self._call(lambda: [j.status_json() for j in self._board.jobs.values()])
 
     def worker_logs(self) -> str:
