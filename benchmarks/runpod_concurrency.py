@@ -29,7 +29,7 @@ def measure(workers: int, rounds: int, epochs: int, epoch_s: float, poll_s: floa
     from hpo_nb.executors.base import TrialJob
     from hpo_nb.executors.runpod import RunPodExecutor
     from hpo_nb.progress import ProgressHub
-    from hpo_nb.runpod_local import LoopbackEndpoint
+    from hpo_nb.executors.runpod.loopback import LoopbackEndpoint
     from hpo_nb.spec import TrialSpec
 
     env = {"HPO_NB_SIMULATE_EPOCH_S": str(epoch_s)}

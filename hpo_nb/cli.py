@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "datasets":
             return _datasets()
         if args.command == "runpod-local":
-            from .runpod_local import serve
+            from .executors.runpod.loopback import serve
 
             return serve(workers=args.workers, port=args.port, host=args.host)
         return _run(args)

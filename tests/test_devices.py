@@ -78,7 +78,7 @@ def test_names_and_runpod_worker_devices():
 
 
 def test_remote_workers_get_their_devices_through_the_spec():
-    from hpo_nb.remote import decode_input, encode_spec
+    from hpo_nb.executors.runpod.wire import decode_input, encode_spec
     from hpo_nb.spec import TrialSpec
     from hpo_nb.training import train_trial
 

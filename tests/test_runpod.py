@@ -1,6 +1,6 @@
-"""End to end: the real runpod SDK on both sides. The client is ``RunPodExecutor``; the
-endpoint is ``hpo_nb.runpod_local`` driving two worker processes that run
-``runpod_image/handler.py`` under the unmodified SDK worker loop. One endpoint serves the
+"""End to end: real HTTP and the real runpod SDK worker loop. The client is ``RunPodExecutor``;
+the endpoint is ``hpo_nb.executors.runpod.loopback`` driving two worker processes that run
+``hpo_nb.executors.runpod.worker`` under the unmodified SDK worker loop. One endpoint serves the
 whole module (each worker imports TensorFlow once)."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hpo_nb import Experiment, remote
+from hpo_nb import Experiment
 from hpo_nb.errors import ConfigError
 from hpo_nb.executors.base import TrialJob
-from hpo_nb.executors.runpod import RunPodExecutor
+from hpo_nb.executors.runpod import RunPodExecutor, wire
+from hpo_nb.executors.runpod.loopback import LoopbackEndpoint
 from hpo_nb.progress import EpochEnded, Notice, TrialStarted, TrialStatus
-from hpo_nb.runpod_local import LoopbackEndpoint
 from hpo_nb.spec import TrialSpec
 from hpo_nb.training import train_trial
 from hpo_nb.views import viewmodel as vm
@@ -237,7 +237,7 @@ def test_bad_input_fails_the_job_with_a_message_and_the_worker_survives(ready, b
     job = endpoint.run({"input": bad})
     status = wait_for(lambda: (s := ready.job(job.job_id)) and s["status"] not in ("IN_QUEUE", "IN_PROGRESS") and s,
                       what="the bad job to end")
-    assert status["status"] == "FAILED" and status["error"].startswith(remote.INVALID_PREFIX)
+    assert status["status"] == "FAILED" and status["error"].startswith(wire.INVALID_PREFIX)
     assert {w["pid"] for w in ready.workers().values()} == pids  # no worker died or restarted
 
 

@@ -16,9 +16,9 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 from pydantic import field_validator, model_validator
 
-from . import datasets, health, space as spaces
-from .errors import ConfigError
-from .spec import TrialSpec
+from ... import datasets, health, space as spaces
+from ...errors import ConfigError
+from ...spec import TrialSpec
 
 MAX_INPUT_BYTES = 1024
 PROTOCOL = 1
@@ -80,6 +80,7 @@ class JobInput(BaseModel):
         return self
 
     def to_spec(self) -> TrialSpec:
+        """Returns: the validated input as the ``TrialSpec`` ``train_trial`` takes."""
         data = self.model_dump()
         data["sample_fraction"] = float(data["sample_fraction"])
         data["validation_fraction"] = float(data["validation_fraction"])
@@ -94,7 +95,17 @@ def _integral(param: Any) -> bool:
 
 
 def encode_spec(spec: TrialSpec) -> dict[str, Any]:
-    """The job input for ``spec``; raises ``ConfigError`` if a worker would reject it."""
+    """The job input for a trial.
+
+    Args:
+        spec: the trial.
+
+    Returns:
+        The JSON-ready dict a worker accepts.
+
+    Raises:
+        ConfigError: a worker would reject it (e.g. an unregistered dataset).
+    """
     data = spec.to_dict()
     problem = validation_problem(data)
     if problem:
@@ -103,7 +114,17 @@ def encode_spec(spec: TrialSpec) -> dict[str, Any]:
 
 
 def decode_input(raw: Any) -> TrialSpec:
-    """A worker's view of a job input: the spec, or ``ValueError`` with a one-line reason."""
+    """A worker's view of a job input.
+
+    Args:
+        raw: the job's ``input``, as received.
+
+    Returns:
+        The trial spec.
+
+    Raises:
+        ValueError: an invalid input, with a one-line reason starting ``INVALID_PREFIX``.
+    """
     problem = validation_problem(raw)
     if problem:
         raise ValueError(problem)
@@ -111,7 +132,14 @@ def decode_input(raw: Any) -> TrialSpec:
 
 
 def validation_problem(raw: Any) -> str | None:
-    """None if ``raw`` is a valid job input, else a short human-readable reason."""
+    """Check a job input without raising.
+
+    Args:
+        raw: anything a client might send.
+
+    Returns:
+        None if ``raw`` is a valid job input, else a short reason (at most 600 characters).
+    """
     if not isinstance(raw, Mapping):
         return f"{INVALID_PREFIX}: the job input must be a JSON object (a TrialSpec), not {type(raw).__name__}"
     try:
@@ -134,9 +162,20 @@ def validation_problem(raw: Any) -> str | None:
 
 
 def progress_payload(seq: int, worker: str, trial: int, state: Mapping[str, Any]) -> dict[str, Any]:
-    """One progress update: an ordered counter plus everything seen so far."""
+    """One progress update: an ordered counter plus everything seen so far.
+
+    Args:
+        seq: increases with every update of a job (RunPod may deliver them out of order).
+        worker: the worker's id.
+        trial: the trial number.
+        state: epoch, batch, losses and every ended epoch's metrics.
+
+    Returns:
+        The payload for ``progress_update``.
+    """
     return {"hpo_nb": PROTOCOL, "seq": seq, "worker": worker, "trial": trial, **state}
 
 
 def is_progress(output: Any) -> bool:
+    """Returns: True if ``output`` (a ``/status`` answer's output) is an hpo-nb progress payload."""
     return isinstance(output, Mapping) and output.get("hpo_nb") == PROTOCOL and isinstance(output.get("seq"), int)
