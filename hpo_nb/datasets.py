@@ -262,7 +262,7 @@ class Dataset:
             validation_fraction, seed, sample_fraction, test_fraction: the split it trained on.
 
         Returns:
-            keras.Model: compiled (sparse categorical cross-entropy, accuracy) for ``evaluate``.
+            keras.Model: not compiled (``predict`` needs no compiling; compile it to ``evaluate``).
         """
         import keras
 
@@ -278,9 +278,7 @@ class Dataset:
             )(inputs)
         else:
             return network
-        model = keras.Model(inputs, network(x), name=f"{network.name}_raw_inputs")
-        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        return model
+        return keras.Model(inputs, network(x), name=f"{network.name}_raw_inputs")
 
     def prepare_raw(self, inputs: Any) -> Any:
         """Raw user inputs as a batch a saved model takes: one sample or many; images (h, w),
@@ -401,6 +399,18 @@ class Dataset:
         if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ConfigError(f"test labels must be class indices in [0, {self.num_classes}).")
         return dataclasses.replace(self, x_test=x_t, y_test=labels, _splits={}, _lock=threading.Lock())
+
+
+def network_of(model: Any) -> Any:
+    """The trained network inside a model saved for raw inputs (``Dataset.with_preprocessing``);
+    ``model`` itself when it has no preprocessing around it."""
+    import keras
+
+    if model.name.endswith("_raw_inputs"):
+        inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+        if len(inner) == 1:
+            return inner[0]
+    return model
 
 
 # ------------------------------------------------------------------------ registry
