@@ -579,16 +579,16 @@ class Experiment:
         import numpy as np
 
         _check_int("k", k, 1)
-        complete = [t for t in self._stored_trials() if records.state_of(t) == "complete" and t.value is not None]
-        if not complete:
-            raise ConfigError("no trial has completed yet; run() the experiment first.")
-        chosen = sorted(complete, key=lambda t: (-t.value, t.number))[:k]
         split = self.splits(raw=True)
         if len(split.y_test) == 0:
             raise ConfigError(
                 f"experiment {self.name!r} has no test split (test_fraction=0); pass test_fraction=0.2 or "
                 "test=(x_test, y_test) to a new experiment (name=) to hold samples out of the search."
             )
+        complete = [t for t in self._stored_trials() if records.state_of(t) == "complete" and t.value is not None]
+        if not complete:
+            raise ConfigError("no trial has completed yet; run() the experiment first.")
+        chosen = sorted(complete, key=lambda t: (-t.value, t.number))[:k]
         stored = records.stored_evaluations(self.study)
         x_test = self.dataset.prepare_raw(split.x_test)
         names = self._class_names()
