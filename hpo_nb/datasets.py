@@ -147,27 +147,31 @@ class Dataset:
         """True when the data brings its own test split (``keras.datasets``, ``test=``)."""
         return self.x_test is not None
 
-    def resolve_test_fraction(self, test_fraction: float | None = None) -> float:
+    def resolve_test_fraction(self, test_fraction: float | None = None, strict: bool = False) -> float:
         """The test fraction a split uses: ``test_fraction``, or the default when None.
 
         Args:
             test_fraction: fraction of the samples held out for the final test, in [0, 1), or
-                None for the default (0.0 when the data has its own test split, else
-                ``self.test_fraction``, 0.2 unless set).
+                None for the default (``self.test_fraction``, 0.2 unless set). Data with its own
+                test split holds nothing out (0.0) whatever the value.
+            strict: refuse a non-zero ``test_fraction`` for data with its own test split (what a
+                user asked for, as ``Experiment`` checks it) instead of ignoring it.
 
         Returns:
             float: the fraction (0.0 means no carved test split).
 
         Raises:
-            ConfigError: the fraction is out of range, or the data has its own test split and a
-                non-zero fraction was asked for.
+            ConfigError: the fraction is out of range, or (``strict``) the data has its own test
+                split and a non-zero fraction was asked for.
         """
         if test_fraction is None:
             return 0.0 if self.has_test_split else float(self.test_fraction)
         if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) \
                 or not 0 <= test_fraction < 1:
             raise ConfigError(f"test_fraction must be a number in [0, 1), not {test_fraction!r}.")
-        if test_fraction and self.has_test_split:
+        if self.has_test_split:
+            if not (strict and test_fraction):
+                return 0.0
             raise ConfigError(
                 f"dataset {self.name!r} has its own test split ({len(self.x_test)} samples); "
                 "leave test_fraction=None (test_fraction carves a test split out of data that has none)."
@@ -202,7 +206,7 @@ class Dataset:
             seed: the experiment's seed (``Experiment(seed=)``): fixes the validation split.
             sample_fraction: fraction of the training split kept, in (0, 1].
             test_fraction: fraction held out for the test, in [0, 1); None: the dataset's default
-                (see ``resolve_test_fraction``).
+                (see ``resolve_test_fraction``); ignored when the data has its own test split.
             raw: False: arrays as trials see them (images scaled to [0, 1], text as token ids);
                 True: as a saved model and ``Experiment.predict`` take them (pixels in the data's
                 own units, text as strings).

@@ -98,7 +98,7 @@ class Experiment:
         if isinstance(dataset, datasets.Dataset):
             datasets.attach(dataset)
         # Held out before validation is drawn; evaluate() scores the chosen model on it.
-        self.test_fraction = self.dataset.resolve_test_fraction(test_fraction)
+        self.test_fraction = self.dataset.resolve_test_fraction(test_fraction, strict=True)
         self.space = spaces.build_space(self.dataset.modality, search_space)
         self.mode = mode
         self.n_trials = n_trials

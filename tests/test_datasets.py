@@ -156,8 +156,9 @@ def test_keras_datasets_keep_their_official_test_split_apart(monkeypatch, tmp_pa
     s = ds.splits(0.2, seed=0)
     assert len(s.y_train) + len(s.y_val) == 60 and np.array_equal(s.y_test, test[1])
     assert np.allclose(ds.splits(0.2, 0, raw=True).x_test[..., 0], test[0], atol=1e-3)
+    assert np.array_equal(ds.splits(0.2, 0, test_fraction=0.2).y_test, test[1])  # a spec's default: ignored
     with pytest.raises(ConfigError, match="own test split"):
-        ds.splits(0.2, 0, test_fraction=0.1)
+        ds.resolve_test_fraction(0.1, strict=True)  # what Experiment(test_fraction=) checks
 
 
 def test_explicit_test_split_uses_the_training_labels_and_scaling():
