@@ -174,3 +174,41 @@ def test_test_report_counts_per_class_and_confusion():
     assert again == r
     ev = records.Evaluation([r])
     assert ev.trial == 3 and "test accuracy 0.6000" in repr(ev) and "validation accuracy 0.9000" in repr(ev)
+
+
+def test_views_name_which_number_is_which(runs_dir, capsys):
+    from hpo_nb import cli
+    from hpo_nb.progress import ProgressHub, TrialFinished
+    from hpo_nb.views import viewmodel as vm
+
+    line = vm.test_line(3, 0.961, 0.972, 359)
+    assert line == ("Test accuracy of trial 3 (the search's pick): 96.10 % on 359 held-out samples · "
+                    "validation 97.20 % (what the search optimized)")
+    hub = ProgressHub(1, "simple", 1)
+    hub.publish(TrialFinished(0, "complete", accuracy=0.97, score=0.97, duration_s=1.0))
+    hub.close()
+    snap = hub.snapshot()
+    assert line in vm.summary_text(snap, "t", line) and "96.10 %" in vm.summary_html(snap, "t", line)
+    assert "Test accuracy" not in vm.summary_text(snap, "t")
+    space = json.dumps({k: v for k, v in FAST_CNN.items()})
+    assert cli.main(["run", "--trials", "1", "--max-epochs", "1", "--runs-dir", str(runs_dir), "--name", "cli-t",
+                     "--quiet", "--search-space", space]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "val accuracy" in out
+    assert "validation accuracy" in out and "(what the search optimized)" in out
+    assert "held-out samples no trial trained or was scored on (the honest estimate)" in out
+
+
+def test_dashboard_final_summary_shows_the_test_line():
+    from hpo_nb.progress import ProgressHub, TrialFinished
+    from hpo_nb.views.dashboard import Dashboard
+
+    hub = ProgressHub(1, "simple", 1)
+    hub.publish(TrialFinished(0, "complete", accuracy=0.97, score=0.97, duration_s=1.0))
+    hub.close()
+    dash = Dashboard(title="t")
+    dash(hub.snapshot())
+    dash.evaluation = lambda: "Test accuracy of trial 0 (the search's pick): 96.10 % on 359 held-out samples"
+    bundle = dash.mimebundle()
+    assert "96.10 %" in bundle["text/plain"] and "96.10 %" in bundle["text/html"]
+    assert "96.10 %" in dash.test.value and dash.test.layout.display == "block"
