@@ -39,7 +39,14 @@ class _Running:
 
 class Experiment:
     """A hyperparameter search over Keras CNNs (images) or LSTMs (text), optimized with
-    Optuna's TPE sampler, shown live while it runs, and kept in Optuna storage."""
+    Optuna's TPE sampler, shown live while it runs, and kept in Optuna storage.
+
+    A test split is held out before anything trains (``evaluate()`` scores the chosen model on
+    it): ``test_fraction`` (float in [0, 1), default None: the dataset's official test split, else
+    0.2 of every class, fixed seed) or ``test=(x_test, y_test)`` for your own Dataset (raw samples
+    and labels like the ones it was built from). Both raise ``ConfigError`` before training when
+    they do not fit the data.
+    """
 
     def __init__(
         self,
