@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--search-space", default=None, help='JSON overrides, e.g. \'{"conv_blocks": [1, 2]}\'')
     run.add_argument("--no-pruning", action="store_true")
     run.add_argument("--runs-dir", default="runs")
+    run.add_argument("--test-fraction", type=float, default=None,
+                     help="fraction held out for the final test accuracy when the dataset has no official test "
+                          "split (default: 0.2; 0: none)")
+    run.add_argument("--no-evaluate", action="store_true",
+                     help="skip the test accuracy of the best trial at the end")
     run.add_argument("--quiet", action="store_true", help="no live progress")
 
     names = sub.add_parser("datasets", help="list registered datasets")
@@ -92,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         sample_fraction=args.sample_fraction, pruning=not args.no_pruning, runs_dir=args.runs_dir,
         devices=args.devices.split(",") if args.devices else None, gpus_per_trial=args.gpus_per_trial,
         progress="none" if args.quiet else "console", heartbeat_interval=args.heartbeat_interval,
+        test_fraction=args.test_fraction,
     )
     interrupted = False
     exp.start()
@@ -103,10 +109,21 @@ def _run(args: argparse.Namespace) -> int:
         exp.stop()
     from rich.console import Console
 
+    from .views.console import evaluation_lines
+
+    report = None
+    if not interrupted and not args.no_evaluate:
+        try:  # one predict of the selected model on the held-out test split
+            report = exp.evaluate(1).selected
+        except HpoNbError as exc:
+            print(f"hpo-nb: no test accuracy: {exc}", file=sys.stderr)
     Console(width=None if sys.stdout.isatty() else 120).print(results_table(exp.results))
     try:
         best = exp.best
-        print(f"best trial {best.number}: accuracy {best.accuracy:.4f} score {best.score:.4f}")
+        for line in evaluation_lines(best.number, best.accuracy, best.score,
+                                     report.test_accuracy if report and report.trial == best.number else None,
+                                     report.n_test if report else 0):
+            print(line)
     except HpoNbError:
         pass
     print(f"run folder: {exp.run_dir}")

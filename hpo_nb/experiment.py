@@ -39,7 +39,14 @@ class _Running:
 
 class Experiment:
     """A hyperparameter search over Keras CNNs (images) or LSTMs (text), optimized with
-    Optuna's TPE sampler, shown live while it runs, and kept in Optuna storage."""
+    Optuna's TPE sampler, shown live while it runs, and kept in Optuna storage.
+
+    A test split is held out before anything trains (``evaluate()`` scores the chosen model on
+    it): ``test_fraction`` (float in [0, 1), default None: the dataset's official test split, else
+    0.2 of every class, fixed seed) or ``test=(x_test, y_test)`` for your own Dataset (raw samples
+    and labels like the ones it was built from). Both raise ``ConfigError`` before training when
+    they do not fit the data.
+    """
 
     def __init__(
         self,
@@ -68,6 +75,8 @@ class Experiment:
         save_models: bool = True,
         progress: str | Callable[[Snapshot], None] = "auto",
         heartbeat_interval: int = 5,
+        test_fraction: float | None = None,
+        test: tuple[Any, Any] | None = None,
     ) -> None:
         _check_choice("mode", mode, MODES)
         _check_int("n_trials", n_trials, 1)
@@ -87,9 +96,18 @@ class Experiment:
             raise ConfigError("progress must be 'auto', 'notebook', 'console', 'none' or a callable(snapshot).")
 
         self.dataset = datasets.load(dataset)  # loads now: a missing dataset fails before training
+        if test is not None:  # the user's own held-out data: the search never sees it
+            if not isinstance(dataset, datasets.Dataset) or test_fraction is not None:
+                raise ConfigError(
+                    "test=(x_test, y_test) goes with your own data (a Dataset, e.g. datasets.from_arrays(x, y)) "
+                    "and without test_fraction; registered datasets bring their own test split or hold one out."
+                )
+            dataset = self.dataset = self.dataset.with_test(*test)
         if isinstance(dataset, datasets.Dataset):
             datasets.attach(dataset)
-        n_train = int(len(self.dataset.x) * (1 - validation_fraction) * sample_fraction)
+        # Held out before validation is drawn; evaluate() scores the chosen model on it.
+        self.test_fraction = self.dataset.resolve_test_fraction(test_fraction, strict=True)
+        n_train = int(len(self.dataset.x) * (1 - self.test_fraction) * (1 - validation_fraction) * sample_fraction)
         self.space = spaces.build_space(self.dataset.modality, search_space, n_train=n_train)
         self.mode = mode
         self.n_trials = n_trials
@@ -216,6 +234,7 @@ class Experiment:
         self.start()
         try:
             self.wait()
+            self._evaluate_after_run()  # one predict on the test split: the honest number, shown at once
         except KeyboardInterrupt:
             log.warning("interrupted: stopping the search")
             self.stop()
@@ -355,7 +374,7 @@ class Experiment:
             trial_number=trial.number, dataset=self.dataset.name, params=params, max_epochs=self.max_epochs,
             seed=self.seed, mode=self.mode, sample_fraction=self.sample_fraction,
             validation_fraction=self.validation_fraction, health_weights=self.health_weights,
-            accuracy_weight=self.accuracy_weight, devices=self._spec_devices,
+            accuracy_weight=self.accuracy_weight, devices=self._spec_devices, test_fraction=self.test_fraction,
         )
         stop = threading.Event()
         with self._lock:
@@ -471,7 +490,8 @@ class Experiment:
     @property
     def results(self) -> Any:
         """pandas DataFrame, one row per trial (from storage: includes resumed and shared trials)."""
-        return records.results_frame(self._stored_trials(), list(self.space))
+        return records.results_frame(self._stored_trials(), list(self.space),
+                                     records.stored_evaluations(self.study))
 
     @property
     def best(self) -> records.TrialResult:
@@ -490,8 +510,24 @@ class Experiment:
                 return records.TrialResult.from_trial(t)
         raise ConfigError(f"no trial number {number} in study {self.name!r}.")
 
-    def best_model(self, trial: int | None = None) -> Any:
-        """The saved Keras model of the best (or a given) trial."""
+    def best_model(self, trial: int | None = None, raw_inputs: bool = False) -> Any:
+        """The saved Keras model of the best (or a given) trial.
+
+        Args:
+            trial: a trial number; None: the best trial.
+            raw_inputs: False: the network as the search trained it, taking the arrays of
+                ``exp.splits()`` (images float32 in [0, 1], shape (n, h, w, c); text int32 token
+                ids, shape (n, sequence_length)). True: the model as saved in ``model_path``, with
+                the dataset's preprocessing inside: images take raw pixel values (e.g. uint8
+                0..255), raw text takes a string tensor of shape (n,) (a numpy object array or
+                ``tf.constant``; ``model.predict`` refuses a Python list).
+
+        Returns:
+            keras.Model: compiled (sparse categorical cross-entropy, accuracy).
+
+        Raises:
+            ConfigError: no trial has completed, or the trial has no saved model here.
+        """
         import keras
 
         result = self.trial(trial)
@@ -500,7 +536,140 @@ class Experiment:
                 f"trial {result.number} has no saved model here ({result.model_path or 'not saved'}); "
                 "models are saved for complete trials when save_models=True."
             )
-        return keras.models.load_model(result.model_path)
+        model = keras.models.load_model(result.model_path)
+        network = datasets.network_of(model)
+        if raw_inputs:
+            if network is model:  # saved before models carried their preprocessing
+                model = self.dataset.with_preprocessing(model, self.validation_fraction, self.seed,
+                                                        self.sample_fraction, self.test_fraction)
+            model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+        if network is not model:
+            from .models import compile_model
+
+            compile_model(network, result.params)
+        return network
+
+    def splits(self, raw: bool = False) -> datasets.Splits:
+        """The train / validation / test arrays this search uses, e.g. for a baseline on the very
+        same samples. The test split is never given to a trial (see ``Dataset.splits``).
+
+        Args:
+            raw: False: as trials see them (images float32 in [0, 1], text int32 token ids);
+                True: as ``predict`` and the saved models take them (pixels in the data's own
+                units, text as str).
+
+        Returns:
+            datasets.Splits: ``(x_train, y_train, x_val, y_val, x_test, y_test)``; labels int32 (n,).
+        """
+        return self.dataset.splits(self.validation_fraction, self.seed, self.sample_fraction, self.test_fraction,
+                                   raw=raw)
+
+    def evaluate(self, k: int = 1) -> records.Evaluation:
+        """Test accuracy of the search's pick (the best trial by its score) and of the runners-up,
+        on the held-out test split that no trial trained or was scored on.
+
+        Validation accuracy is what the search optimized, so the best trial's is optimistic; the
+        test accuracy is the honest estimate. Each evaluation is stored in the study (a study user
+        attribute per trial), so ``results`` shows it as ``test_accuracy``, also after a restart.
+        ``run()`` evaluates the best trial itself when the search ends.
+
+        Args:
+            k: how many trials to evaluate, best first (1: the selected model only).
+
+        Returns:
+            records.Evaluation: ``test_accuracy``, ``validation_accuracy``, ``per_class`` (DataFrame:
+            support, correct, recall, precision per class), ``confusion`` (DataFrame, true x
+            predicted) of the selected trial; ``reports`` and ``table`` for all ``k``.
+
+        Raises:
+            ConfigError: ``k`` is not a positive int, no trial has completed, there is no test split
+                (``test_fraction=0``), or a trial's model was not saved here (``save_models=False``,
+                RunPod) and was never evaluated.
+        """
+        import numpy as np
+
+        _check_int("k", k, 1)
+        split = self.splits(raw=True)
+        if len(split.y_test) == 0:
+            raise ConfigError(
+                f"experiment {self.name!r} has no test split (test_fraction=0); pass test_fraction=0.2 or "
+                "test=(x_test, y_test) to a new experiment (name=) to hold samples out of the search."
+            )
+        complete = [t for t in self._stored_trials() if records.state_of(t) == "complete" and t.value is not None]
+        if not complete:
+            raise ConfigError("no trial has completed yet; run() the experiment first.")
+        chosen = sorted(complete, key=lambda t: (-t.value, t.number))[:k]
+        stored = records.stored_evaluations(self.study)
+        x_test = self.dataset.prepare_raw(split.x_test)
+        names = self._class_names()
+        reports = []
+        for t in chosen:
+            result = records.TrialResult.from_trial(t)
+            if not (result.model_path and Path(result.model_path).exists()) and t.number in stored:
+                reports.append(records.TestReport.from_attr(t.number, stored[t.number]))
+                continue
+            model = self.best_model(t.number, raw_inputs=True)
+            probs = np.asarray(model.predict(x_test, batch_size=512, verbose=0))
+            report = records.make_test_report(t.number, split.y_test, probs.argmax(axis=1), names,
+                                              validation_accuracy=result.accuracy, score=result.score)
+            records.store_evaluation(self.study, report)
+            reports.append(report)
+        log.info("test evaluation: %s", "; ".join(f"trial {r.trial} test {r.test_accuracy:.4f} "
+                                                   f"val {r.validation_accuracy}" for r in reports))
+        return records.Evaluation(reports)
+
+    def predict(self, inputs: Any, trial: int | None = None) -> Any:
+        """Classify raw inputs with the best (or a given) trial's saved model.
+
+        Args:
+            inputs: raw samples, as the data came: images as numbers in the data's own units
+                (e.g. uint8 0..255, digits 0..16), shape (n, h, w), (n, h, w, c), flat (n, h*w) or
+                one image; text as a str or a list of str (token-id datasets: a list of int sequences).
+            trial: a trial number; None: the best trial.
+
+        Returns:
+            pandas.DataFrame: one row per input: ``predicted`` (class name), ``confidence`` (its
+            probability), then ``p_<class>`` (probability of each class; rows sum to 1).
+
+        Raises:
+            ConfigError: no saved model, or inputs that do not fit the dataset's input shape.
+        """
+        import numpy as np
+        import pandas as pd
+
+        x = self.dataset.prepare_raw(inputs)
+        model = self.best_model(trial, raw_inputs=True)
+        probs = np.asarray(model.predict(x, batch_size=512, verbose=0))
+        names = self._class_names()
+        frame = pd.DataFrame(probs, columns=[f"p_{n}" for n in names])
+        frame.insert(0, "predicted", [names[i] for i in probs.argmax(axis=1)])
+        frame.insert(1, "confidence", probs.max(axis=1))
+        return frame
+
+    def _class_names(self) -> list[str]:
+        names = self.dataset.class_names
+        return [str(n) for n in names] if names else [str(i) for i in range(self.dataset.num_classes)]
+
+    def _evaluate_after_run(self) -> None:
+        """Evaluate the selected model on the test split when a search ends; never fails the run."""
+        if not self.save_models:
+            return
+        try:
+            self.evaluate(1)
+        except ConfigError as exc:
+            log.info("no test evaluation: %s", exc)
+        except Exception as exc:  # the search's results stand without it; say why
+            log.warning("test evaluation failed: %s: %s", type(exc).__name__, exc)
+
+    def selected_test_report(self) -> records.TestReport | None:
+        """The stored test evaluation of the current best trial, or None (not evaluated yet)."""
+        try:
+            best = self.best.number
+        except ConfigError:
+            return None
+        data = records.stored_evaluations(self.study).get(best)
+        return records.TestReport.from_attr(best, data) if data else None
 
     # ------------------------------------------------------------------ analysis (views/importance, arch3d)
 

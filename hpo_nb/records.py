@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 import optuna
 
@@ -92,17 +92,22 @@ def finished_trial(t: optuna.trial.FrozenTrial) -> FinishedTrial:
     )
 
 
-def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Iterable[str] = ()) -> "Any":
-    """One row per trial: number, state, every param, accuracy, score, each health metric,
-    duration, epochs run, parameter count (plus where it ran)."""
+def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Iterable[str] = (),
+                  evaluations: Mapping[int, Mapping[str, Any]] | None = None) -> "Any":
+    """One row per trial: number, state, every param, accuracy (validation: what the search
+    optimized), test_accuracy (held-out test split; set for trials ``Experiment.evaluate`` has
+    evaluated, else None), score, each health metric, duration, epochs run, parameter count (plus
+    where it ran). ``evaluations``: trial number -> stored evaluation (``stored_evaluations``)."""
     import pandas as pd
 
+    evaluations = evaluations or {}
     rows = []
     for t in sorted(trials, key=lambda t: t.number):
         r = TrialResult.from_trial(t)
         row: dict[str, Any] = {"number": r.number, "state": r.state}
         row.update(r.params)
-        row.update({"accuracy": r.accuracy, "score": r.score})
+        test = evaluations.get(r.number) or {}
+        row.update({"accuracy": r.accuracy, "test_accuracy": test.get("test_accuracy"), "score": r.score})
         for m in (*METRICS, "health_score"):
             row[m] = r.health.get(m)
         row.update({
@@ -117,7 +122,164 @@ def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Itera
     columns = ["number", "state", *param_names]
     df = pd.DataFrame(rows)
     if df.empty:
-        return pd.DataFrame(columns=[*columns, "accuracy", "score", *METRICS, "health_score", "duration_s",
+        return pd.DataFrame(columns=[*columns, "accuracy", "test_accuracy", "score", *METRICS, "health_score", "duration_s",
                                      "epochs_run", "param_count", "replicas", "devices", "executor", "model_path",
                                      "error"])
     return df
+
+
+# ------------------------------------------------------------------ test evaluations
+# Stored as study user attributes (one per trial): Optuna refuses user attributes on finished
+# trials, and a study attribute survives a restart and is shared like the trials themselves.
+
+TEST_ATTR_PREFIX = "hpo_test_"
+
+
+@dataclass
+class TestReport:
+    """One trial's model on the held-out test split (samples the search never saw).
+
+    ``validation_accuracy`` is what the search optimized (optimistic: the trial was picked for
+    it); ``test_accuracy`` is the honest estimate of accuracy on new data.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    trial: int
+    test_accuracy: float
+    validation_accuracy: float | None
+    score: float | None
+    n_test: int
+    class_names: list[str]
+    confusion_matrix: list[list[int]]  # rows: true class, columns: predicted class
+
+    @property
+    def confusion(self) -> Any:
+        """pandas DataFrame (classes x classes): counts, rows true class, columns predicted."""
+        import pandas as pd
+
+        return pd.DataFrame(self.confusion_matrix, index=pd.Index(self.class_names, name="true"),
+                            columns=pd.Index(self.class_names, name="predicted"))
+
+    @property
+    def per_class(self) -> Any:
+        """pandas DataFrame, one row per class: support (test samples), correct, recall (the
+        class's accuracy), precision; NaN where a class has no samples or predictions."""
+        import numpy as np
+        import pandas as pd
+
+        cm = np.asarray(self.confusion_matrix, dtype=float).reshape(len(self.class_names), len(self.class_names))
+        support, predicted, correct = cm.sum(axis=1), cm.sum(axis=0), np.diag(cm)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall = np.where(support > 0, correct / support, np.nan)
+            precision = np.where(predicted > 0, correct / predicted, np.nan)
+        return pd.DataFrame({"support": support.astype(int), "correct": correct.astype(int), "recall": recall,
+                             "precision": precision}, index=pd.Index(self.class_names, name="class"))
+
+    def to_attr(self) -> dict[str, Any]:
+        return {"test_accuracy": self.test_accuracy, "validation_accuracy": self.validation_accuracy,
+                "score": self.score, "n_test": self.n_test, "class_names": list(self.class_names),
+                "confusion_matrix": self.confusion_matrix}
+
+    @classmethod
+    def from_attr(cls, trial: int, data: Mapping[str, Any]) -> "TestReport":
+        return cls(trial=trial, test_accuracy=float(data["test_accuracy"]),
+                   validation_accuracy=data.get("validation_accuracy"), score=data.get("score"),
+                   n_test=int(data.get("n_test") or 0), class_names=[str(c) for c in data.get("class_names") or []],
+                   confusion_matrix=[[int(v) for v in row] for row in data.get("confusion_matrix") or []])
+
+    def __repr__(self) -> str:
+        val = "–" if self.validation_accuracy is None else f"{self.validation_accuracy:.4f}"
+        return (f"TestReport(trial={self.trial}, test_accuracy={self.test_accuracy:.4f}, "
+                f"validation_accuracy={val}, n_test={self.n_test})")
+
+
+def make_test_report(trial: int, y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str],
+                validation_accuracy: float | None = None, score: float | None = None) -> TestReport:
+    """Score predicted class indices against true ones (both int, shape (n,))."""
+    import numpy as np
+
+    y_true, y_pred = np.asarray(y_true, dtype=int).reshape(-1), np.asarray(y_pred, dtype=int).reshape(-1)
+    k = len(class_names)
+    cm = np.zeros((k, k), dtype=int)
+    np.add.at(cm, (y_true, y_pred), 1)
+    accuracy = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
+    return TestReport(trial=trial, test_accuracy=accuracy, validation_accuracy=validation_accuracy, score=score,
+                      n_test=int(len(y_true)), class_names=[str(c) for c in class_names],
+                      confusion_matrix=cm.tolist())
+
+
+def stored_evaluations(study: optuna.Study) -> dict[int, dict[str, Any]]:
+    """Trial number -> stored test evaluation (``TestReport.to_attr``) for every evaluated trial."""
+    out = {}
+    for key, value in study.user_attrs.items():
+        if key.startswith(TEST_ATTR_PREFIX) and isinstance(value, dict):
+            try:
+                out[int(key[len(TEST_ATTR_PREFIX):])] = value
+            except ValueError:
+                continue
+    return out
+
+
+def store_evaluation(study: optuna.Study, report: TestReport) -> None:
+    study.set_user_attr(f"{TEST_ATTR_PREFIX}{report.trial}", report.to_attr())
+
+
+@dataclass
+class Evaluation:
+    """``Experiment.evaluate()``: the selected trial (best by the search's score) and, for
+    ``k > 1``, the runners-up, each scored on the held-out test split.
+
+    ``test_accuracy``, ``per_class``, ``confusion`` and ``trial`` are the selected trial's;
+    ``reports`` holds one ``TestReport`` per evaluated trial, in the search's order;
+    ``table`` is a DataFrame with one row per evaluated trial.
+    """
+
+    reports: list[TestReport]
+
+    @property
+    def selected(self) -> TestReport:
+        return self.reports[0]
+
+    @property
+    def trial(self) -> int:
+        return self.selected.trial
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.selected.test_accuracy
+
+    @property
+    def validation_accuracy(self) -> float | None:
+        return self.selected.validation_accuracy
+
+    @property
+    def per_class(self) -> Any:
+        return self.selected.per_class
+
+    @property
+    def confusion(self) -> Any:
+        return self.selected.confusion
+
+    @property
+    def table(self) -> Any:
+        """pandas DataFrame: trial, validation_accuracy, test_accuracy, score, n_test."""
+        import pandas as pd
+
+        return pd.DataFrame([{"trial": r.trial, "validation_accuracy": r.validation_accuracy,
+                              "test_accuracy": r.test_accuracy, "score": r.score, "n_test": r.n_test}
+                             for r in self.reports])
+
+    def __repr__(self) -> str:
+        lines = [f"Evaluation of trial {self.trial} (the search's pick) on {self.selected.n_test} held-out test "
+                 f"samples: test accuracy {self.test_accuracy:.4f}"
+                 + ("" if self.validation_accuracy is None
+                    else f", validation accuracy {self.validation_accuracy:.4f} (what the search optimized)")]
+        lines += [f"  runner-up trial {r.trial}: test {r.test_accuracy:.4f}" for r in self.reports[1:]]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return (f"<pre>{html.escape(repr(self))}</pre>{self.table.to_html(index=False)}"
+                f"<b>Per class</b>{self.per_class.to_html()}")

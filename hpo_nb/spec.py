@@ -31,6 +31,9 @@ class TrialSpec:
     health_weights: dict[str, float] | None = None
     accuracy_weight: float = 0.7
     devices: tuple[str, ...] | None = None  # None: default device; 2+: MirroredStrategy over them
+    # Held out for the final test before validation is drawn, never trained or scored on
+    # (Dataset.splits); ignored for data with an official test split. Experiment passes its own.
+    test_fraction: float = 0.2
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

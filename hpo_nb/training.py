@@ -61,7 +61,9 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
     ds = datasets.load(spec.dataset)
     # The experiment seed fixes the validation split for every trial; the trial's own seed
     # (derived from it and the trial number) drives initialization and shuffling.
-    x_train, y_train, x_val, y_val = ds.split(spec.validation_fraction, spec.seed, spec.sample_fraction)
+    # The test split is held out inside Dataset.split: nothing below (fit, scoring, pruning) sees it.
+    x_train, y_train, x_val, y_val = ds.split(spec.validation_fraction, spec.seed, spec.sample_fraction,
+                                              spec.test_fraction)
     trial_seed = trial_seed_of(spec)
     devices = trial_devices(spec.devices)  # a missing device fails here, clearly, instead of hanging
     with placement(devices) as strategy:
@@ -113,7 +115,7 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
     if model_dir is not None and state == "complete":
         path = Path(model_dir) / f"trial_{spec.trial_number:04d}.keras"
         path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(path)
+        _save_for_raw_inputs(model, ds, spec, replicas, path)
         outcome.model_path = str(path)
     outcome.duration_s = time.perf_counter() - started
     return outcome
@@ -127,6 +129,17 @@ def _best_epoch_keeper(max_epochs: int) -> Any:
 
     return keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=max_epochs + 1,
                                          restore_best_weights=True)
+
+
+def _save_for_raw_inputs(model: Any, ds: datasets.Dataset, spec: TrialSpec, replicas: int, path: Path) -> None:
+    """Save the network behind the dataset's preprocessing (text: its TextVectorization with the
+    training split's vocabulary; images: a Rescaling layer), so the file takes raw inputs. Training
+    stays on the pre-vectorized arrays; only the saved model carries the preprocessing."""
+    network = model if replicas == 1 else _single_device_copy(model)  # no mirrored variables in the file
+    with _BUILD_LOCK:
+        exported = ds.with_preprocessing(network, spec.validation_fraction, spec.seed, spec.sample_fraction,
+                                         spec.test_fraction)
+    exported.save(path)
 
 
 def trial_seed_of(spec: TrialSpec) -> int:

@@ -125,3 +125,58 @@ def test_gtsrb_download_checks_the_checksum_and_caches(tmp_path):
     assert datasets.download(src.as_uri(), dest, md5) == dest
     ds = datasets.read_gtsrb_zip(dest, size=16)
     assert ds.input_shape == (16, 16, 3) and ds.num_classes == 3 and len(ds.x) == 9
+
+
+def test_test_split_is_held_out_first_stratified_and_the_same_for_every_seed():
+    ds = datasets.load("digits")
+    assert ds.scale == 1 / 16 and not ds.has_test_split and ds.resolve_test_fraction() == 0.2
+    a, b = ds.splits(0.2, seed=3), ds.splits(0.2, seed=4, sample_fraction=0.5)
+    assert np.array_equal(a.x_test, b.x_test) and np.array_equal(a.y_test, b.y_test)  # data-fixed, not seeded per run
+    assert len(a.y_test) == 359 and np.all(np.abs(np.bincount(a.y_test) / 359 - 0.1) < 0.02)
+    assert len(a.y_train) + len(a.y_val) + len(a.y_test) == 1797
+    rows = lambda x: {r.tobytes() for r in x}
+    assert not rows(a.x_test) & rows(a.x_val) and not rows(a.x_test) & rows(a.x_train)
+    assert all(np.array_equal(u, v) for u, v in zip(ds.split(0.2, seed=3), a[:4]))  # the 4-tuple callers get
+    raw = ds.splits(0.2, seed=3, raw=True)
+    assert raw.x_test.max() == 16.0 and np.allclose(raw.x_test * ds.scale, a.x_test)
+    none = ds.splits(0.2, seed=3, test_fraction=0)
+    assert len(none.y_test) == 0 and len(none.y_train) + len(none.y_val) == 1797
+
+
+def test_keras_datasets_keep_their_official_test_split_apart(monkeypatch, tmp_path):
+    import keras
+
+    rng = np.random.default_rng(0)
+    train = (rng.integers(0, 256, (60, 28, 28), dtype=np.uint8), np.arange(60) % 10)
+    test = (rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), np.arange(20) % 10)
+    monkeypatch.setattr(datasets, "_network_available", lambda *a, **k: True)
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda **kw: (train, test))
+    ds = datasets._keras_loader("mnist", "image", "mnist.npz")()
+    assert len(ds.x) == 60 and ds.has_test_split and ds.scale == 1 / 255 and ds.resolve_test_fraction() == 0.0
+    s = ds.splits(0.2, seed=0)
+    assert len(s.y_train) + len(s.y_val) == 60 and np.array_equal(s.y_test, test[1])
+    assert np.allclose(ds.splits(0.2, 0, raw=True).x_test[..., 0], test[0], atol=1e-3)
+    assert np.array_equal(ds.splits(0.2, 0, test_fraction=0.2).y_test, test[1])  # a spec's default: ignored
+    with pytest.raises(ConfigError, match="own test split"):
+        ds.resolve_test_fraction(0.1, strict=True)  # what Experiment(test_fraction=) checks
+
+
+def test_explicit_test_split_uses_the_training_labels_and_scaling():
+    x = np.random.default_rng(0).integers(0, 17, (30, 8, 8))
+    ds = datasets.from_arrays(x, ["cat", "dog", "eel"] * 10, test=(x[:6], ["eel", "cat"] * 3))
+    assert ds.class_names == ["cat", "dog", "eel"] and list(ds.y_test) == [2, 0] * 3
+    assert ds.scale == 1 / 16 and np.allclose(ds.x_test, ds.x[:6])
+    again = datasets.from_arrays(x, ["cat", "dog", "eel"] * 10).with_test(x[:4], ["dog"] * 4)
+    assert list(again.y_test) == [1] * 4 and again.has_test_split
+    with pytest.raises(ConfigError, match="not classes"):
+        datasets.from_arrays(x, ["cat", "dog", "eel"] * 10).with_test(x[:2], ["yak", "cat"])
+
+
+def test_text_test_split_is_vectorized_with_the_training_vocabulary():
+    texts = [f"word{i % 7} common filler{i % 3}" for i in range(100)]
+    ds = datasets.from_arrays(texts, [i % 2 for i in range(100)], modality="text", name="t", sequence_length=5)
+    s = ds.splits(0.2, 0)
+    assert s.x_test.dtype == np.int32 and s.x_test.shape == (20, 5)
+    vocab = ds.vocabulary(0.2, 0)
+    assert vocab[:2] == ["", "[UNK]"] and "common" in vocab
+    assert ds.splits(0.2, 0, raw=True).x_test.dtype == object

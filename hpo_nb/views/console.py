@@ -81,12 +81,16 @@ class ConsoleRenderer:
 
 
 def results_table(df: Any, max_rows: int = 30) -> Table:
-    """The final results as a rich table (best score first)."""
-    cols = [c for c in ("number", "state", "accuracy", "score", "health_score", "duration_s", "epochs_run", "param_count")
-            if c in df.columns]
+    """The final results as a rich table (best score first). ``accuracy`` is the validation
+    accuracy the search optimized; ``test_accuracy`` (shown once a trial is evaluated) is measured
+    on the held-out test split."""
+    cols = [c for c in ("number", "state", "accuracy", "test_accuracy", "score", "health_score", "duration_s",
+                        "epochs_run", "param_count")
+            if c in df.columns and (c != "test_accuracy" or df[c].notna().any())]
     table = Table(title="hpo-nb results")
+    headers = {"accuracy": "val accuracy", "test_accuracy": "test accuracy"}
     for c in cols:
-        table.add_column(c, justify="right" if c not in ("state",) else "left")
+        table.add_column(headers.get(c, c), justify="right" if c not in ("state",) else "left")
     shown = df.sort_values("score", ascending=False, na_position="last") if "score" in df.columns else df
     for _, row in shown.head(max_rows).iterrows():
         table.add_row(*[_cell(row[c]) for c in cols])
@@ -94,6 +98,20 @@ def results_table(df: Any, max_rows: int = 30) -> Table:
 
 
 def _cell(v: Any) -> str:
+    if v is None:
+        return "–"
     if isinstance(v, float):
         return "–" if v != v else f"{v:.4f}"
     return str(v)
+
+
+def evaluation_lines(trial: int, validation_accuracy: float | None, score: float | None,
+                     test_accuracy: float | None, n_test: int = 0) -> list[str]:
+    """The final lines under the table: which number is which."""
+    val = "–" if validation_accuracy is None else f"{validation_accuracy:.4f}"
+    lines = [f"best trial {trial}: validation accuracy {val} (what the search optimized)"
+             + ("" if score is None or score == validation_accuracy else f" · score {score:.4f}")]
+    if test_accuracy is not None:
+        lines.append(f"test accuracy {test_accuracy:.4f} on {n_test} held-out samples no trial trained or was "
+                     "scored on (the honest estimate)")
+    return lines

@@ -70,6 +70,8 @@ class Dashboard:
         self._displayed_in: int | None = None
         self._finalized = False
         self._muted = False
+        # The final test line (vm.test_line) once the search's pick is evaluated; set by for_experiment.
+        self.evaluation: Callable[[], str | None] | None = None
         self._build(max(1, slots))
 
     # ------------------------------------------------------------------ widgets
@@ -85,6 +87,7 @@ class Dashboard:
                                          layout=w.Layout(width="420px")).add_class("hpo-overall-bar")
         self.overall_label = w.Label().add_class("hpo-overall-label")
         self.tiles = [w.HTML().add_class("hpo-tile") for _ in range(4)]
+        self.test = w.HTML(layout=w.Layout(display="none")).add_class("hpo-test-accuracy")
         self.trial_bars = [_TrialBar() for _ in range(slots)]
         self.more = w.Label(layout=w.Layout(display="none")).add_class("hpo-more")
         self.sort = w.Dropdown(options=list(vm.SORTS), value="score ↓", description="Sort by",
@@ -102,6 +105,7 @@ class Dashboard:
             self.notices,
             w.HBox([self.overall_bar, self.overall_label]),
             w.HBox(self.tiles, layout=w.Layout(grid_gap="8px")),
+            self.test,
             w.VBox([b.box for b in self.trial_bars] + [self.more]),
             w.HBox([self.sort, self.picker]),
             self.gallery,
@@ -238,8 +242,9 @@ class Dashboard:
         data: dict[str, Any] = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0,
                                               "model_id": self.root.model_id}}
         if snap is not None:
-            data["text/html"] = vm.summary_html(snap, self.title)
-            data["text/plain"] = vm.summary_text(snap, self.title)
+            line = self._final_test_line() if snap.done else None
+            data["text/html"] = vm.summary_html(snap, self.title, line)
+            data["text/plain"] = vm.summary_text(snap, self.title, line)
         else:
             data["text/plain"] = f"hpo-nb dashboard · {self.title}"
         return data
@@ -278,12 +283,23 @@ class Dashboard:
             done = self._snap is not None and self._snap.done
         if done and self._handle is not None and not self._finalized:
             self._finalized = True
-            self._handle.update(self.mimebundle(), raw=True)
+            self._handle.update(self.mimebundle(), raw=True)  # reads the test line, shows it below too
         if self._finalized:
             ip = _ipython()
             if ip is not None:
                 with contextlib.suppress(ValueError):
                     ip.events.unregister("post_execute", self._after_cell)
+
+    def _final_test_line(self) -> str | None:
+        """The test line, also copied into the widget view (cell thread, after the search)."""
+        try:
+            line = self.evaluation() if self.evaluation else None
+        except Exception as exc:  # a summary never fails the cell
+            log.warning("no test line for the dashboard: %s", exc)
+            line = None
+        if line:
+            _apply([(self.test, {"value": vm.test_html(line)}), (self.test.layout, {"display": "block"})])
+        return line
 
     def close(self) -> None:
         """The search ended (called from its thread after the last snapshot). Widgets stay shown
@@ -298,6 +314,12 @@ class Dashboard:
         experiment subscribes the dashboard itself)."""
         dash = cls(title=f"{exp.name} · {exp.mode} mode", slots=exp.concurrency,
                    on_stop=lambda: exp.stop(wait=False))
+
+        def evaluation() -> str | None:
+            r = exp.selected_test_report()
+            return None if r is None else vm.test_line(r.trial, r.test_accuracy, r.validation_accuracy, r.n_test)
+
+        dash.evaluation = evaluation
         snap = exp.hub.snapshot()
         dash(snap)
         dash.display()

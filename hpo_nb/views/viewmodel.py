@@ -298,20 +298,41 @@ def _shape_text(shape: Any) -> str:
     return "" if shape is None else str(shape)
 
 
+# ------------------------------------------------------------------ final test evaluation
+
+def test_line(trial: int, test_accuracy: float, validation_accuracy: float | None, n_test: int) -> str:
+    """'Test accuracy of trial 3 (the search's pick): 96.10 % on 359 held-out samples · validation
+    97.20 % (what the search optimized)': the honest number beside the optimistic one."""
+    val = "" if validation_accuracy is None else \
+        f" · validation {fmt_pct(validation_accuracy, 2)} (what the search optimized)"
+    return (f"Test accuracy of trial {trial} (the search's pick): {fmt_pct(test_accuracy, 2)} "
+            f"on {n_test} held-out samples{val}")
+
+
+def test_html(line: str | None) -> str:
+    if not line:
+        return ""
+    return (f'<div class="hpo-test" style="padding:4px 8px;margin:4px 0;border-left:4px solid #2e7d32;'
+            f'background:#f1f8e9">{_esc(line)}</div>')
+
+
 # ------------------------------------------------------------------ static summary
 
-def summary_text(s: Snapshot, title: str = "") -> str:
-    """The plain-text fallback: what a terminal or a saved notebook without widgets shows."""
+def summary_text(s: Snapshot, title: str = "", evaluation: str | None = None) -> str:
+    """The plain-text fallback: what a terminal or a saved notebook without widgets shows.
+    ``evaluation``: the final test line (``test_line``), once the search's pick is evaluated."""
     lines = [f"hpo-nb · {title}".rstrip(" ·"), overall_label(s)]
     lines += [f"{k}: {v}" for k, v in tiles(s).items()]
+    lines += [evaluation] if evaluation else []
     lines += [f"! {n}" for n in s.notices]
     lines += [f"{trial_label(t)} {trial_metrics(t)}".rstrip() for t in s.running]
     lines += [finished_line(t) for t in sort_finished(s.finished, "score ↓")]
     return "\n".join(lines)
 
 
-def summary_html(s: Snapshot, title: str = "") -> str:
-    """The HTML fallback shown where widgets cannot render (nbconvert offline, GitHub)."""
+def summary_html(s: Snapshot, title: str = "", evaluation: str | None = None) -> str:
+    """The HTML fallback shown where widgets cannot render (nbconvert offline, GitHub);
+    ``evaluation`` as for ``summary_text``."""
     pct = int(round(100 * overall_fraction(s)))
     bar = (f'<div style="background:#eee;width:420px;height:10px;border-radius:5px">'
            f'<div style="background:#1976d2;width:{pct}%;height:10px;border-radius:5px"></div></div>')
@@ -321,5 +342,6 @@ def summary_html(s: Snapshot, title: str = "") -> str:
     return (f'<div class="hpo-summary" style="font-family:sans-serif;font-size:13px;line-height:1.35">'
             f'<div><b>hpo-nb</b> · {_esc(title)}</div>{notices_html(s.notices)}'
             f'<div style="margin:4px 0">{bar}<div>{_esc(overall_label(s))}</div></div>'
-            f'<div style="display:flex;gap:8px;margin:6px 0;flex-wrap:wrap">{tiles_row}</div>{running}'
+            f'<div style="display:flex;gap:8px;margin:6px 0;flex-wrap:wrap">{tiles_row}</div>'
+            f'{test_html(evaluation)}{running}'
             f'{gallery_html(gallery_rows(s))}</div>')

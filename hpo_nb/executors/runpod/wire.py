@@ -44,6 +44,7 @@ class JobInput(BaseModel):
     health_weights: dict[StrictStr, StrictFloat | StrictInt] | None = Field(default=None, max_length=8)
     accuracy_weight: StrictFloat | StrictInt = Field(default=0.7, ge=0, le=1)
     devices: list[StrictStr] | None = Field(default=None, max_length=16)
+    test_fraction: StrictFloat | StrictInt = Field(default=0.2, ge=0, lt=1)
 
     @field_validator("dataset")
     @classmethod
@@ -85,6 +86,7 @@ class JobInput(BaseModel):
         data["sample_fraction"] = float(data["sample_fraction"])
         data["validation_fraction"] = float(data["validation_fraction"])
         data["accuracy_weight"] = float(data["accuracy_weight"])
+        data["test_fraction"] = float(data["test_fraction"])
         return TrialSpec.from_dict(data)
 
 
