@@ -8,11 +8,12 @@ it a ``Snapshot`` at a bounded rate, so no renderer ever runs on a training thre
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Union
+
+from .values import finite_float
 
 # --------------------------------------------------------------------------- events
 
@@ -287,8 +288,8 @@ class ProgressHub:
             self._running[event.trial] = replace(
                 cur, epoch=event.epoch, epochs_done=event.epoch, total_epochs=event.total_epochs,
                 epoch_fraction=1.0, status="running",
-                loss=_num(m.get("loss"), cur.loss), accuracy=_num(m.get("accuracy"), cur.accuracy),
-                val_accuracy=_num(m.get("val_accuracy"), cur.val_accuracy),
+                loss=finite_float(m.get("loss"), cur.loss), accuracy=finite_float(m.get("accuracy"), cur.accuracy),
+                val_accuracy=finite_float(m.get("val_accuracy"), cur.val_accuracy),
             )
         elif isinstance(event, TrialFinished):
             self._running.pop(event.trial, None)
@@ -379,13 +380,3 @@ class Subscription:
     def join(self, timeout: float | None = 10.0) -> None:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
-
-
-def _num(value: Any, default: float | None) -> float | None:
-    if value is None:
-        return default
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return default
-    return f if math.isfinite(f) else default

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 from .. import datasets, health
 from ..errors import ConfigError, HpoNbError
+from ..values import short_value
 
 MODES = {"accuracy": "simple", "accuracy + health": "health"}
 EXECUTORS = ("local", "runpod")
@@ -37,14 +38,7 @@ QUICK_SPACES: dict[str, dict[str, Any]] = {
 }
 QUICK_SAMPLE_FRACTION = 0.5
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024  # a data: link holds the file; beyond this, show the path
-HEALTH_HELP = {
-    "gradient_health": "1 = gradients neither vanish nor explode",
-    "dead_units": "share of ReLU units that never fire (0 is best)",
-    "saturated_units": "share of tanh/sigmoid/LSTM units stuck at their limits (0 is best)",
-    "overfitting_gap": "train accuracy minus validation accuracy (0 is best)",
-    "loss_stability": "1 = validation loss settled over the last epochs",
-    "health_score": "weighted mean of the five, as 'higher is healthier'",
-}
+HEALTH_HELP = health.DESCRIPTIONS
 
 
 # ---------------------------------------------------------------------------- pure helpers
@@ -110,7 +104,7 @@ def health_html(result: Any) -> str:
                     f"<td style='color:#666'>{html.escape(HEALTH_HELP.get(key, ''))}</td></tr>")
     acc = "–" if result.accuracy is None else f"{result.accuracy:.4f}"
     score = "–" if result.score is None else f"{result.score:.4f}"
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(result.params.items()))
+    params = ", ".join(f"{k}={short_value(v, exponent=False)}" for k, v in sorted(result.params.items()))
     return (f"<div class='hpo-app-health'><b>Best trial {result.number}</b>: val accuracy {acc} · score {score}"
             f"<table style='margin-top:6px'>{''.join(rows)}</table>"
             f"<div style='color:#555;margin-top:6px;max-width:520px'>{html.escape(params)}</div></div>")
@@ -140,10 +134,6 @@ def plotly_output(fig: Any, text: str = "importance heatmap") -> dict[str, Any]:
             "data": {"application/vnd.plotly.v1+json": {"data": spec["data"], "layout": spec["layout"],
                                                         "config": {"displaylogo": False}},
                      "text/plain": text}}
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 # ---------------------------------------------------------------------------- widgets
