@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Mapping, Protocol, Union, runtime_checkable
 
 from .values import finite_float
 
@@ -196,6 +196,20 @@ class Snapshot:
         return (not_started * mean + left_running) / max(1, self.concurrency)
 
 
+# ------------------------------------------------------------------------ renderer
+
+
+@runtime_checkable
+class Renderer(Protocol):
+    """Anything that shows snapshots: ``renderer(snapshot)``, called from its own subscription
+    thread at a bounded rate and once more with the final snapshot. A renderer may also have a
+    ``close()`` method, called once from the search thread after the search ended. A plain
+    function ``f(snapshot)`` is a renderer. Which renderer a search gets is decided in
+    ``hpo_nb.views`` (notebook dashboard or console bars); the core only knows this protocol."""
+
+    def __call__(self, snapshot: "Snapshot") -> None: ...
+
+
 # ----------------------------------------------------------------------------- hub
 
 
@@ -325,7 +339,7 @@ class ProgressHub:
             self._lock.wait_for(lambda: self._version != version or self._done, timeout)
             return self._snapshot_locked()
 
-    def subscribe(self, render: Callable[[Snapshot], None], max_hz: float = 5.0) -> "Subscription":
+    def subscribe(self, render: Renderer, max_hz: float = 5.0) -> "Subscription":
         """Call ``render(snapshot)`` from a dedicated thread, at most ``max_hz`` times a second,
         whenever something changed; always once more with the final snapshot."""
         sub = Subscription(self, render, max_hz)
@@ -338,7 +352,7 @@ class ProgressHub:
 class Subscription:
     """A dispatcher thread that feeds one renderer; ``close()`` ends it after a last render."""
 
-    def __init__(self, hub: ProgressHub, render: Callable[[Snapshot], None], max_hz: float) -> None:
+    def __init__(self, hub: ProgressHub, render: Renderer, max_hz: float) -> None:
         self._hub = hub
         self._render = render
         self._interval = 1.0 / max_hz if max_hz > 0 else 0.0

@@ -1,5 +1,9 @@
 """The no-code app (``hpo_nb.app()``; served as a web page by ``voila notebooks/app.ipynb``).
 
+Not a view: it builds an ``Experiment`` from a form, so it sits above both the core and
+``views/`` (like ``cli.py``). Named ``nocode`` rather than ``app`` so that importing it never
+replaces the ``hpo_nb.app()`` function with a module attribute of the same name.
+
 A form (dataset, mode, trials, epochs, concurrency, search space, executor), Start and Stop,
 the live dashboard, and when the search ends: the best architecture in 3D beside its health
 metrics, the importance heatmap and a link that downloads the best model (``.keras``).
@@ -22,12 +26,13 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from .. import datasets, health
-from ..errors import ConfigError, HpoNbError
-from ..values import short_value
+from . import datasets, health
+from .errors import ConfigError, HpoNbError
+from .executors.base import names as executor_names
+from .values import short_value
 
 MODES = {"accuracy": "simple", "accuracy + health": "health"}
-EXECUTORS = ("local", "runpod")
+EXECUTORS = tuple(executor_names())
 SPACES = ("quick", "full")
 # "quick": small networks on half the training data, so a search takes minutes on a laptop CPU.
 QUICK_SPACES: dict[str, dict[str, Any]] = {
@@ -235,8 +240,8 @@ class App:
 
     def start(self, _button: Any = None) -> None:
         """Build an experiment from the form and start it in the background."""
-        from ..experiment import Experiment
-        from .dashboard import Dashboard
+        from .experiment import Experiment
+        from .views.dashboard import Dashboard
 
         with self._lock:
             if self.exp is not None and self.exp.running:
@@ -290,7 +295,7 @@ class App:
 
     def _architecture(self, best: Any) -> Any:
         """The best network in 3D, sized to leave room for its health table beside it."""
-        from . import arch3d
+        from .views import arch3d
 
         if arch3d.choose_backend(self.backend) == "plotly":
             import ipywidgets as w
