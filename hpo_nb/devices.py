@@ -29,7 +29,17 @@ def split_cpu(n: int = 2) -> list[str]:
     Must run before TensorFlow initializes its devices (right after ``import tensorflow``,
     before any op, model or dataset). Called later, it raises ``ConfigError``: without the
     split, MirroredStrategy over "/cpu:0", "/cpu:1" reports 2 replicas and then hangs in fit.
-    Calling it again with the same ``n`` is harmless. Returns the device names.
+    Calling it again with the same ``n`` is harmless.
+
+    Args:
+        n: logical CPU devices to create, >= 1.
+
+    Returns:
+        list[str]: their names, "/cpu:0" .. "/cpu:<n-1>" (for ``Experiment(devices=...)``).
+
+    Raises:
+        ConfigError: ``n`` is not an integer >= 1, or TensorFlow already initialized its devices
+            with another split.
     """
     if not is_int(n) or n < 1:
         raise ConfigError(f"split_cpu needs an integer n >= 1, not {n!r}.")

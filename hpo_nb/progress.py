@@ -117,7 +117,22 @@ FinishedTrial = TrialFinished  # the snapshot keeps each finished trial as its o
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything a renderer shows, consistent at one instant."""
+    """Everything a renderer shows, consistent at one instant (immutable; a ``Renderer`` gets one
+    at a time from its own thread).
+
+    Attributes:
+        mode: "simple" or "health".
+        total_trials: the search's budget (``n_trials``).
+        concurrency: trials that may run at once.
+        running: trials in progress, by number (epoch, fraction of the epoch, live metrics).
+        finished: finished trials, by number (state, accuracy, score, health, duration in s).
+        started_at: when the search started (Unix time, s).
+        now: when this snapshot was taken (Unix time, s).
+        done: the search has ended; this is the final snapshot.
+        stopping: ``stop()`` was called; running trials are ending.
+        notices: messages for the user (e.g. "RunPod unreachable: running locally").
+        version: grows with every change; equal versions mean equal snapshots.
+    """
 
     mode: str
     total_trials: int

@@ -23,7 +23,15 @@ from ..spec import TrialOutcome, TrialSpec
 
 @dataclass
 class TrialJob:
-    """One trial handed to an executor, with the channels it reports through."""
+    """One trial handed to an executor, with the channels it reports through.
+
+    Attributes:
+        spec: what to train (JSON-serializable, so it can travel to another machine).
+        publish: thread-safe progress sink (the hub); call it with ``progress`` events.
+        stop: set => end within one batch; the outcome's state is then "stopped".
+        report: ``report(epoch, val_accuracy) -> prune?`` for pruning, or None (no pruning).
+        model_dir: where to save the trained model (``.keras``), or None (don't save).
+    """
 
     spec: TrialSpec
     publish: Publish  # thread-safe progress sink (the hub)
@@ -33,7 +41,19 @@ class TrialJob:
 
 
 class Executor(ABC):
-    """Runs trials concurrently; ``submit`` never blocks on training."""
+    """Runs trials concurrently; ``submit`` never blocks on training. Subclass it to run trials
+    somewhere new, and pass an instance as ``Experiment(executor=...)`` (or ``register`` a name).
+
+    Contract: ``submit(job)`` returns a ``concurrent.futures.Future`` that resolves to a
+    ``TrialOutcome`` (state complete | pruned | stopped | failed) and should not raise: a future
+    that raises gets its trial recorded as failed. Progress goes to ``job.publish``; ``job.stop``
+    must end the trial within one batch. ``hpo_nb.executors.InMemoryExecutor`` is the smallest
+    implementation.
+
+    Attributes:
+        name: shown in the dashboard and recorded per trial ("local", "runpod", ...).
+        initial_status: what a submitted trial shows until its first epoch ("queued" for jobs).
+    """
 
     name: str = "executor"
     initial_status: str = "running"  # what a submitted trial shows until its first epoch ("queued" for jobs)
