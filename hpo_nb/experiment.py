@@ -22,7 +22,7 @@ from .progress import ProgressHub, Renderer, Snapshot
 from .results import StudyResults, _views
 from .search import Search, shown
 from .spec import TrialSpec
-from .storage import default_url, mask_url, open_storage, quiet_optuna, validate_url
+from .storage import attach_run_log, default_url, mask_url, open_storage, quiet_optuna, validate_url
 from .values import check_choice, check_fraction, check_int
 
 log = logging.getLogger("hpo_nb")
@@ -184,7 +184,7 @@ class Experiment(StudyResults):
             )
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._log_handler = _attach_run_log(self.run_dir / "run.log")
+        self._log_handler = attach_run_log(self.run_dir / "run.log")
         # Running trials beat every heartbeat_interval s; one silent for grace_period s belongs to a
         # dead process: it is failed and retried (by whichever process sharing the study sees it first).
         self.heartbeat_interval = heartbeat_interval
@@ -408,21 +408,3 @@ class Experiment(StudyResults):
 def _joiner_seed(seed: int) -> int:
     """A sampler seed for a process joining an existing study: distinct per process."""
     return (seed * 1_000_003 + os.getpid() * 7919 + time.monotonic_ns()) % (2**32 - 1)
-
-
-_RUN_LOGS: dict[Path, logging.Handler] = {}
-
-
-def _attach_run_log(path: Path) -> logging.Handler:
-    """One log file per run folder, the same whether started from a notebook or the CLI. Only
-    hpo_nb's own logger changes (level INFO, so the file gets every trial); its records still
-    propagate to the root logger, whose level decides what the console shows."""
-    path = path.resolve()
-    if path not in _RUN_LOGS:
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
-        logger = logging.getLogger("hpo_nb")
-        logger.setLevel(logging.INFO)
-        logger.addHandler(handler)
-        _RUN_LOGS[path] = handler
-    return _RUN_LOGS[path]

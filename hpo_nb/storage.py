@@ -240,11 +240,12 @@ class Heartbeat:
     trial alive from its first moment (right after ``ask``), so even a death then is detected."""
 
     def __init__(self, storage: Any, interval: float, trial_ids: Callable[[], Iterable[int]]) -> None:
-        from optuna.storages._heartbeat import is_heartbeat_enabled
-
         self.storage = storage
         self.interval = interval
-        self.enabled = is_heartbeat_enabled(storage)
+        # What optuna.storages._heartbeat.is_heartbeat_enabled checks, without its private module.
+        get_interval = getattr(storage, "get_heartbeat_interval", None)
+        self.enabled = callable(getattr(storage, "record_heartbeat", None)) and callable(get_interval) \
+            and get_interval() is not None
         self._trial_ids = trial_ids
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -275,3 +276,21 @@ class Heartbeat:
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
+
+
+_RUN_LOGS: dict[Path, logging.Handler] = {}
+
+
+def attach_run_log(path: Path) -> logging.Handler:
+    """One log file per run folder, the same whether started from a notebook or the CLI. The
+    only global state an ``Experiment`` sets: hpo_nb's own logger gets level INFO (so the file
+    gets every trial) and the file handler; no other logger changes."""
+    path = path.resolve()
+    if path not in _RUN_LOGS:
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
+        logger = logging.getLogger("hpo_nb")
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        _RUN_LOGS[path] = handler
+    return _RUN_LOGS[path]
