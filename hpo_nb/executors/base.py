@@ -2,7 +2,9 @@
 
 The experiment decides *what* to try (Optuna); an executor decides *how and where* it runs.
 Every implementation honours the same contract, so the experiment has no code branch per
-backend (KerasTuner's oracle/tuner split; httpx's transport ABC).
+backend (KerasTuner's oracle/tuner split; httpx's transport ABC). Backends are chosen by name
+through the registry at the end of this module (name -> lazily imported factory and option
+check), so nothing here imports a backend before it is chosen.
 """
 
 from __future__ import annotations
