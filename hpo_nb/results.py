@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import pandas
     import plotly.graph_objects
 
+    from .analysis.importance import ImportanceTable
+
 
 class StudyResults:
     """Results of a study, for ``Experiment`` (which sets ``study``, ``space``, ``name`` and
@@ -138,7 +140,7 @@ class StudyResults:
         """
         return _views().importance_heatmap(self._importance_table(evaluator, min_trials))
 
-    def _importance_table(self, evaluator: str, min_trials: int) -> Any:
+    def _importance_table(self, evaluator: str, min_trials: int) -> "ImportanceTable":
         from .analysis.importance import importance_table
 
         return importance_table(self.study, spaces.searched(self.space), evaluator=evaluator, min_trials=min_trials)
