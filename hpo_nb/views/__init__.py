@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from ..experiment import Experiment
     from ..progress import Renderer, Snapshot
 
-PROGRESS_CHOICES = ("auto", "notebook", "console", "none")
-
 
 def ipython() -> Any:
     """The running IPython shell, or None (plain Python, or IPython not installed)."""
