@@ -75,32 +75,48 @@ def test_never_runs_more_than_concurrency_trials_at_once():
         with lock:
             now[0] += 1
             peak[0] = max(peak[0], now[0])
-        time.sleep(0.02)
+        time.sleep(0.1)  # long enough for the loop to launch the whole wave, even on a busy machine
         with lock:
             now[0] -= 1
         return _complete(job)
 
-    search, study = _search(run, n_trials=7, concurrency=3)
+    search, study = _search(run, n_trials=6, concurrency=3)
     search.run()
-    assert peak[0] == 3 and len(study.get_trials()) == 7
+    assert peak[0] == 3 and len(study.get_trials()) == 6
 
 
 def test_stop_starts_nothing_new_and_ends_running_trials_as_stopped():
-    started = threading.Event()
+    both_running = threading.Barrier(3)
 
     def run(job: TrialJob) -> TrialOutcome:
-        started.set()
+        both_running.wait(5)
         assert job.stop.wait(5), "the trial was never asked to stop"
         return TrialOutcome(job.spec.trial_number, "stopped")
 
     search, study = _search(run, n_trials=10, concurrency=2)
     thread = threading.Thread(target=search.run)
     thread.start()
-    assert started.wait(5)
+    both_running.wait(5)  # the two trials concurrency allows are running
     search.stop()
     thread.join(5)
     assert not thread.is_alive()
     assert _states(study) == ["stopped", "stopped"] and search.hub.snapshot().stopping
+
+
+def test_a_stop_while_a_trial_is_being_asked_for_reaches_that_trial_too():
+    search, study = _search(_complete, n_trials=3)
+    real_suggest = search.suggest
+
+    def suggest(trial):
+        search.stop()  # arrives after ask(), before the trial is registered as running
+        return real_suggest(trial)
+
+    search.suggest = suggest
+    seen = []
+    search.executor = InMemoryExecutor(lambda job: (seen.append(job.stop.is_set()),
+                                                    TrialOutcome(job.spec.trial_number, "stopped"))[1])
+    search.run()
+    assert seen == [True] and _states(study) == ["stopped"]
 
 
 def test_failed_and_pruned_outcomes_are_told_to_optuna_with_their_state():
