@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 EXTRAS ?= cpu,runpod,postgres,lab,test,bench
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install system-deps bench bench-mnist lock clean
+.PHONY: demo test test-fast install system-deps bench bench-mnist lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: install
 ## Everything the tests need (Debian's chromium and PostgreSQL, as root), then the whole suite.
 test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The fast subset (no training-heavy, multi-process or browser tests; no notebooks): under a minute.
+test-fast:
+	$(BIN)/python -m pytest -m "not slow and not browser" tests $(PYTEST_ARGS)
 
 system-deps:
 	@./scripts/system-deps.sh

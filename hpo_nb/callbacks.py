@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 
 import keras
 
 from .progress import EpochEnded, EpochProgress, Publish, Report
+from .values import finite_float
 
 
 class EpochProgressCallback(keras.callbacks.Callback):
@@ -44,11 +44,11 @@ class EpochProgressCallback(keras.callbacks.Callback):
         logs = logs or {}
         self.publish(EpochProgress(
             self.trial, self._epoch, self.total_epochs, batch + 1, self.params.get("steps"),
-            loss=_float(logs.get("loss")), accuracy=_float(logs.get("accuracy")),
+            loss=finite_float(logs.get("loss")), accuracy=finite_float(logs.get("accuracy")),
         ))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        metrics = {k: v for k, v in ((k, _float(v)) for k, v in (logs or {}).items()) if v is not None}
+        metrics = {k: v for k, v in ((k, finite_float(v)) for k, v in (logs or {}).items()) if v is not None}
         self.publish(EpochEnded(self.trial, epoch + 1, self.total_epochs, metrics))
 
 
@@ -64,18 +64,8 @@ class PruningCallback(keras.callbacks.Callback):
         self.pruned_at: int | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        value = _float((logs or {}).get(self.monitor))
+        value = finite_float((logs or {}).get(self.monitor))
         last = epoch + 1 >= int(self.params.get("epochs") or 0)
         if value is not None and self.report(epoch + 1, value) and not last:
             self.pruned_at = epoch + 1
             self.model.stop_training = True
-
-
-def _float(v: object) -> float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None

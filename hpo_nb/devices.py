@@ -14,6 +14,7 @@ import warnings
 from typing import Sequence
 
 from .errors import ConfigError
+from .values import check_int, is_int
 
 log = logging.getLogger("hpo_nb")
 
@@ -28,9 +29,19 @@ def split_cpu(n: int = 2) -> list[str]:
     Must run before TensorFlow initializes its devices (right after ``import tensorflow``,
     before any op, model or dataset). Called later, it raises ``ConfigError``: without the
     split, MirroredStrategy over "/cpu:0", "/cpu:1" reports 2 replicas and then hangs in fit.
-    Calling it again with the same ``n`` is harmless. Returns the device names.
+    Calling it again with the same ``n`` is harmless.
+
+    Args:
+        n: logical CPU devices to create, >= 1.
+
+    Returns:
+        list[str]: their names, "/cpu:0" .. "/cpu:<n-1>" (for ``Experiment(devices=...)``).
+
+    Raises:
+        ConfigError: ``n`` is not an integer >= 1, or TensorFlow already initialized its devices
+            with another split.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_int(n) or n < 1:
         raise ConfigError(f"split_cpu needs an integer n >= 1, not {n!r}.")
     import tensorflow as tf
 
@@ -153,9 +164,8 @@ def trial_devices(devices: Sequence[str] | None) -> tuple[str, ...] | None:
 
 
 def _check_gpus_per_trial(gpus_per_trial: object) -> None:
-    if gpus_per_trial is not None and (isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int)
-                                       or gpus_per_trial < 1):
-        raise ConfigError(f"gpus_per_trial must be an integer >= 1, not {gpus_per_trial!r}.")
+    if gpus_per_trial is not None:
+        check_int("gpus_per_trial", gpus_per_trial, 1)
 
 
 def remote_devices(distribution: str | None, devices: Sequence[str] | None,

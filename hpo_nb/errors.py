@@ -8,8 +8,10 @@ class HpoNbError(Exception):
 
 
 class ConfigError(HpoNbError, ValueError):
-    """Bad input, detected before any training starts."""
+    """Bad input, detected before any training starts; the message names the setting and what
+    to use instead (also a ``ValueError``)."""
 
 
 class DatasetUnavailableError(HpoNbError, RuntimeError):
-    """A dataset could not be loaded (usually: no internet for a download)."""
+    """A dataset could not be loaded (usually: no internet for a download); also a
+    ``RuntimeError``."""

@@ -29,6 +29,21 @@ import numpy as np
 METRICS = ("gradient_health", "dead_units", "saturated_units", "overfitting_gap", "loss_stability")
 DEFAULT_WEIGHTS: dict[str, float] = {m: 1.0 for m in METRICS}
 GAP_TOLERANCE = 0.25
+# What each metric (and the health score) is called and means, for every view of it: the
+# dashboard's short column heads, the importance heatmap's labels, the app's health table.
+HIGHER_IS_BETTER = {"gradient_health": True, "dead_units": False, "saturated_units": False,
+                    "overfitting_gap": False, "loss_stability": True, "health_score": True}
+LABELS = {m: m.replace("_", " ") for m in (*METRICS, "health_score")}
+SHORT = {"gradient_health": "grad", "dead_units": "dead", "saturated_units": "sat",
+         "overfitting_gap": "gap", "loss_stability": "stab", "health_score": "health"}
+DESCRIPTIONS = {
+    "gradient_health": "1 = gradients neither vanish nor explode",
+    "dead_units": "share of ReLU units that never fire (0 is best)",
+    "saturated_units": "share of tanh/sigmoid/LSTM units stuck at their limits (0 is best)",
+    "overfitting_gap": "train accuracy minus validation accuracy (0 is best)",
+    "loss_stability": "1 = validation loss settled over the last epochs",
+    "health_score": "weighted mean of the five, as 'higher is healthier'",
+}
 _GRAD_OK = (1e-3, 10.0)
 
 

@@ -8,11 +8,12 @@ it a ``Snapshot`` at a bounded rate, so no renderer ever runs on a training thre
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Mapping, Protocol, Union, runtime_checkable
+
+from .values import finite_float
 
 # --------------------------------------------------------------------------- events
 
@@ -116,7 +117,22 @@ FinishedTrial = TrialFinished  # the snapshot keeps each finished trial as its o
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything a renderer shows, consistent at one instant."""
+    """Everything a renderer shows, consistent at one instant (immutable; a ``Renderer`` gets one
+    at a time from its own thread).
+
+    Attributes:
+        mode: "simple" or "health".
+        total_trials: the search's budget (``n_trials``).
+        concurrency: trials that may run at once.
+        running: trials in progress, by number (epoch, fraction of the epoch, live metrics).
+        finished: finished trials, by number (state, accuracy, score, health, duration in s).
+        started_at: when the search started (Unix time, s).
+        now: when this snapshot was taken (Unix time, s).
+        done: the search has ended; this is the final snapshot.
+        stopping: ``stop()`` was called; running trials are ending.
+        notices: messages for the user (e.g. "RunPod unreachable: running locally").
+        version: grows with every change; equal versions mean equal snapshots.
+    """
 
     mode: str
     total_trials: int
@@ -193,6 +209,20 @@ class Snapshot:
         not_started = max(0, self.total_trials - self.performed - len(self.running))
         left_running = sum(max(0.0, mean - (self.now - t.started_at)) for t in self.running)
         return (not_started * mean + left_running) / max(1, self.concurrency)
+
+
+# ------------------------------------------------------------------------ renderer
+
+
+@runtime_checkable
+class Renderer(Protocol):
+    """Anything that shows snapshots: ``renderer(snapshot)``, called from its own subscription
+    thread at a bounded rate and once more with the final snapshot. A renderer may also have a
+    ``close()`` method, called once from the search thread after the search ended. A plain
+    function ``f(snapshot)`` is a renderer. Which renderer a search gets is decided in
+    ``hpo_nb.views`` (notebook dashboard or console bars); the core only knows this protocol."""
+
+    def __call__(self, snapshot: "Snapshot") -> None: ...
 
 
 # ----------------------------------------------------------------------------- hub
@@ -287,8 +317,8 @@ class ProgressHub:
             self._running[event.trial] = replace(
                 cur, epoch=event.epoch, epochs_done=event.epoch, total_epochs=event.total_epochs,
                 epoch_fraction=1.0, status="running",
-                loss=_num(m.get("loss"), cur.loss), accuracy=_num(m.get("accuracy"), cur.accuracy),
-                val_accuracy=_num(m.get("val_accuracy"), cur.val_accuracy),
+                loss=finite_float(m.get("loss"), cur.loss), accuracy=finite_float(m.get("accuracy"), cur.accuracy),
+                val_accuracy=finite_float(m.get("val_accuracy"), cur.val_accuracy),
             )
         elif isinstance(event, TrialFinished):
             self._running.pop(event.trial, None)
@@ -324,7 +354,7 @@ class ProgressHub:
             self._lock.wait_for(lambda: self._version != version or self._done, timeout)
             return self._snapshot_locked()
 
-    def subscribe(self, render: Callable[[Snapshot], None], max_hz: float = 5.0) -> "Subscription":
+    def subscribe(self, render: Renderer, max_hz: float = 5.0) -> "Subscription":
         """Call ``render(snapshot)`` from a dedicated thread, at most ``max_hz`` times a second,
         whenever something changed; always once more with the final snapshot."""
         sub = Subscription(self, render, max_hz)
@@ -337,7 +367,7 @@ class ProgressHub:
 class Subscription:
     """A dispatcher thread that feeds one renderer; ``close()`` ends it after a last render."""
 
-    def __init__(self, hub: ProgressHub, render: Callable[[Snapshot], None], max_hz: float) -> None:
+    def __init__(self, hub: ProgressHub, render: Renderer, max_hz: float) -> None:
         self._hub = hub
         self._render = render
         self._interval = 1.0 / max_hz if max_hz > 0 else 0.0
@@ -379,13 +409,3 @@ class Subscription:
     def join(self, timeout: float | None = 10.0) -> None:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
-
-
-def _num(value: Any, default: float | None) -> float | None:
-    if value is None:
-        return default
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return default
-    return f if math.isfinite(f) else default

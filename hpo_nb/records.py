@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping, Sequence
 
 import optuna
@@ -13,8 +13,7 @@ from .progress import FinishedTrial
 from .spec import TrialOutcome
 
 STATE_ATTR = "hpo_state"
-_ATTRS = ("accuracy", "score", "health", "history", "architecture", "duration_s", "fit_s", "epochs_run",
-          "param_count", "replicas", "devices", "model_path", "error", "extra")
+_ATTRS = tuple(f.name for f in fields(TrialOutcome) if f.name not in ("trial_number", "state"))
 
 
 def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
@@ -45,37 +44,38 @@ def counts_toward_budget(t: optuna.trial.FrozenTrial) -> bool:
     return t.state.is_finished() and t.user_attrs.get(STATE_ATTR) in ("complete", "pruned", "failed")
 
 
-@dataclass
-class TrialResult:
-    """One trial as a user reads it (``exp.best``): params, metrics, health, architecture."""
+@dataclass(init=False, repr=False, eq=True)
+class TrialResult(TrialOutcome):
+    """One trial as a user reads it (``exp.best``): the ``TrialOutcome`` stored on the Optuna
+    trial, plus the hyperparameters it tried (``params``) and its number (``number``, the same
+    as ``trial_number``). ``replicas``: model replicas that trained in sync (MirroredStrategy;
+    1 = one device); ``devices``: where it trained (empty: the default device)."""
 
-    number: int
-    state: str
-    params: dict[str, Any]
-    accuracy: float | None
-    score: float | None
-    health: dict[str, float] = field(default_factory=dict)
-    history: dict[str, list[float]] = field(default_factory=dict)
-    architecture: dict[str, Any] = field(default_factory=dict)
-    duration_s: float = 0.0
-    epochs_run: int = 0
-    param_count: int = 0
-    model_path: str | None = None
-    error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    replicas: int = 1  # model replicas training in sync (MirroredStrategy); 1 = one device
-    devices: list[str] = field(default_factory=list)  # where it trained; empty = the default device
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, number: int, state: str, params: dict[str, Any] | None = None,
+                 accuracy: float | None = None, score: float | None = None, **outcome: Any) -> None:
+        super().__init__(trial_number=number, state=state, accuracy=accuracy, score=score,  # type: ignore[arg-type]
+                         **outcome)
+        self.params = dict(params or {})
+
+    @property
+    def number(self) -> int:
+        """The trial's number in its study (0-based)."""
+        return self.trial_number
 
     @classmethod
     def from_trial(cls, t: optuna.trial.FrozenTrial) -> "TrialResult":
+        """Read a trial back from storage (any process's, finished or not)."""
         a = t.user_attrs
         return cls(
             number=t.number, state=state_of(t), params=dict(a.get("params_all") or t.params),
             accuracy=a.get("accuracy"), score=a.get("score", t.value), health=dict(a.get("health") or {}),
             history=dict(a.get("history") or {}), architecture=dict(a.get("architecture") or {}),
-            duration_s=float(a.get("duration_s") or 0.0), epochs_run=int(a.get("epochs_run") or 0),
-            param_count=int(a.get("param_count") or 0), model_path=a.get("model_path"), error=a.get("error"),
-            extra=dict(a.get("extra") or {}), replicas=int(a.get("replicas") or 1), devices=list(a.get("devices") or []),
+            duration_s=float(a.get("duration_s") or 0.0), fit_s=float(a.get("fit_s") or 0.0),
+            epochs_run=int(a.get("epochs_run") or 0), param_count=int(a.get("param_count") or 0),
+            model_path=a.get("model_path"), error=a.get("error"), extra=dict(a.get("extra") or {}),
+            replicas=int(a.get("replicas") or 1), devices=list(a.get("devices") or []),
         )
 
     def __repr__(self) -> str:

@@ -18,7 +18,12 @@ TrialState = Literal["complete", "pruned", "stopped", "failed"]
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """What one trial trains. Identical specs give identical accuracy (everything is seeded)."""
+    """What one trial trains. Identical specs give identical accuracy (everything is seeded).
+    JSON-serializable (``to_json`` / ``from_dict``), under 1 KB: the same object goes to a local
+    thread or a RunPod worker. Fields: the trial's number, the registered dataset name, the
+    hyperparameters, the epoch budget, the experiment's seed, the mode, the training and
+    validation fractions, the health weights, the accuracy weight, and the devices (None:
+    the default device; 2+: MirroredStrategy over them)."""
 
     trial_number: int
     dataset: str
@@ -53,7 +58,25 @@ class TrialSpec:
 
 @dataclass
 class TrialOutcome:
-    """Everything a finished (or stopped, pruned, failed) trial produced; JSON-serializable."""
+    """Everything a finished (or stopped, pruned, failed) trial produced; JSON-serializable, and
+    stored on its Optuna trial as user attributes.
+
+    Attributes:
+        trial_number: the trial's number in the study.
+        state: "complete", "pruned", "stopped" or "failed".
+        accuracy: validation accuracy in [0, 1] (None if it never evaluated).
+        score: the objective (accuracy, or the health-mode blend), in [0, 1].
+        health: each health metric and ``health_score``, in [0, 1] (``hpo_nb.health``).
+        history: Keras history per metric, one value per epoch run.
+        architecture: the model's layers and summary, as JSON (for the 3D view).
+        duration_s: wall time of the whole trial, in seconds; ``fit_s``: of ``fit`` alone.
+        epochs_run: epochs actually trained (pruning and stop end early).
+        param_count: the model's trainable and non-trainable parameters.
+        replicas: model replicas trained in sync (1: one device); ``devices``: where.
+        error: why it failed, or None.
+        model_path: the saved ``.keras`` file, or None.
+        extra: executor-specific facts (RunPod: ``cost_usd``, ``delay_s``, ``worker``, ...).
+    """
 
     trial_number: int
     state: TrialState

@@ -1,14 +1,17 @@
 """Optuna storage: a SQLite file under the run folder by default, or any RDB URL
-(PostgreSQL for shared studies). Heartbeats let a killed process's trials be failed and retried."""
+(PostgreSQL for shared studies). Heartbeats let a killed process's trials be failed and retried;
+the study lock makes counting the budget and ``ask()`` one step across processes."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
+import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import unquote
 
 import optuna
@@ -16,6 +19,8 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from .errors import ConfigError
+
+log = logging.getLogger("hpo_nb")
 
 _SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
 
@@ -158,14 +163,17 @@ def _tune_sqlite(storage: RDBStorage) -> RDBStorage:
 
 
 @contextlib.contextmanager
-def study_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
+def study_lock(storage: Any, study_name: str) -> Iterator[None]:
     """Hold a lock shared by every process on this study, so that counting the trials left and
     ``study.ask()`` happen as one step: processes sharing a study never start more than
     ``n_trials``. PostgreSQL: a transaction-level advisory lock (released on commit, or when a
     killed process's connection drops); MySQL: GET_LOCK; SQLite: a lock file next to the database."""
     from sqlalchemy import text
 
-    engine = storage.engine
+    engine = getattr(storage, "engine", None)
+    if engine is None:  # in-memory storage: one process, and the search loop is its only asker
+        yield
+        return
     dialect = engine.dialect.name
     key = int.from_bytes(hashlib.sha256(f"hpo-nb:{study_name}".encode()).digest()[:8], "big", signed=True)
     if dialect == "postgresql":
@@ -202,9 +210,87 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def suppress_experimental_warnings() -> None:
-    """We use heartbeats with ask/tell (beating ourselves) and constant_liar on purpose."""
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna at WARNING and its experimental-feature warnings silenced, only inside this block
+    (opening the study, a running search); the caller's verbosity and warning filters come back
+    after it. We use heartbeats with ask/tell (beating ourselves) and ``constant_liar`` on
+    purpose, and report progress ourselves. Python's warning filters are process-wide: a
+    warning another thread raises meanwhile is filtered the same way."""
     import warnings
 
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+class Heartbeat:
+    """Beats for this process's running trials, so processes sharing a study tell them from a
+    dead process's trials (Optuna's ``storages/_heartbeat.py``, for ask/tell). A storage without
+    heartbeats (in-memory, or an RDB opened without ``heartbeat_interval``) makes it a no-op.
+
+    Use as a context manager around a search: a thread calls ``beat`` every ``interval`` s
+    for each id ``trial_ids()`` returns, until the block ends. ``beat(trial_id)`` also marks a
+    trial alive from its first moment (right after ``ask``), so even a death then is detected."""
+
+    def __init__(self, storage: Any, interval: float, trial_ids: Callable[[], Iterable[int]]) -> None:
+        self.storage = storage
+        self.interval = interval
+        # What optuna.storages._heartbeat.is_heartbeat_enabled checks, without its private module.
+        get_interval = getattr(storage, "get_heartbeat_interval", None)
+        self.enabled = callable(getattr(storage, "record_heartbeat", None)) and callable(get_interval) \
+            and get_interval() is not None
+        self._trial_ids = trial_ids
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self, trial_id: int) -> None:
+        if self.enabled:
+            self.storage.record_heartbeat(trial_id)
+
+    def beat_all(self) -> None:
+        """One beat for every running trial; a failed beat is logged, not raised (the grace
+        period covers a missed one)."""
+        for trial_id in list(self._trial_ids()):
+            try:
+                self.beat(trial_id)
+            except Exception as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            self.beat_all()
+
+    def __enter__(self) -> "Heartbeat":
+        if self.enabled:
+            self._done.clear()
+            self._thread = threading.Thread(target=self._run, name="hpo-nb-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+
+
+_RUN_LOGS: dict[Path, logging.Handler] = {}
+
+
+def attach_run_log(path: Path) -> logging.Handler:
+    """One log file per run folder, the same whether started from a notebook or the CLI. The
+    only global state an ``Experiment`` sets: hpo_nb's own logger gets level INFO (so the file
+    gets every trial) and the file handler; no other logger changes."""
+    path = path.resolve()
+    if path not in _RUN_LOGS:
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
+        logger = logging.getLogger("hpo_nb")
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        _RUN_LOGS[path] = handler
+    return _RUN_LOGS[path]

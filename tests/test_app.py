@@ -15,7 +15,7 @@ import pytest
 
 import hpo_nb
 from hpo_nb.records import TrialResult
-from hpo_nb.views import app as appmod
+from hpo_nb import nocode as appmod
 
 FORM = {"dataset": "digits", "mode": "accuracy + health", "n_trials": 3, "max_epochs": 2, "concurrency": 1,
         "space": "quick", "executor": "local", "endpoint_id": "", "api_key": "", "base_url": ""}

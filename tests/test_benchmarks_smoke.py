@@ -20,6 +20,7 @@ def test_help(script: str) -> None:
     assert "usage:" in out.stdout and "--" in out.stdout
 
 
+@pytest.mark.slow
 def test_progress_overhead_quick_prints_a_ratio() -> None:
     """One tiny pair through the real progress path: the last line is the ratio the README quotes."""
     out = subprocess.run([sys.executable, str(BENCH / "progress_overhead.py"), "--quick"], capture_output=True,

@@ -47,6 +47,7 @@ def _study(tmp_path: Path) -> optuna.Study:
     return optuna.load_study(study_name="resume", storage=f"sqlite:///{tmp_path / 'runs' / 'resume' / 'study.db'}")
 
 
+@pytest.mark.slow
 def test_sigkilled_search_resumes_and_keeps_every_completed_trial(tmp_path):
     args = ["run", "--name", "resume", "--trials", "5", "--max-epochs", "3", "--search-space", SPACE,
             "--no-pruning", "--heartbeat-interval", "1", "--quiet"]

@@ -77,6 +77,7 @@ def test_names_and_runpod_worker_devices():
     assert worker_devices(2) == ("/gpu:0", "/gpu:1")
 
 
+@pytest.mark.slow
 def test_remote_workers_get_their_devices_through_the_spec():
     from hpo_nb.executors.runpod.wire import decode_input, encode_spec
     from hpo_nb.spec import TrialSpec
@@ -122,6 +123,7 @@ def test_split_cpu_after_tensorflow_started_is_a_clear_error():
     assert hpo_nb.split_cpu(1) == ["/cpu:0"]  # asking for what is already so is fine
 
 
+@pytest.mark.slow
 def test_mirrored_search_on_two_logical_cpus(tmp_path):
     done = _python(str(ROOT / "tests" / "devices_worker.py"), str(tmp_path / "runs"))
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

@@ -20,6 +20,7 @@ from hpo_nb.training import train_trial
 from .conftest import TINY_CNN
 
 
+@pytest.mark.slow
 def test_search_on_digits_reaches_high_accuracy_and_fills_every_column(runs_dir):
     exp = Experiment("digits", mode="health", n_trials=3, max_epochs=4, concurrency=2, name="digits-t",
                      search_space={**TINY_CNN, "filters": 16, "learning_rate": 5e-3, "activation": ["relu", "elu"]},
@@ -40,6 +41,7 @@ def test_search_on_digits_reaches_high_accuracy_and_fills_every_column(runs_dir)
     assert gc.get_freeze_count() == 0  # the search's freeze (hpo_nb.trial_memory) ended with it
 
 
+@pytest.mark.slow
 def test_same_spec_twice_gives_the_same_accuracy():
     spec = TrialSpec(0, "digits", {**{k: v for k, v in TINY_CNN.items() if not isinstance(v, (list, tuple))},
                                    "filters": 8, "learning_rate": 5e-3, "activation": "relu", "pooling": "max",
@@ -49,6 +51,7 @@ def test_same_spec_twice_gives_the_same_accuracy():
     assert a.accuracy == b.accuracy and a.history == b.history
 
 
+@pytest.mark.slow
 def test_text_path_trains_an_lstm_above_chance(shared_data, runs_dir):
     archive = shared_data / "sentence_polarity" / "sentence_polarity.zip"
     ds = datasets.from_text_lines({
@@ -72,6 +75,7 @@ def _until(condition, timeout: float = 300.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_stop_ends_running_trials_within_a_batch_and_keeps_completed_ones(runs_dir):
     space = {**TINY_CNN, "filters": 8, "batch_size": 16, "learning_rate": 5e-3}
     Experiment("digits", n_trials=1, max_epochs=1, runs_dir=runs_dir, progress="none", name="stop-t",

@@ -99,6 +99,7 @@ def test_bad_storage_urls_fail_clearly_and_never_show_the_password(pg_url, runs_
     assert "password authentication failed" in err and PASSWORD not in err
 
 
+@pytest.mark.slow
 def test_two_processes_split_the_budget_exactly_and_see_each_other(pg_url, tmp_path, spawned):
     name, n_trials = "shared-two", 3
     settings = {"storage": pg_url, "name": name, "n_trials": n_trials, "max_epochs": 1, "concurrency": 2,
@@ -126,6 +127,7 @@ def test_two_processes_split_the_budget_exactly_and_see_each_other(pg_url, tmp_p
         assert seen["best"] == best.number and seen["best_score"] == pytest.approx(best.value)
 
 
+@pytest.mark.slow
 def test_a_killed_process_loses_nothing_and_its_trial_is_retried_by_the_survivor(pg_url, tmp_path, spawned):
     name = "shared-kill"
     # The victim is the terminal twin, `hpo-nb run --storage URL`; pruning on, so trials report epochs.

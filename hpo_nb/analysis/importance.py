@@ -21,7 +21,8 @@ from optuna.importance import BaseImportanceEvaluator, FanovaImportanceEvaluator
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ConfigError
-from ..health import METRICS
+from ..health import HIGHER_IS_BETTER, LABELS, METRICS
+from ..values import check_int
 
 MIN_TRIALS = 10  # below this, PED-ANOVA's top-10 % set is a single trial: a column would be noise
 EVALUATORS = ("ped-anova", "fanova")
@@ -53,12 +54,7 @@ class Target:
 
 TARGETS: tuple[Target, ...] = (
     Target("accuracy", "val accuracy", True),
-    Target("health_score", "health score", True),
-    Target("gradient_health", "gradient health", True),
-    Target("dead_units", "dead units", False),
-    Target("saturated_units", "saturated units", False),
-    Target("overfitting_gap", "overfitting gap", False),
-    Target("loss_stability", "loss stability", True),
+    *(Target(m, LABELS[m], HIGHER_IS_BETTER[m]) for m in ("health_score", *METRICS)),
     Target("duration_s", "duration", False),
 )
 assert {t.key for t in TARGETS} >= set(METRICS)
@@ -124,8 +120,7 @@ def importance_table(
     each target, from the study's complete trials."""
     import pandas as pd
 
-    if isinstance(min_trials, bool) or not isinstance(min_trials, int) or min_trials < 2:
-        raise ConfigError(f"min_trials must be an integer >= 2, not {min_trials!r}.")
+    check_int("min_trials", min_trials, 2)
     name, ev = make_evaluator(evaluator)
     targets = tuple(targets)
     wanted = list(dict.fromkeys(params))

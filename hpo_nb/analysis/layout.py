@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..values import short_value
 
 SCALE = 0.5  # world units per log2 step
 MIN_SIZE = 0.3
@@ -102,7 +103,7 @@ class Block:
                 **{k: v for k, v in self.config.items()}}
 
     def details_text(self, sep: str = "\n") -> str:
-        return sep.join(f"{k}: {_fmt(v)}" for k, v in self.details().items())
+        return sep.join(f"{k}: {short_value(v, grouping=True)}" for k, v in self.details().items())
 
 
 @dataclass(frozen=True)
@@ -200,11 +201,3 @@ def layout(architecture: Mapping[str, Any]) -> Scene:
     total_params = int(architecture.get("total_params") or sum(b.params for b in blocks))
     return Scene(model_type=str(architecture.get("model_type", "model")), blocks=tuple(blocks),
                  connectors=connectors, legend=legend, total_params=total_params)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
-    if isinstance(v, (list, tuple)):
-        return "×".join(str(i) for i in v)
-    return str(v)

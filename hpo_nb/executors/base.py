@@ -2,16 +2,22 @@
 
 The experiment decides *what* to try (Optuna); an executor decides *how and where* it runs.
 Every implementation honours the same contract, so the experiment has no code branch per
-backend (KerasTuner's oracle/tuner split; httpx's transport ABC).
+backend (KerasTuner's oracle/tuner split; httpx's transport ABC). Backends are chosen by name
+through the registry at the end of this module (name -> lazily imported factory and option
+check), so nothing here imports a backend before it is chosen.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..errors import ConfigError
 
 from ..progress import Publish, Report
 from ..spec import TrialOutcome, TrialSpec
@@ -19,7 +25,15 @@ from ..spec import TrialOutcome, TrialSpec
 
 @dataclass
 class TrialJob:
-    """One trial handed to an executor, with the channels it reports through."""
+    """One trial handed to an executor, with the channels it reports through.
+
+    Attributes:
+        spec: what to train (JSON-serializable, so it can travel to another machine).
+        publish: thread-safe progress sink (the hub); call it with ``progress`` events.
+        stop: set => end within one batch; the outcome's state is then "stopped".
+        report: ``report(epoch, val_accuracy) -> prune?`` for pruning, or None (no pruning).
+        model_dir: where to save the trained model (``.keras``), or None (don't save).
+    """
 
     spec: TrialSpec
     publish: Publish  # thread-safe progress sink (the hub)
@@ -29,7 +43,19 @@ class TrialJob:
 
 
 class Executor(ABC):
-    """Runs trials concurrently; ``submit`` never blocks on training."""
+    """Runs trials concurrently; ``submit`` never blocks on training. Subclass it to run trials
+    somewhere new, and pass an instance as ``Experiment(executor=...)`` (or ``register`` a name).
+
+    Contract: ``submit(job)`` returns a ``concurrent.futures.Future`` that resolves to a
+    ``TrialOutcome`` (state complete | pruned | stopped | failed) and should not raise: a future
+    that raises gets its trial recorded as failed. Progress goes to ``job.publish``; ``job.stop``
+    must end the trial within one batch. ``hpo_nb.executors.InMemoryExecutor`` is the smallest
+    implementation.
+
+    Attributes:
+        name: shown in the dashboard and recorded per trial ("local", "runpod", ...).
+        initial_status: what a submitted trial shows until its first epoch ("queued" for jobs).
+    """
 
     name: str = "executor"
     initial_status: str = "running"  # what a submitted trial shows until its first epoch ("queued" for jobs)
@@ -52,3 +78,70 @@ class Executor(ABC):
     def accepting(self) -> bool:
         """False once this executor takes no more trials (e.g. a spending cap was reached)."""
         return True
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A named way to run trials (``Experiment(executor="local")``), imported only when chosen.
+
+    ``factory`` and ``check_options`` are ``"module:attribute"`` paths. A local backend is
+    built as ``factory(concurrency, device_groups, **options)`` (each running trial takes a free
+    group of devices); a ``remote`` one, whose trials each run in another process or machine,
+    as ``factory(concurrency=concurrency, **options)``: its datasets travel by registered name
+    and each worker places its trial on its own devices (``TrialSpec.devices``)."""
+
+    name: str
+    factory: str
+    check_options: str | None = None
+    remote: bool = False
+
+    def check(self, options: Mapping[str, Any]) -> None:
+        """Validate this backend's options before anything trains; raises ``ConfigError``."""
+        if self.check_options is not None:
+            _resolve(self.check_options)(options)
+        elif options:
+            raise ConfigError(f"executor {self.name!r} takes no options, got {', '.join(map(repr, options))}.")
+
+    def create(self, concurrency: int, device_groups: Sequence[tuple[str, ...]] | None = None,
+               options: Mapping[str, Any] | None = None) -> Executor:
+        """A fresh executor for one search."""
+        factory = _resolve(self.factory)
+        if self.remote:
+            return factory(concurrency=concurrency, **dict(options or {}))
+        return factory(concurrency, device_groups, **dict(options or {}))
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register(name: str, factory: str, check_options: str | None = None, remote: bool = False) -> Backend:
+    """Make ``Experiment(executor=name)`` run trials on ``factory`` ("module:Class")."""
+    backend = Backend(name, factory, check_options, remote)
+    _BACKENDS[name] = backend
+    return backend
+
+
+def backend(name: str) -> Backend:
+    """The registered backend ``name``; ``ConfigError`` (listing the names) for any other."""
+    if name not in _BACKENDS:
+        raise ConfigError(f"executor must be one of {', '.join(repr(n) for n in _BACKENDS)} "
+                          f"or an Executor instance, not {name!r}.")
+    return _BACKENDS[name]
+
+
+def names() -> list[str]:
+    """Registered backend names, in registration order."""
+    return list(_BACKENDS)
+
+
+def _resolve(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+register("local", "hpo_nb.executors.local:LocalExecutor")
+register("runpod", "hpo_nb.executors.runpod:RunPodExecutor", check_options="hpo_nb.executors.runpod:check_options",
+         remote=True)

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 
 from ..analysis.layout import Block, Scene, layout
 from ..errors import ConfigError
+from . import in_notebook
 
 BACKENDS = ("auto", "pythreejs", "plotly")
 STATIC_ENV = "HPO_NB_STATIC"  # set to 1 to get static (Plotly) figures, e.g. before nbconvert
@@ -31,11 +32,9 @@ def choose_backend(backend: str = "auto") -> str:
         return "plotly"
     try:
         import pythreejs  # noqa: F401
-        from IPython import get_ipython
     except ImportError:
         return "plotly"
-    shell = get_ipython()
-    return "pythreejs" if shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell" else "plotly"
+    return "pythreejs" if in_notebook() else "plotly"
 
 
 def draw(scene: Scene, backend: str = "auto", title: str = "", **kwargs: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The live notebook dashboard: the only module that imports ipywidgets.
+"""The live notebook dashboard: ipywidgets bars, tiles, gallery and a Stop button.
 
 Threads: the widgets are built and displayed from the cell's thread; afterwards only a hub
 subscription's renderer thread calls ``__call__``, which copies view-model values into existing
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import ipywidgets as w
 
 from ..progress import FinishedTrial, Snapshot
-from . import viewmodel as vm
+from . import ipython, viewmodel as vm
 
 if TYPE_CHECKING:
     from ..experiment import Experiment
@@ -271,7 +271,7 @@ class Dashboard:
 
     def _watch_cells(self) -> None:
         """After each cell, once the search is over, refresh the static summary (cell thread)."""
-        ip = _ipython()
+        ip = ipython()
         if ip is None or self._finalized:
             return
         with contextlib.suppress(ValueError):
@@ -285,7 +285,7 @@ class Dashboard:
             self._finalized = True
             self._handle.update(self.mimebundle(), raw=True)  # reads the test line, shows it below too
         if self._finalized:
-            ip = _ipython()
+            ip = ipython()
             if ip is not None:
                 with contextlib.suppress(ValueError):
                     ip.events.unregister("post_execute", self._after_cell)
@@ -338,14 +338,6 @@ def _apply(plan: list[tuple[w.Widget, dict[str, Any]]]) -> None:
                     setattr(widget, key, value)
 
 
-def _ipython() -> Any:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    return get_ipython()
-
-
 def _execution_count() -> int | None:
-    ip = _ipython()
+    ip = ipython()
     return getattr(ip, "execution_count", None) if ip is not None else None

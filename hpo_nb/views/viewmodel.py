@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .. import health
 from ..progress import FinishedTrial, RunningTrial, Snapshot
+from ..values import short_value
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -124,8 +126,7 @@ def finished_line(t: FinishedTrial) -> str:
 # Everything the dashboard shows is computed here from a snapshot, so it is tested as data;
 # views/dashboard.py only copies these values into widgets.
 
-HEALTH_SHORT = {"gradient_health": "grad", "dead_units": "dead", "saturated_units": "sat",
-                "overfitting_gap": "gap", "loss_stability": "stab", "health_score": "health"}
+HEALTH_SHORT = health.SHORT
 
 # Gallery orders: label -> (FinishedTrial field, descending). Missing values always sort last.
 SORTS: dict[str, tuple[str, bool]] = {
@@ -136,15 +137,7 @@ SORTS: dict[str, tuple[str, bool]] = {
 }
 
 
-def fmt_value(value: Any) -> str:
-    """A parameter value, short: 0.0031 -> '3.1e-03', 0.25 -> '0.25', True -> 'yes'."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if value != 0 and abs(value) < 0.01:
-            return f"{value:.1e}"
-        return f"{value:.3g}"
-    return str(value)
+fmt_value = short_value  # a parameter value, short: 0.0031 -> '3.1e-03', 0.25 -> '0.25', True -> 'yes'
 
 
 def params_line(params: Mapping[str, Any]) -> str:

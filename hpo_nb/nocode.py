@@ -1,5 +1,9 @@
 """The no-code app (``hpo_nb.app()``; served as a web page by ``voila notebooks/app.ipynb``).
 
+Not a view: it builds an ``Experiment`` from a form, so it sits above both the core and
+``views/`` (like ``cli.py``). Named ``nocode`` rather than ``app`` so that importing it never
+replaces the ``hpo_nb.app()`` function with a module attribute of the same name.
+
 A form (dataset, mode, trials, epochs, concurrency, search space, executor), Start and Stop,
 the live dashboard, and when the search ends: the best architecture in 3D beside its health
 metrics, the importance heatmap and a link that downloads the best model (``.keras``).
@@ -22,11 +26,13 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from .. import datasets, health
-from ..errors import ConfigError, HpoNbError
+from . import datasets, health
+from .errors import ConfigError, HpoNbError
+from .executors.base import names as executor_names
+from .values import short_value
 
 MODES = {"accuracy": "simple", "accuracy + health": "health"}
-EXECUTORS = ("local", "runpod")
+EXECUTORS = tuple(executor_names())
 SPACES = ("quick", "full")
 # "quick": small networks on half the training data, so a search takes minutes on a laptop CPU.
 QUICK_SPACES: dict[str, dict[str, Any]] = {
@@ -37,14 +43,7 @@ QUICK_SPACES: dict[str, dict[str, Any]] = {
 }
 QUICK_SAMPLE_FRACTION = 0.5
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024  # a data: link holds the file; beyond this, show the path
-HEALTH_HELP = {
-    "gradient_health": "1 = gradients neither vanish nor explode",
-    "dead_units": "share of ReLU units that never fire (0 is best)",
-    "saturated_units": "share of tanh/sigmoid/LSTM units stuck at their limits (0 is best)",
-    "overfitting_gap": "train accuracy minus validation accuracy (0 is best)",
-    "loss_stability": "1 = validation loss settled over the last epochs",
-    "health_score": "weighted mean of the five, as 'higher is healthier'",
-}
+HEALTH_HELP = health.DESCRIPTIONS
 
 
 # ---------------------------------------------------------------------------- pure helpers
@@ -110,7 +109,7 @@ def health_html(result: Any) -> str:
                     f"<td style='color:#666'>{html.escape(HEALTH_HELP.get(key, ''))}</td></tr>")
     acc = "–" if result.accuracy is None else f"{result.accuracy:.4f}"
     score = "–" if result.score is None else f"{result.score:.4f}"
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(result.params.items()))
+    params = ", ".join(f"{k}={short_value(v, exponent=False)}" for k, v in sorted(result.params.items()))
     return (f"<div class='hpo-app-health'><b>Best trial {result.number}</b>: val accuracy {acc} · score {score}"
             f"<table style='margin-top:6px'>{''.join(rows)}</table>"
             f"<div style='color:#555;margin-top:6px;max-width:520px'>{html.escape(params)}</div></div>")
@@ -140,10 +139,6 @@ def plotly_output(fig: Any, text: str = "importance heatmap") -> dict[str, Any]:
             "data": {"application/vnd.plotly.v1+json": {"data": spec["data"], "layout": spec["layout"],
                                                         "config": {"displaylogo": False}},
                      "text/plain": text}}
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 # ---------------------------------------------------------------------------- widgets
@@ -245,8 +240,8 @@ class App:
 
     def start(self, _button: Any = None) -> None:
         """Build an experiment from the form and start it in the background."""
-        from ..experiment import Experiment
-        from .dashboard import Dashboard
+        from .experiment import Experiment
+        from .views.dashboard import Dashboard
 
         with self._lock:
             if self.exp is not None and self.exp.running:
@@ -300,7 +295,7 @@ class App:
 
     def _architecture(self, best: Any) -> Any:
         """The best network in 3D, sized to leave room for its health table beside it."""
-        from . import arch3d
+        from .views import arch3d
 
         if arch3d.choose_backend(self.backend) == "plotly":
             import ipywidgets as w

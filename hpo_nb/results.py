@@ -1,0 +1,229 @@
+"""Reading a study back: ``Experiment``'s results, analysis and drawings, as a base class.
+
+Everything here reads the study's stored trials (so it covers resumed studies and trials of
+other processes sharing the study) and never changes them. The data comes from ``records``
+and ``analysis/``; drawings come from ``views/`` through ``_views()``, the one place the core
+reaches into views (see its docstring; tests/test_layering.py checks it stays the only one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from . import datasets, records, space as spaces
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import ipywidgets
+    import keras
+    import pandas
+    import plotly.graph_objects
+
+    from .analysis.importance import ImportanceTable
+
+
+class StudyResults:
+    """Results of a study, for ``Experiment`` (which sets ``study``, ``space``, ``name`` and
+    ``mode``)."""
+
+    study: optuna.Study
+    space: dict[str, Any]
+    name: str
+    mode: str
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def trials(self) -> list[records.TrialResult]:
+        """Every trial of the study, in order (from storage: resumed and shared trials too)."""
+        return [records.TrialResult.from_trial(t) for t in self._stored_trials()]
+
+    @property
+    def results(self) -> "pandas.DataFrame":
+        """One row per trial, from storage (includes resumed and shared trials): ``number``,
+        ``state`` (complete | pruned | stopped | failed | running), each hyperparameter,
+        ``accuracy`` (validation, 0-1), ``score``, each health metric and ``health_score``
+        (0-1), ``duration_s`` (seconds), ``epochs_run``, ``param_count``, ``replicas``,
+        ``devices``, ``executor``, ``model_path``, ``error`` (plus ``cost_usd``, ``delay_s``,
+        ``execution_s``, ``worker`` for RunPod trials), and ``test_accuracy`` for trials that
+        ``evaluate()`` scored on the test split."""
+        return records.results_frame(self._stored_trials(), list(self.space), records.stored_evaluations(self.study))
+
+    @property
+    def best(self) -> records.TrialResult:
+        """The complete trial with the highest score (``score`` is accuracy in simple mode).
+
+        Raises:
+            ConfigError: no trial has completed yet.
+        """
+        complete = [t for t in self._stored_trials() if records.state_of(t) == "complete" and t.value is not None]
+        if not complete:
+            raise ConfigError("no trial has completed yet; run() the experiment first.")
+        return records.TrialResult.from_trial(max(complete, key=lambda t: t.value))
+
+    def trial(self, number: int | None = None) -> records.TrialResult:
+        """A trial by number.
+
+        Args:
+            number: the trial number (``results["number"]``); None: the best trial.
+
+        Returns:
+            TrialResult: its params, metrics, health, history and architecture.
+
+        Raises:
+            ConfigError: no such trial in this study (or, for None, none completed).
+        """
+        if number is None:
+            return self.best
+        for t in self._stored_trials():
+            if t.number == number:
+                return records.TrialResult.from_trial(t)
+        raise ConfigError(f"no trial number {number} in study {self.name!r}.")
+
+    def best_model(self, trial: int | None = None, raw_inputs: bool = False) -> "keras.Model":
+        """The saved Keras model of the best (or a given) trial.
+
+        Args:
+            trial: a trial number; None: the best trial.
+            raw_inputs: False: the network as the search trained it, taking the arrays of
+                ``exp.splits()`` (images float32 in [0, 1], shape (n, h, w, c); text int32 token
+                ids, shape (n, sequence_length)). True: the model as saved in ``model_path``, with
+                the dataset's preprocessing inside: images take raw pixel values (e.g. uint8
+                0..255), raw text takes a string tensor of shape (n,) (a numpy object array or
+                ``tf.constant``; ``model.predict`` refuses a Python list).
+
+        Returns:
+            keras.Model: compiled (sparse categorical cross-entropy, accuracy).
+
+        Raises:
+            ConfigError: no trial has completed, or the trial has no saved model here.
+        """
+        import keras
+
+        result = self.trial(trial)
+        if not result.model_path or not Path(result.model_path).exists():
+            raise ConfigError(
+                f"trial {result.number} has no saved model here ({result.model_path or 'not saved'}); "
+                "models are saved for complete trials when save_models=True."
+            )
+        model = keras.models.load_model(result.model_path)
+        network = datasets.network_of(model)
+        if raw_inputs:
+            if network is model:  # saved before models carried their preprocessing
+                model = self.dataset.with_preprocessing(model, self.validation_fraction, self.seed,
+                                                        self.sample_fraction, self.test_fraction)
+            model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+        if network is not model:
+            from .models import compile_model
+
+            compile_model(network, result.params)
+        return network
+
+
+    # ------------------------------------------------------------------ analysis (data here, drawing in views/)
+
+    def importance(self, evaluator: str = "ped-anova", min_trials: int = 10) -> "pandas.DataFrame":
+        """Which hyperparameters mattered, for each target.
+
+        Args:
+            evaluator: "ped-anova" (Optuna's default, fast) or "fanova" (40-70x slower).
+            min_trials: complete trials a target needs before its column is computed, >= 2.
+
+        Returns:
+            pandas.DataFrame: searched hyperparameters x targets (val accuracy, health score,
+            each health metric, duration); each column normalized to sum 1, NaN where not
+            computed. ``.attrs`` holds the raw values and, for empty columns, why (too few
+            trials, constant, no signal).
+
+        Raises:
+            ConfigError: unknown evaluator, bad ``min_trials``, or nothing is searched.
+        """
+        return self._importance_table(evaluator, min_trials).frame()
+
+    def importance_heatmap(self, evaluator: str = "ped-anova", min_trials: int = 10) -> "plotly.graph_objects.Figure":
+        """``importance()`` as a heatmap, with raw values and notes on hover.
+
+        Args:
+            evaluator: "ped-anova" or "fanova".
+            min_trials: complete trials a target needs, >= 2.
+
+        Returns:
+            plotly.graph_objects.Figure: the heatmap.
+
+        Raises:
+            ConfigError: as ``importance()``.
+        """
+        return _views().importance_heatmap(self._importance_table(evaluator, min_trials))
+
+    def _importance_table(self, evaluator: str, min_trials: int) -> "ImportanceTable":
+        from .analysis.importance import importance_table
+
+        return importance_table(self.study, spaces.searched(self.space), evaluator=evaluator, min_trials=min_trials)
+
+    def plot_history(self) -> "plotly.graph_objects.Figure":
+        """The objective per trial, coloured by state, with the best-so-far line.
+
+        Returns:
+            plotly.graph_objects.Figure: the optimization history.
+        """
+        from .analysis.history import history_frame
+
+        objective = "val accuracy" if self.mode == "simple" else "score (accuracy + health)"
+        return _views().history_figure(history_frame(self._stored_trials()), objective,
+                                       f"{self.name}: optimization history")
+
+    def architecture_3d(self, trial: int | None = None,
+                        backend: str = "auto") -> "ipywidgets.Widget | plotly.graph_objects.Figure":
+        """A 3D view of a trial's network, from its stored metadata (no model rebuilt).
+
+        Args:
+            trial: a trial number; None: the best trial.
+            backend: "pythreejs" (an interactive widget), "plotly" (a figure that survives
+                static export) or "auto" (pythreejs in a live kernel, else plotly).
+
+        Returns:
+            ipywidgets.Widget | plotly.graph_objects.Figure: the view (the widget holds the
+            pythreejs renderer, a legend and a details panel).
+
+        Raises:
+            ConfigError: no such trial, it has no architecture (ended before its model was
+                built), or an unknown backend.
+        """
+        return _views().show_trial(self.trial(trial), backend)
+
+    def compare_architectures(self, a: int, b: int | None = None,
+                              backend: str = "auto") -> "ipywidgets.Widget | plotly.graph_objects.Figure":
+        """Two trials' networks side by side in 3D, at the same scale.
+
+        Args:
+            a: a trial number.
+            b: another trial number; None: the best trial.
+            backend: as for ``architecture_3d``.
+
+        Returns:
+            ipywidgets.Widget | plotly.graph_objects.Figure: the pair.
+
+        Raises:
+            ConfigError: as for ``architecture_3d``.
+        """
+        return _views().show_pair(self.trial(a), self.trial(b), backend)
+
+    def _stored_trials(self) -> list[optuna.trial.FrozenTrial]:
+        return self.study.get_trials(deepcopy=False)
+
+
+def _views() -> Any:
+    """``hpo_nb.views``, imported on first use: the one place the core reaches into views/.
+
+    Why it exists: drawing a result (``dashboard()``, ``importance_heatmap()``,
+    ``plot_history()``, ``architecture_3d()``, ``compare_architectures()``) and the live
+    renderer for ``progress="auto"`` are part of ``Experiment``'s public contract (README,
+    notebooks). Everything else points one way, views -> core; tests/test_layering.py checks
+    that this function is the only exception."""
+    from . import views
+
+    return views

@@ -1,0 +1,73 @@
+"""Small values, checked and shown one way everywhere: the strict integer, finite float and
+fraction checks behind every ``ConfigError`` about a number, and the short display form of a
+hyperparameter value (dashboard, console, app, 3D labels). Pure functions, no imports beyond
+the standard library, so every layer may use them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from .errors import ConfigError
+
+
+def is_int(value: Any) -> bool:
+    """True for a real integer (``bool`` is not one, though Python says it is)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """True for an int or float that is not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: Any, minimum: int) -> None:
+    """Raise ``ConfigError`` unless ``value`` is an integer >= ``minimum``."""
+    if not is_int(value) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, not {value!r}.")
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
+    """Raise ``ConfigError`` unless ``value`` is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, not {value!r}.")
+
+
+def check_fraction(name: str, value: Any, low_open: bool = False, high_open: bool = False) -> None:
+    """Raise ``ConfigError`` unless ``value`` is a number in [0, 1] (``low_open``: 0 excluded,
+    ``high_open``: 1 excluded)."""
+    ok = is_number(value)
+    ok = ok and (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
+    if not ok:
+        lo, hi = ("(0" if low_open else "[0"), ("1)" if high_open else "1]")
+        raise ConfigError(f"{name} must be a number in {lo}, {hi}, not {value!r}.")
+
+
+def finite_float(value: Any, default: float | None = None) -> float | None:
+    """``float(value)`` when that is a finite number; otherwise ``default`` (None, NaN, inf,
+    strings that are not numbers, objects without ``__float__``)."""
+    if value is None:
+        return default
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return default
+    return f if math.isfinite(f) else default
+
+
+def short_value(value: Any, grouping: bool = False, exponent: bool = True) -> str:
+    """A value, short: 0.0031 -> '3.1e-03', 0.25 -> '0.25', True -> 'yes', (3, 3) -> '3×3'.
+    ``grouping``: integers with thousands separators (12,345); ``exponent=False``: small floats
+    in three significant digits (0.00312) rather than e-notation."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if exponent and value != 0 and abs(value) < 0.01:
+            return f"{value:.1e}"
+        return f"{value:.3g}"
+    if grouping and isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple)):
+        return "×".join(str(i) for i in value)
+    return str(value)

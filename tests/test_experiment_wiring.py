@@ -1,0 +1,65 @@
+"""Experiment's wiring without training: executor registry, spec_for, scoped global state."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import optuna
+import pytest
+
+from hpo_nb import Experiment
+from hpo_nb.errors import ConfigError
+from hpo_nb.executors import InMemoryExecutor, TrialJob
+from hpo_nb.executors import base
+from hpo_nb.spec import TrialOutcome
+
+
+def _outcome(job: TrialJob) -> TrialOutcome:
+    return TrialOutcome(job.spec.trial_number, "complete", accuracy=0.5, score=0.5)
+
+
+def test_an_executor_instance_runs_the_whole_search_with_specs_from_the_experiment(runs_dir):
+    specs = []
+    executor = InMemoryExecutor(lambda job: (specs.append(job.spec), _outcome(job))[1], concurrency=2)
+    exp = Experiment("digits", n_trials=3, max_epochs=2, concurrency=2, executor=executor, seed=3,
+                     runs_dir=runs_dir, progress="none", sample_fraction=0.5)
+    exp.run()
+    assert list(exp.results["state"]) == ["complete"] * 3
+    assert sorted(s.trial_number for s in specs) == [0, 1, 2]
+    assert all(s.dataset == "digits" and s.max_epochs == 2 and s.seed == 3 and s.sample_fraction == 0.5
+               for s in specs)
+    assert exp.best.score == 0.5
+
+
+def test_a_renderer_callable_gets_snapshots_and_the_final_one(runs_dir):
+    seen = []
+    exp = Experiment("digits", n_trials=2, executor=InMemoryExecutor(_outcome), runs_dir=runs_dir,
+                     progress=seen.append)
+    exp.run()
+    assert seen and seen[-1].done and seen[-1].completed == 2
+
+
+def test_the_registry_names_backends_and_imports_them_only_when_chosen():
+    assert base.names()[:2] == ["local", "runpod"]
+    assert not base.backend("local").remote and base.backend("runpod").remote
+    assert base.backend("runpod").factory == "hpo_nb.executors.runpod:RunPodExecutor"
+    with pytest.raises(ConfigError, match="executor must be one of 'local', 'runpod'"):
+        base.backend("cloud")
+    with pytest.raises(ConfigError, match="takes no options"):
+        base.backend("local").check({"endpoint_id": "x"})
+
+
+def test_creating_and_running_an_experiment_leaves_optuna_logging_and_warning_filters_alone(runs_dir):
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    before_filters = list(warnings.filters)
+    root_level = logging.getLogger().level
+    try:
+        exp = Experiment("digits", n_trials=1, executor=InMemoryExecutor(_outcome), runs_dir=runs_dir,
+                         progress="none")
+        exp.run()
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+        assert warnings.filters == before_filters
+        assert logging.getLogger().level == root_level
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
