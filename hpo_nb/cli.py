@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--sample-fraction", type=float, default=1.0, help="train on this stratified fraction")
     run.add_argument("--search-space", default=None, help='JSON overrides, e.g. \'{"conv_blocks": [1, 2]}\'')
-    run.add_argument("--no-pruning", action="store_true")
+    run.add_argument("--pruner", choices=["none", "median", "hyperband"], default="none",
+                     help="stop weak trials early to save time (the budget still counts them; default: none)")
+    run.add_argument("--no-pruning", action="store_true", help="same as --pruner none")
     run.add_argument("--runs-dir", default="runs")
     run.add_argument("--test-fraction", type=float, default=None,
                      help="fraction held out for the final test accuracy when the dataset has no official test "
@@ -94,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         dataset=args.dataset, mode=args.mode, n_trials=args.trials, max_epochs=args.max_epochs,
         concurrency=args.concurrency, executor=args.executor, distribution=args.distribution,
         storage=args.storage, name=args.name, seed=args.seed, search_space=space,
-        sample_fraction=args.sample_fraction, pruning=not args.no_pruning, runs_dir=args.runs_dir,
+        sample_fraction=args.sample_fraction, pruning=not args.no_pruning, pruner=args.pruner, runs_dir=args.runs_dir,
         devices=args.devices.split(",") if args.devices else None, gpus_per_trial=args.gpus_per_trial,
         progress="none" if args.quiet else "console", heartbeat_interval=args.heartbeat_interval,
         test_fraction=args.test_fraction,
