@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="Optuna storage URL, e.g. postgresql://user:password@host/db to share the study "
                           "between processes and machines (default: sqlite under runs/NAME/)")
     run.add_argument("--heartbeat-interval", type=int, default=5,
-                     help="seconds between heartbeats of running trials; a trial silent for 3x this (+1 s) "
+                     help="seconds between heartbeats of running trials; a trial silent for 6x this (+1 s) "
                           "is failed and retried (default: 5)")
     run.add_argument("--name", default=None, help="run name: the study and runs/NAME/ (default: DATASET-MODE)")
     run.add_argument("--seed", type=int, default=0)

@@ -246,9 +246,19 @@ class Experiment(TestSplitResults):
         study = optuna.create_study(study_name=self.name, storage=self._storage, direction="maximize",
                                     sampler=sampler, pruner=self._pruner, load_if_exists=True)
         settings = {"dataset": self.dataset.name, "mode": self.mode, "modality": self.dataset.modality}
+        # The split settings decide which samples are the test split: a study reopened with others
+        # would call training samples "held out" (checked only where the study recorded them).
+        split = {"test_fraction": self.test_fraction, "validation_fraction": self.validation_fraction}
         stored = study.user_attrs.get("hpo_nb")
+        if stored is not None:
+            changed = [f"{k}={stored[k]!r} (now {v!r})" for k, v in split.items() if k in stored and stored[k] != v]
+            if changed:
+                raise ConfigError(
+                    f"study {self.name!r} was searched with {', '.join(changed)}; its test split would overlap "
+                    "what trials trained on. Reopen it with the same values, or pick another name=."
+                )
         if stored is None:
-            study.set_user_attr("hpo_nb", {**settings, "max_epochs": self.max_epochs, "seed": self.seed})
+            study.set_user_attr("hpo_nb", {**settings, **split, "max_epochs": self.max_epochs, "seed": self.seed})
             # The start-up design goes first (ask() pops enqueued trials in order); a process
             # joining the study later finds it already queued or tried.
             for params in startup.startup_configs(self.dataset.modality, self.space,

@@ -103,6 +103,8 @@ def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Itera
     evaluations = evaluations or {}
     rows = []
     for t in sorted(trials, key=lambda t: t.number):
+        if t.state == optuna.trial.TrialState.WAITING:  # queued (the start-up design), not tried yet
+            continue
         r = TrialResult.from_trial(t)
         row: dict[str, Any] = {"number": r.number, "state": r.state}
         row.update(r.params)

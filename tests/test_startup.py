@@ -105,3 +105,13 @@ def test_defaults_find_a_good_digits_model_in_a_ci_sized_budget(runs_dir):
     exp = Experiment("digits", n_trials=4, max_epochs=5, runs_dir=runs_dir, progress="none", name="ci-size")
     exp.run()
     assert exp.best.accuracy >= 0.95
+
+
+def test_a_study_reopened_with_another_test_split_is_refused(runs_dir):
+    from hpo_nb.errors import ConfigError
+
+    Experiment("digits", n_trials=1, runs_dir=runs_dir, progress="none", name="split-t")
+    with pytest.raises(ConfigError, match="test_fraction=0.2 \\(now 0.5\\)"):
+        Experiment("digits", n_trials=1, runs_dir=runs_dir, progress="none", name="split-t", test_fraction=0.5)
+    fresh = Experiment("digits", n_trials=1, runs_dir=runs_dir, progress="none", name="split-t")
+    assert fresh.results.empty  # the queued start-up design is not a row until it runs
