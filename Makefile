@@ -20,7 +20,7 @@ install: $(STAMP)
 
 ## The main job: a live search on the bundled digits dataset; writes runs/demo/.
 demo: install
-	$(BIN)/hpo-nb run --dataset digits --mode health --trials 8 --max-epochs 4 --concurrency 2 --name demo
+	$(BIN)/hpo-nb run --dataset digits --mode health --trials 12 --max-epochs 5 --concurrency 2 --name demo
 
 ## Everything the tests need (Debian's chromium and PostgreSQL, as root), then the whole suite.
 test: install system-deps
