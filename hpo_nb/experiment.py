@@ -200,8 +200,9 @@ class Experiment(TestSplitResults):
         # Each backend's options come from the constructor argument of its name (runpod=...).
         self._executor_options: dict[str, Any] = {}
         if self._backend is not None:
-            self._executor_options = dict({"runpod": runpod}.get(self._backend.name) or {})
-            self._backend.check(self._executor_options)  # a missing key or bad option fails before training
+            # Checked now (a missing key or bad option fails before training) and kept as checked:
+            # a key stays wrapped (SecretStr), never in plain text on this object.
+            self._executor_options = self._backend.check(dict({"runpod": runpod}.get(self._backend.name) or {}))
         self._device_groups = self._plan_devices(distribution, devices, gpus_per_trial)
         if self._backend is not None and self._backend.remote and not datasets.is_registered(self.dataset.name):
             raise ConfigError(

@@ -87,7 +87,8 @@ def check_options(options: Mapping[str, Any]) -> RunPodSettings:
 
     Args:
         options: the user's options; ``endpoint_id`` and ``api_key`` default to
-            ``RUNPOD_ENDPOINT_ID`` and ``RUNPOD_API_KEY``.
+            ``RUNPOD_ENDPOINT_ID`` and ``RUNPOD_API_KEY``; the key may be a ``str`` or a
+            ``SecretStr``.
 
     Returns:
         The settings, with the key held as a ``SecretStr``.
@@ -107,7 +108,7 @@ def check_options(options: Mapping[str, Any]) -> RunPodSettings:
     if not opts["endpoint_id"] or not isinstance(opts["endpoint_id"], str):
         raise ConfigError("executor='runpod' needs an endpoint id: set RUNPOD_ENDPOINT_ID, or pass "
                           "runpod={'endpoint_id': ...} (the id shown in the RunPod console).")
-    if not opts["api_key"] or not isinstance(opts["api_key"], str):
+    if not opts["api_key"] or not isinstance(opts["api_key"], (str, SecretStr)):
         raise ConfigError("executor='runpod' needs an API key: set RUNPOD_API_KEY, or pass "
                           "runpod={'api_key': ...}.")
     try:
