@@ -23,8 +23,9 @@ from .evaluation import TestSplitResults
 from .results import _views
 from .search import Search, shown
 from .spec import TrialSpec
-from .storage import attach_run_log, default_url, mask_url, open_storage, quiet_optuna, validate_url
-from .values import check_choice, check_fraction, check_int
+from .storage import (attach_run_log, default_url, mask_url, open_storage, quiet_optuna, refuse_orphaned_models,
+                      validate_url)
+from .values import check_choice, check_fraction, check_int, grace_period
 
 log = logging.getLogger("hpo_nb")
 
@@ -215,7 +216,7 @@ class Experiment(TestSplitResults):
         # Running trials beat every heartbeat_interval s; one silent for grace_period s belongs to a
         # dead process: it is failed and retried (by whichever process sharing the study sees it first).
         self.heartbeat_interval = heartbeat_interval
-        self._grace_period = 6 * heartbeat_interval + 1  # generous: a busy machine can delay a beat
+        self._grace_period = grace_period(heartbeat_interval)  # 6 beats + 1 s (values.py)
         with quiet_optuna():  # Optuna's chatter and experimental warnings, only while opening
             self._storage = open_storage(storage or default_url(self.run_dir), heartbeat_interval=heartbeat_interval,
                                          grace_period=self._grace_period)
@@ -243,6 +244,7 @@ class Experiment(TestSplitResults):
         return plan_device_groups(distribution, devices, gpus_per_trial, self.concurrency)
 
     def _open_study(self) -> optuna.Study:
+        refuse_orphaned_models(self._storage, self.name, self.run_dir / "models")
         sampler = self._sampler(self.seed)
         study = optuna.create_study(study_name=self.name, storage=self._storage, direction="maximize",
                                     sampler=sampler, pruner=self._pruner, load_if_exists=True)
