@@ -41,7 +41,13 @@ class RunPodSettings(BaseModel):
     request_timeout_s: _Positive = 10.0
     http_retries: _Count = 6
     max_backoff_s: _Positive = 30.0
-    stall_timeout_s: _Positive | None = None  # IN_PROGRESS without new progress this long -> lost
+    # IN_PROGRESS without new progress this long -> the worker is lost: cancel and retry. On by default:
+    # an endpoint may leave a dead worker's job IN_PROGRESS until its executionTimeout (25 min at 2
+    # epochs, 105 at 10). A live worker reports at job start, every 0.5 s within an epoch and at each
+    # epoch end; its longest silence is loading data and compiling before the first batch (seconds for
+    # the registered datasets once cached), so 3 minutes leaves a wide margin for a live worker and
+    # frees a lost one 8-35x sooner. None turns it off (for a single batch longer than 3 minutes).
+    stall_timeout_s: _Positive | None = 180.0
 
     def __repr_args__(self) -> Any:
         yield "endpoint_id", mask(self.endpoint_id)
