@@ -8,6 +8,7 @@ import sys
 from typing import Sequence
 
 from .errors import HpoNbError
+from .values import GRACE_BEATS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,8 +29,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="Optuna storage URL, e.g. postgresql://user:password@host/db to share the study "
                           "between processes and machines (default: sqlite under runs/NAME/)")
     run.add_argument("--heartbeat-interval", type=int, default=5,
-                     help="seconds between heartbeats of running trials; a trial silent for 6x this (+1 s) "
-                          "is failed and retried (default: 5)")
+                     help=f"seconds between heartbeats of running trials; a trial silent for {GRACE_BEATS}x this "
+                          "(+1 s) is failed and retried (default: 5)")
     run.add_argument("--name", default=None, help="run name: the study and runs/NAME/ (default: DATASET-MODE)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--sample-fraction", type=float, default=1.0, help="train on this stratified fraction")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -19,12 +18,14 @@ from . import datasets, health, records, space as spaces, startup, trial_memory
 from .errors import ConfigError
 from .executors.base import Backend, Executor, backend as executor_backend
 from .progress import ProgressHub, Renderer, Snapshot
+from .background import Background
 from .evaluation import TestSplitResults
 from .results import _views
 from .search import Search, shown
 from .spec import TrialSpec
-from .storage import attach_run_log, default_url, mask_url, open_storage, quiet_optuna, validate_url
-from .values import check_choice, check_fraction, check_int
+from .storage import (attach_run_log, default_url, mask_url, open_storage, quiet_optuna, refuse_orphaned_models,
+                      validate_url)
+from .values import check_choice, check_fraction, check_int, grace_period
 
 log = logging.getLogger("hpo_nb")
 
@@ -200,8 +201,9 @@ class Experiment(TestSplitResults):
         # Each backend's options come from the constructor argument of its name (runpod=...).
         self._executor_options: dict[str, Any] = {}
         if self._backend is not None:
-            self._executor_options = dict({"runpod": runpod}.get(self._backend.name) or {})
-            self._backend.check(self._executor_options)  # a missing key or bad option fails before training
+            # Checked now (a missing key or bad option fails before training) and kept as checked:
+            # a key stays wrapped (SecretStr), never in plain text on this object.
+            self._executor_options = self._backend.check(dict({"runpod": runpod}.get(self._backend.name) or {}))
         self._device_groups = self._plan_devices(distribution, devices, gpus_per_trial)
         if self._backend is not None and self._backend.remote and not datasets.is_registered(self.dataset.name):
             raise ConfigError(
@@ -214,13 +216,13 @@ class Experiment(TestSplitResults):
         # Running trials beat every heartbeat_interval s; one silent for grace_period s belongs to a
         # dead process: it is failed and retried (by whichever process sharing the study sees it first).
         self.heartbeat_interval = heartbeat_interval
-        self._grace_period = 6 * heartbeat_interval + 1  # generous: a busy machine can delay a beat
+        self._grace_period = grace_period(heartbeat_interval)  # 6 beats + 1 s (values.py)
         with quiet_optuna():  # Optuna's chatter and experimental warnings, only while opening
             self._storage = open_storage(storage or default_url(self.run_dir), heartbeat_interval=heartbeat_interval,
                                          grace_period=self._grace_period)
             self.study = self._open_study()
         self.hub = ProgressHub(n_trials, mode, concurrency)
-        self._thread: threading.Thread | None = None
+        self._background: Background | None = None
         self._search: Search | None = None
         self._error: BaseException | None = None
         self._renderers: list[Renderer] = []
@@ -242,6 +244,7 @@ class Experiment(TestSplitResults):
         return plan_device_groups(distribution, devices, gpus_per_trial, self.concurrency)
 
     def _open_study(self) -> optuna.Study:
+        refuse_orphaned_models(self._storage, self.name, self.run_dir / "models")
         sampler = self._sampler(self.seed)
         study = optuna.create_study(study_name=self.name, storage=self._storage, direction="maximize",
                                     sampler=sampler, pruner=self._pruner, load_if_exists=True)
@@ -312,11 +315,14 @@ class Experiment(TestSplitResults):
         """Run the search and block until it ends, showing live progress.
 
         Ctrl+C (or the dashboard's Stop button) stops it cleanly: running trials end within
-        one batch and are recorded as stopped; every completed trial is kept. Returns None, so
-        a cell ending in ``exp.run()`` shows the dashboard and not a repr under it.
+        one batch and are recorded as stopped; every completed trial is kept. After Ctrl+C the
+        KeyboardInterrupt is raised again once every trial is recorded, so a script ends as an
+        interrupted one would (no trial is left RUNNING). Returns None, so a cell ending in
+        ``exp.run()`` shows the dashboard and not a repr under it.
 
         Raises:
             RuntimeError: the experiment is already running.
+            KeyboardInterrupt: Ctrl+C, after the search has stopped and recorded its trials.
             Exception: whatever broke the search itself (e.g. the storage went away); a trial
                 that fails is recorded as failed, not raised.
         """
@@ -327,6 +333,7 @@ class Experiment(TestSplitResults):
         except KeyboardInterrupt:
             log.warning("interrupted: stopping the search")
             self.stop()
+            raise
 
     def start(self) -> "Experiment":
         """Start the search in a background thread and return at once; the dashboard keeps
@@ -339,16 +346,15 @@ class Experiment(TestSplitResults):
             RuntimeError: the experiment is already running; call ``wait()`` or ``stop()`` first.
             ConfigError: the executor cannot be created from its options.
         """
-        if self._thread is not None and self._thread.is_alive():
+        if self.running:
             raise RuntimeError("this experiment is already running; call wait() or stop() first.")
         self._error = None
         self.hub = ProgressHub(self.n_trials, self.mode, self.concurrency)
         self.hub.add_finished([records.finished_trial(t) for t in self._stored_trials() if shown(t)])
         self._search = self._new_search()
         self._attach_renderer()
-        self._thread = threading.Thread(target=self._search_thread, args=(self._search,), name="hpo-nb-search",
-                                        daemon=True)
-        self._thread.start()
+        search = self._search
+        self._background = Background(lambda: self._search_thread(search), "hpo-nb-search").start()
         return self
 
     def wait(self, timeout: float | None = None) -> "Experiment":
@@ -363,13 +369,10 @@ class Experiment(TestSplitResults):
         Raises:
             Exception: what broke the search, once it has ended (raised once).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._thread is not None and self._thread.is_alive():
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                break
-            self._thread.join(0.2 if left is None else min(0.2, left))
-        if self._error is not None and (self._thread is None or not self._thread.is_alive()):
+        # Not Thread.join/is_alive: Ctrl+C inside join can make a running thread look ended (background.py).
+        if self._background is not None and not self._background.wait(timeout):
+            return self
+        if self._error is not None:
             err, self._error = self._error, None
             raise err
         return self
@@ -379,24 +382,37 @@ class Experiment(TestSplitResults):
         as stopped (they do not count toward ``n_trials``). Completed trials stay in storage.
 
         Args:
-            wait: block until the search thread has ended (``wait()``); False returns at once
-                (what the Stop button does).
+            wait: block until the search thread has ended and every running trial is recorded
+                (``wait()``; a Ctrl+C meanwhile is absorbed twice, the third is raised); False
+                returns at once (what the Stop button does).
 
         Returns:
             Experiment: this experiment.
+
+        Raises:
+            KeyboardInterrupt: a third Ctrl+C while waiting (the search goes on stopping).
+            Exception: what broke the search, as ``wait()``.
         """
         if self._search is not None:
             self._search.stop()
         else:
             self.hub.set_stopping()
         if wait:
-            self.wait()
+            for left in (2, 1, 0):  # Ctrl+C while stopping: keep waiting for the record, twice
+                try:
+                    self.wait()
+                    break
+                except KeyboardInterrupt:
+                    if not left:
+                        raise
+                    log.warning("still recording the running trials (they end within one batch); "
+                                "interrupt %d more time(s) to stop waiting", left)
         return self
 
     @property
     def running(self) -> bool:
         """True while a search started by ``run()`` or ``start()`` is going on."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._background is not None and not self._background.done
 
     def _search_thread(self, search: Search) -> None:
         try:

@@ -29,6 +29,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -69,8 +70,8 @@ class Search:
         pruning: hand each trial a pruning reporter (Optuna's pruner decides).
         model_dir: where trials save their model, or None.
         heartbeat_interval: seconds between beats of running trials (> 0).
-        grace_period: seconds after which a silent trial counts as dead (only for messages;
-            the storage enforces it).
+        grace_period: seconds after which a silent trial counts as dead (the storage enforces
+            it for trials that beat; here it is the age of an orphan, see ``_fail_orphans``).
         sync_interval: seconds between looks for trials other processes finished.
     """
 
@@ -163,10 +164,35 @@ class Search:
             return
         with study_lock(self.storage, self.study.study_name):
             optuna.storages.fail_stale_trials(self.study)
+            self._fail_orphans()
             while not self._stop.is_set() and len(futures) < self.concurrency and self.executor.accepting() \
                     and self._budget_left() > 0:
                 number, future = self._launch()
                 futures[future] = number
+
+    def _fail_orphans(self) -> None:
+        """Fail trials whose process died between ``ask()`` and their first heartbeat.
+
+        Optuna's stale-trial check only sees trials that beat at least once, so such a trial
+        would stay RUNNING forever and hold its share of the budget. A process asks and beats
+        under the study lock (``_start_trials``), so under that lock a RUNNING trial with no
+        ``runner`` mark (set right after the first beat) older than the grace period can only
+        be an orphan. A start-up trial's fixed parameters are queued again."""
+        if not self._heartbeat.enabled:
+            return  # no heartbeats, no dead-process detection at all (in-memory storage)
+        cutoff = datetime.now() - timedelta(seconds=self.grace_period)
+        with self._lock:
+            mine = set(self._running)
+        for t in self._stored_trials():
+            if t.state != optuna.trial.TrialState.RUNNING or t.number in mine or "runner" in t.user_attrs \
+                    or t.datetime_start is None or t.datetime_start > cutoff:
+                continue
+            if not self.storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+            log.warning("trial %d was asked for by a process that died before its first heartbeat: failed", t.number)
+            fixed = t.system_attrs.get("fixed_params")
+            if fixed:
+                self.study.enqueue_trial(fixed, user_attrs=dict(t.user_attrs))
 
     def _budget_left(self) -> int:
         """Trials still to start: n_trials minus those that count (this and any other process)

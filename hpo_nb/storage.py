@@ -134,6 +134,31 @@ def open_storage(url: str, heartbeat_interval: int = 5, grace_period: int = 20, 
         raise ConfigError(f"cannot open storage {shown!r}: {reason}.{hint}") from None
 
 
+def refuse_orphaned_models(storage: Any, study_name: str, models_dir: Path) -> None:
+    """Refuse to start a study afresh next to the models an earlier one saved.
+
+    A deleted or 0-byte ``study.db`` opens as an empty storage; a new study there numbers its
+    trials from 0 again and would overwrite ``models/trial_0000.keras`` and the rest.
+
+    Args:
+        storage: the opened storage.
+        study_name: the study about to be created or resumed.
+        models_dir: where this study's trials save their models.
+
+    Raises:
+        ConfigError: ``models_dir`` holds ``.keras`` files and the storage has no such study;
+            the message names the folder and the ways out.
+    """
+    models = sorted(models_dir.glob("*.keras"))
+    if not models or study_name in optuna.study.get_all_study_names(storage=storage):
+        return
+    raise ConfigError(
+        f"{models_dir} holds {len(models)} saved model(s) ({models[0].name}, ...) but the storage has no study "
+        f"{study_name!r} (its study.db is missing or empty?); a new study would overwrite them. Restore the "
+        "study's database, or move that models folder away (or pick another name=) to start afresh."
+    )
+
+
 def _tune_sqlite(storage: RDBStorage) -> RDBStorage:
     """Write-ahead log and ``synchronous=NORMAL``: a commit stops waiting for fsyncs.
 

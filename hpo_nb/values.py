@@ -10,6 +10,22 @@ from typing import Any, Iterable
 
 from .errors import ConfigError
 
+GRACE_BEATS = 6  # heartbeats a running trial may miss before it counts as its dead process's
+
+
+def grace_period(heartbeat_interval: int) -> int:
+    """Seconds a running trial may stay silent before a process sharing the study fails and
+    retries it: ``GRACE_BEATS`` intervals plus 1 s, generous because a busy machine can delay a
+    beat. The one formula behind ``Experiment`` and ``hpo-nb run --help``.
+
+    Args:
+        heartbeat_interval: seconds between heartbeats, >= 1.
+
+    Returns:
+        int: the grace period in seconds.
+    """
+    return GRACE_BEATS * heartbeat_interval + 1
+
 
 def is_int(value: Any) -> bool:
     """True for a real integer (``bool`` is not one, though Python says it is)."""

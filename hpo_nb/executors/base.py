@@ -98,12 +98,27 @@ class Backend:
     check_options: str | None = None
     remote: bool = False
 
-    def check(self, options: Mapping[str, Any]) -> None:
-        """Validate this backend's options before anything trains; raises ``ConfigError``."""
+    def check(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate this backend's options before anything trains.
+
+        Args:
+            options: the user's options for this backend.
+
+        Returns:
+            dict: the options to keep and later pass to ``create``: what the checker returned
+            (a pydantic model's fields, secrets still wrapped in ``SecretStr``, so nothing holds
+            a key in plain text), or the options as given.
+
+        Raises:
+            ConfigError: an option is invalid (or given to a backend that takes none).
+        """
         if self.check_options is not None:
-            _resolve(self.check_options)(options)
-        elif options:
+            checked = _resolve(self.check_options)(options)
+            dump = getattr(checked, "model_dump", None)
+            return dict(dump()) if callable(dump) else dict(options)
+        if options:
             raise ConfigError(f"executor {self.name!r} takes no options, got {', '.join(map(repr, options))}.")
+        return {}
 
     def create(self, concurrency: int, device_groups: Sequence[tuple[str, ...]] | None = None,
                options: Mapping[str, Any] | None = None) -> Executor:

@@ -14,7 +14,13 @@ from . import viewmodel as vm
 
 
 class ConsoleRenderer:
-    """Feed it snapshots (from a hub subscription); it draws overall and per-trial bars."""
+    """Feed it snapshots (from a hub subscription); it draws overall and per-trial bars, and
+    prints each notice (endpoint unreachable, budget reached, a retry, trials awaited in other
+    processes) once, as a ``! ...`` line, in a terminal and in a log alike.
+
+    Args:
+        console: where to draw; default: stdout (bars in a terminal, plain lines otherwise).
+    """
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
@@ -26,10 +32,19 @@ class ConsoleRenderer:
         self._overall: TaskID | None = None
         self._tasks: dict[int, TaskID] = {}
         self._announced: set[int] = set()
+        self._noticed = 0
         self._started = False
         self._last_line = ""
 
     def __call__(self, snap: Snapshot) -> None:
+        """Draw one snapshot.
+
+        Args:
+            snap: the hub's latest snapshot.
+        """
+        for notice in snap.notices[self._noticed:]:  # notices only grow
+            self.console.print(f"! {notice}", highlight=False, soft_wrap=True, markup=False)
+        self._noticed = len(snap.notices)
         self._announce_finished(snap)
         if self.live:
             self._draw_bars(snap)

@@ -29,7 +29,8 @@ from ..base import Executor, TrialJob
 from . import wire
 from .settings import check_options, mask
 from .tracking import Attempts, Tracker
-from .transport import HttpError, HttpTransport, NotFound, Transport, TransportError, call_with_backoff
+from .transport import (HttpError, HttpTransport, MaybeAccepted, NotFound, Transport, TransportError,
+                        call_with_backoff)
 
 log = logging.getLogger("hpo_nb")
 
@@ -77,6 +78,7 @@ class RunPodExecutor(Executor):
         self._live: dict[int, Attempts] = {}
         self._budget_noticed = False
         self._closing = threading.Event()
+        self._clock: Callable[[], float] = time.monotonic  # tests pass a fake to reach a stall in ms
 
     def __repr__(self) -> str:
         return (f"RunPodExecutor(concurrency={self.concurrency}, endpoint={mask(self.settings.endpoint_id)!r}, "
@@ -168,7 +170,7 @@ class RunPodExecutor(Executor):
     # ------------------------------------------------------------------ one trial
 
     def _run_guarded(self, job: TrialJob) -> TrialOutcome:
-        attempts = Attempts(price=self.settings.price_per_second)
+        attempts = Attempts(price=self.settings.price_per_second, clock=self._clock)
         with self._lock:
             self._live[job.spec.trial_number] = attempts
         started = time.monotonic()
@@ -186,6 +188,8 @@ class RunPodExecutor(Executor):
                 self._spent_usd += attempts.cost_usd
         if outcome.extra.get("executor") != "local":
             outcome.extra = {**outcome.extra, **attempts.extra()}
+        elif attempts.attempts:  # ran locally in the end: keep what its RunPod attempts took and cost
+            outcome.extra = {**attempts.extra(), **outcome.extra}
         return outcome
 
     def _run(self, job: TrialJob, attempts: Attempts, started: float) -> TrialOutcome:
@@ -214,10 +218,16 @@ class RunPodExecutor(Executor):
     def _attempt(self, job: TrialJob, payload: dict[str, Any], attempts: Attempts, started: float) -> Attempt:
         """One job, queued and followed to its end."""
         spec = job.spec
-        tracker = Tracker(job, self._publish)
+        tracker = Tracker(job, self._publish, self._clock)
         policy = {"executionTimeout": self.settings.execution_timeout_ms(spec)}
-        try:
-            job_id = self._call(lambda t: t.run(payload, policy), stop=job.stop)
+        try:  # sent again only where it cannot have been accepted: a second job would be billed too
+            job_id = self._call(lambda t: t.run(payload, policy), stop=job.stop, once_sent=True)
+        except MaybeAccepted as exc:
+            error = (f"POST /run got no clear answer ({exc}); RunPod may have accepted the job, so it was not sent "
+                     "again (a second job would be billed too). Check the endpoint's requests in the RunPod console.")
+            self._publish(Notice(f"trial {spec.trial_number}: {error}"))
+            log.warning("trial %d: %s", spec.trial_number, error)
+            return TrialOutcome(spec.trial_number, "failed", error=error, duration_s=time.monotonic() - started)
         except HttpError as exc:
             return TrialOutcome(spec.trial_number, "failed", error=f"RunPod refused the job ({exc})")
         except TransportError as exc:
@@ -246,30 +256,32 @@ class RunPodExecutor(Executor):
         shown: tuple[str, str | None] = ("IN_QUEUE", None)
         while True:
             if job.stop.wait(self.settings.poll_interval_s) or self._closing.is_set():
-                self._cancel(job_id)
+                self._cancel(job_id, attempts)
                 return tracker.client_outcome("stopped", started)
             try:
                 status = self._call(lambda t: t.status(job_id), stop=job.stop)
             except NotFound:
                 return "was lost (its id is unknown to the endpoint)"
             except TransportError as exc:
-                self._cancel(job_id)
+                self._cancel(job_id, attempts)
                 if job.stop.is_set():
                     return tracker.client_outcome("stopped", started)
                 return f"could not be followed ({exc})"
             attempts.observe(status)
             state = status.get("status")
             if (state, attempts.worker) != shown and state in ("IN_QUEUE", "IN_PROGRESS"):
+                if state == "IN_PROGRESS" and shown[0] != "IN_PROGRESS":
+                    tracker.last_change = self._clock()  # a stall counts from the start, not from the queue
                 shown = (state, attempts.worker)
                 where = f"runpod:{attempts.worker}" if attempts.worker and state == "IN_PROGRESS" else "runpod"
                 self._publish(TrialStatus(spec.trial_number, "running" if state == "IN_PROGRESS" else "queued", where))
             if state == "IN_PROGRESS":
                 if tracker.follow(status.get("output")):
-                    self._cancel(job_id)
+                    self._cancel(job_id, attempts)
                     return tracker.client_outcome("pruned", started)
                 stall = self.settings.stall_timeout_s
-                if stall is not None and time.monotonic() - tracker.last_change > stall:
-                    self._cancel(job_id)
+                if stall is not None and self._clock() - tracker.last_change > stall:
+                    self._cancel(job_id, attempts)
                     return f"made no progress for {stall:.0f}s"
             elif state == "COMPLETED":
                 return tracker.completed(status.get("output"))
@@ -286,18 +298,25 @@ class RunPodExecutor(Executor):
 
     # ------------------------------------------------------------------ requests
 
-    def _cancel(self, job_id: str) -> None:
+    def _cancel(self, job_id: str, attempts: Attempts) -> None:
+        """Cancel a job the client ends, then read its final status once: the time it ran until
+        the cancel took effect is billed and counts (toward the trial's cost and the cap)."""
         try:
             self._call(lambda t: t.cancel(job_id), retries=3)
         except Exception as exc:  # the job ends anyway at its executionTimeout
             log.warning("could not cancel RunPod job %s: %s", job_id, self.settings.redact(str(exc)))
+        try:
+            attempts.observe(self._call(lambda t: t.status(job_id), retries=1))
+        except Exception as exc:  # the time seen so far still counts (Attempts.close_attempt)
+            log.info("no final status for RunPod job %s: %s", job_id, self.settings.redact(str(exc)))
 
     def _call(self, request: Callable[[Transport], Any], *, stop: threading.Event | None = None,
-              retries: int | None = None) -> Any:
-        """One transport request under the backoff policy; ``Unreachable`` when it gives up."""
+              retries: int | None = None, once_sent: bool = False) -> Any:
+        """One transport request under the backoff policy; ``Unreachable`` when it gives up,
+        ``MaybeAccepted`` for a ``once_sent`` request that may have been acted on."""
         return call_with_backoff(lambda: request(self.transport), stop=stop,
                                  retries=self.settings.http_retries if retries is None else retries,
-                                 max_backoff_s=self.settings.max_backoff_s)
+                                 max_backoff_s=self.settings.max_backoff_s, once_sent=once_sent)
 
 
 def short_error(text: str, limit: int = 300) -> str:

@@ -41,7 +41,13 @@ class RunPodSettings(BaseModel):
     request_timeout_s: _Positive = 10.0
     http_retries: _Count = 6
     max_backoff_s: _Positive = 30.0
-    stall_timeout_s: _Positive | None = None  # IN_PROGRESS without new progress this long -> lost
+    # IN_PROGRESS without new progress this long -> the worker is lost: cancel and retry. On by default:
+    # an endpoint may leave a dead worker's job IN_PROGRESS until its executionTimeout (25 min at 2
+    # epochs, 105 at 10). A live worker reports at job start, every 0.5 s within an epoch and at each
+    # epoch end; its longest silence is loading data and compiling before the first batch (seconds for
+    # the registered datasets once cached), so 3 minutes leaves a wide margin for a live worker and
+    # frees a lost one 8-35x sooner. None turns it off (for a single batch longer than 3 minutes).
+    stall_timeout_s: _Positive | None = 180.0
 
     def __repr_args__(self) -> Any:
         yield "endpoint_id", mask(self.endpoint_id)
@@ -87,7 +93,8 @@ def check_options(options: Mapping[str, Any]) -> RunPodSettings:
 
     Args:
         options: the user's options; ``endpoint_id`` and ``api_key`` default to
-            ``RUNPOD_ENDPOINT_ID`` and ``RUNPOD_API_KEY``.
+            ``RUNPOD_ENDPOINT_ID`` and ``RUNPOD_API_KEY``; the key may be a ``str`` or a
+            ``SecretStr``.
 
     Returns:
         The settings, with the key held as a ``SecretStr``.
@@ -107,7 +114,7 @@ def check_options(options: Mapping[str, Any]) -> RunPodSettings:
     if not opts["endpoint_id"] or not isinstance(opts["endpoint_id"], str):
         raise ConfigError("executor='runpod' needs an endpoint id: set RUNPOD_ENDPOINT_ID, or pass "
                           "runpod={'endpoint_id': ...} (the id shown in the RunPod console).")
-    if not opts["api_key"] or not isinstance(opts["api_key"], str):
+    if not opts["api_key"] or not isinstance(opts["api_key"], (str, SecretStr)):
         raise ConfigError("executor='runpod' needs an API key: set RUNPOD_API_KEY, or pass "
                           "runpod={'api_key': ...}.")
     try:

@@ -21,35 +21,57 @@ from . import wire
 
 @dataclass
 class Attempts:
-    """Timing and cost over all attempts of one trial.
+    """Timing and cost over all attempts of one trial, however each ended (completed, failed,
+    cancelled by the client, stalled or lost: every one was billed).
+
+    An endpoint may leave ``executionTime`` out until a job ends (or for good, when the job is
+    lost): until it says, the attempt's execution time is what the client saw, from the first
+    IN_PROGRESS answer on, so the spending cap counts it while it runs.
 
     Args:
         price: dollars per second of execution time.
+        clock: seconds, monotonic (tests pass a fake).
     """
 
     price: float
+    clock: Callable[[], float] = time.monotonic
     delay_ms: float = 0.0
     execution_ms: float = 0.0
     live_delay_ms: float = 0.0
     live_execution_ms: float = 0.0
+    running_since: float | None = None
+    reported: bool = False
     worker: str | None = None
     job_id: str | None = None
     attempts: int = 0
 
     def observe(self, status: Mapping[str, Any]) -> None:
         """Take the running attempt's times and worker id from a ``/status`` answer."""
+        if status.get("status") == "IN_PROGRESS" and self.running_since is None:
+            self.running_since = self.clock()
         self.live_delay_ms = _ms(status.get("delayTime"), self.live_delay_ms)
-        self.live_execution_ms = _ms(status.get("executionTime"), self.live_execution_ms)
+        execution = _ms(status.get("executionTime"), 0.0)
+        if execution > 0:
+            self.live_execution_ms, self.reported = execution, True
+        elif not self.reported:
+            self.seen_running()
         output = status.get("output")
         worker = status.get("workerId") or (wire.is_progress(output) and output.get("worker"))
         if worker:
             self.worker = str(worker)
 
+    def seen_running(self) -> None:
+        """No ``executionTime`` from the endpoint: count the time seen since IN_PROGRESS."""
+        if self.running_since is not None and not self.reported:
+            self.live_execution_ms = max(self.live_execution_ms, 1000.0 * (self.clock() - self.running_since))
+
     def close_attempt(self) -> None:
         """The running attempt ended: its times count as spent."""
+        self.seen_running()
         self.delay_ms += self.live_delay_ms
         self.execution_ms += self.live_execution_ms
         self.live_delay_ms = self.live_execution_ms = 0.0
+        self.running_since, self.reported = None, False
 
     @property
     def cost_usd(self) -> float:
@@ -76,14 +98,17 @@ class Tracker:
     Args:
         job: the trial (its spec, and ``report`` for the pruner).
         publish: where events go (the progress hub).
+        clock: seconds, monotonic, for ``last_change`` (tests pass a fake).
     """
 
-    def __init__(self, job: TrialJob, publish: Callable[[Any], None]) -> None:
+    def __init__(self, job: TrialJob, publish: Callable[[Any], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._job = job
         self._publish = publish
+        self._clock = clock
         self.seq = 0
         self.epochs: list[dict[str, Any]] = []
-        self.last_change = time.monotonic()
+        self.last_change = clock()
 
     def follow(self, output: Any) -> bool:
         """Publish what a progress payload shows that was not shown yet.
@@ -98,7 +123,7 @@ class Tracker:
         if not wire.is_progress(output) or output["seq"] <= self.seq:
             return False
         self.seq = output["seq"]
-        self.last_change = time.monotonic()
+        self.last_change = self._clock()
         spec = self._job.spec
         prune = False
         for entry in output.get("epochs") or []:

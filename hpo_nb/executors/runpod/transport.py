@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Union
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
 RETRYABLE_HTTP = (408, 425, 429, 500, 502, 503, 504)
+REFUSED_HTTP = (408, 425, 429, 503)  # "not taken, try later": the request was not acted on
 
 
 class TransportError(Exception):
@@ -35,11 +36,20 @@ class Retryable(TransportError):
     Args:
         reason: a short label for messages (``"HTTP 429"``, ``"ConnectionError"``).
         retry_after: seconds the server asked to wait, if it said.
+        sent: True if the request reached the endpoint and may have been acted on (a read
+            timeout, a dropped connection after sending, 500/502/504); False if it cannot have
+            been (no connection, 408, 425, 429, 503). Only requests with ``sent=False`` may be
+            sent again when sending twice costs something (``POST /run``).
     """
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, sent: bool = False) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.sent = sent
+
+
+class MaybeAccepted(TransportError):
+    """A request that must not be sent twice got no clear answer: the endpoint may have acted on it."""
 
 
 class Rejected(TransportError):
@@ -59,7 +69,7 @@ class Unreachable(TransportError):
 
 
 def call_with_backoff(call: Callable[[], Any], *, retries: int, max_backoff_s: float,
-                      stop: threading.Event | None = None) -> Any:
+                      stop: threading.Event | None = None, once_sent: bool = False) -> Any:
     """``call()``, retried with jittered exponential backoff while it raises ``Retryable``.
 
     Args:
@@ -67,11 +77,14 @@ def call_with_backoff(call: Callable[[], Any], *, retries: int, max_backoff_s: f
         retries: how many times to retry (0: one try).
         max_backoff_s: the longest pause; a server's ``Retry-After`` is capped by it too.
         stop: if given, a set event ends the pauses (and the retries) at once.
+        once_sent: the request must not run twice (``POST /run`` starts a billed job): retry
+            only faults where it cannot have reached the endpoint (``Retryable.sent`` False).
 
     Returns:
         What ``call`` returned.
 
     Raises:
+        MaybeAccepted: with ``once_sent``, a fault after the request may have been acted on.
         Unreachable: every try was ``Retryable`` (or ``stop`` was set while waiting).
         TransportError: any other fault, at once.
     """
@@ -81,6 +94,8 @@ def call_with_backoff(call: Callable[[], Any], *, retries: int, max_backoff_s: f
         try:
             return call()
         except Retryable as exc:
+            if once_sent and exc.sent:
+                raise MaybeAccepted(str(exc)) from None
             last, wait = str(exc), exc.retry_after or delay
         if attempt == retries:
             break
@@ -169,20 +184,34 @@ class HttpTransport(Transport):
             response = session.request(method, f"{self._base}/{self._endpoint_id}/{op}", headers=headers,
                                        json=body, timeout=self._timeout_s)
         except requests.RequestException as exc:  # connection refused, timeouts
-            raise Retryable(type(exc).__name__) from None
+            raise Retryable(type(exc).__name__, sent=not _unsent(exc)) from None
         code = response.status_code
         if code in (401, 403):
             raise Rejected(f"RunPod rejected the API key ({code} {'Unauthorized' if code == 401 else 'Forbidden'})")
         if code == 404:
             raise NotFound(f"HTTP 404 on {op.split('/')[0]}")
         if code in RETRYABLE_HTTP:
-            raise Retryable(f"HTTP {code}", _retry_after(response.headers.get("Retry-After")))
+            raise Retryable(f"HTTP {code}", _retry_after(response.headers.get("Retry-After")),
+                            sent=code not in REFUSED_HTTP)
         if code >= 400:
             raise HttpError(f"HTTP {code}")
         try:
             return response.json()
         except ValueError:
             raise HttpError(f"HTTP {code} with a body that is not JSON") from None
+
+
+def _unsent(exc: Exception) -> bool:
+    """True if a ``requests`` error happened before the request reached the server (no
+    connection could be made); a read timeout or a connection dropped mid-answer may come after
+    the server acted on it."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -258,7 +287,12 @@ class MemoryTransport(Transport):
             callable ``(job_input) -> steps``. When they run out, ``default`` is used.
         default: the script for jobs beyond ``scripts`` (default: one COMPLETED step with no outcome).
         faults: exceptions to raise from the next calls of an operation, e.g.
-            ``{"health": [Rejected("...")], "run": [Retryable("HTTP 429")]}``.
+            ``{"health": [Rejected("...")], "run": [Retryable("HTTP 429")]}``. A
+            ``Retryable(..., sent=True)`` on ``run`` is raised after the job was accepted (the
+            answer was lost on the way back).
+
+    After ``cancel``, ``status`` answers the first CANCELLED step left in the job's script
+    (e.g. one with the final ``executionTime``), else a bare ``{"status": "CANCELLED"}``.
     """
 
     def __init__(self, scripts: Iterable[Any] = (), default: Any = None,
@@ -276,12 +310,16 @@ class MemoryTransport(Transport):
         return {"jobs": {"inQueue": 0, "inProgress": 0}, "workers": {"idle": 1, "running": 0}}
 
     def run(self, payload: Mapping[str, Any], policy: Mapping[str, Any]) -> str:
-        self._enter("run", None)
+        fault = self._enter("run", None, raise_fault=False)
+        if fault is not None and not (isinstance(fault, Retryable) and fault.sent):
+            raise fault
         with self._lock:
             script = self._scripts.pop(0) if self._scripts else self._default
             job_id = f"job-{next(self._ids)}"
             steps = list(script(dict(payload)) if callable(script) else script)
             self.jobs[job_id] = MemoryJob(job_id, dict(payload), dict(policy), steps or [ended("COMPLETED")])
+        if fault is not None:  # accepted, and the answer lost
+            raise fault
         return job_id
 
     def status(self, job_id: str) -> dict[str, Any]:
@@ -291,8 +329,11 @@ class MemoryTransport(Transport):
             if job is None:
                 raise NotFound("HTTP 404 on status")
             job.polls += 1
-            step: Step = ({"status": "CANCELLED"} if job.cancelled
-                          else job.steps.pop(0) if len(job.steps) > 1 else job.steps[0])
+            if job.cancelled:  # a CANCELLED answer left in the script, else a bare one
+                step: Step = next((st for st in job.steps if isinstance(st, Mapping) and st.get("status") == "CANCELLED"),
+                                  {"status": "CANCELLED"})
+            else:
+                step = job.steps.pop(0) if len(job.steps) > 1 else job.steps[0]
         if isinstance(step, Exception):
             raise step
         answer = {"id": job_id, **step}
@@ -309,9 +350,10 @@ class MemoryTransport(Transport):
         """Returns: the ids of the jobs that were cancelled, in id order."""
         return [j.id for j in self.jobs.values() if j.cancelled]
 
-    def _enter(self, op: str, job_id: str | None) -> None:
+    def _enter(self, op: str, job_id: str | None, raise_fault: bool = True) -> Exception | None:
         with self._lock:
             self.calls.append((op, job_id))
             fault = self.faults[op].pop(0) if self.faults[op] else None
-        if fault is not None:
+        if fault is not None and raise_fault:
             raise fault
+        return fault
