@@ -34,7 +34,7 @@ def test_split_is_seeded_stratified_and_sample_fraction_keeps_validation():
 
 def test_network_dataset_fails_fast_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setattr(datasets, "_network_available", lambda *a, **k: False)
+    monkeypatch.setattr(datasets.builtin, "_network_available", lambda *a, **k: False)
     datasets._load_cached.cache_clear()
     with pytest.raises(DatasetUnavailableError) as err:
         datasets.load("mnist")
@@ -149,7 +149,7 @@ def test_keras_datasets_keep_their_official_test_split_apart(monkeypatch, tmp_pa
     rng = np.random.default_rng(0)
     train = (rng.integers(0, 256, (60, 28, 28), dtype=np.uint8), np.arange(60) % 10)
     test = (rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), np.arange(20) % 10)
-    monkeypatch.setattr(datasets, "_network_available", lambda *a, **k: True)
+    monkeypatch.setattr(datasets.builtin, "_network_available", lambda *a, **k: True)
     monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda **kw: (train, test))
     ds = datasets._keras_loader("mnist", "image", "mnist.npz")()
     assert len(ds.x) == 60 and ds.has_test_split and ds.scale == 1 / 255 and ds.resolve_test_fraction() == 0.0
