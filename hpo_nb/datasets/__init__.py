@@ -14,8 +14,9 @@ Modules: ``dataset`` (Dataset, Splits), ``split`` (stratified hold-outs, vectori
 
 from __future__ import annotations
 
-from .arrays import from_arrays
-from .dataset import DEFAULT_TEST_FRACTION, Dataset, Splits, network_of
+from .arrays import from_arrays, as_test_pair
+from .dataset import DEFAULT_TEST_FRACTION, Dataset, Splits
+from .raw import network_of
 from .readers import download, from_idx, from_text_lines, read_gtsrb_zip, read_idx
 from .registry import DatasetInfo, _load_cached, attach, info, is_registered, load, names, register
 from .validation import Modality
@@ -24,6 +25,6 @@ from .builtin import GTSRB_MD5, GTSRB_URL, _keras_loader
 
 __all__ = [
     "DEFAULT_TEST_FRACTION", "Dataset", "DatasetInfo", "Modality", "Splits", "attach", "download", "from_arrays",
-    "from_idx", "from_text_lines", "info", "is_registered", "load", "names", "network_of", "read_gtsrb_zip",
+    "from_idx", "from_text_lines", "info", "as_test_pair", "is_registered", "load", "names", "network_of", "read_gtsrb_zip",
     "read_idx", "register",
 ]

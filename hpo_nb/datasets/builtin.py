@@ -25,7 +25,7 @@ def _load_digits() -> Dataset:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    ds = from_arrays(bunch.images, bunch.target, modality="image", name="digits")
+    ds = from_arrays(bunch.images, bunch.target, modality="image", name="digits", scale=1 / 16)  # values 0..16
     ds.description = "scikit-learn digits: 1,797 8x8 grey images, 10 classes (bundled, offline)"
     return ds
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -12,7 +13,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from .split import stratified_split, vectorize
-from .validation import Modality, as_images, as_sample_array, default_sequence_length, encode_labels, is_str_array
+from .validation import (Modality, as_images, as_sample_array, default_sequence_length, is_str_array,
+                         normalize_labels)
 
 DEFAULT_TEST_FRACTION = 0.2
 """Held out for the final test when the data has no official test split. 20 % is the usual
@@ -54,6 +56,10 @@ class Dataset:
 
     ``x_test``/``y_test`` hold an official test split, kept apart from ``x``/``y`` (the search's
     pool). Without one, ``test_fraction`` of ``x`` is held out, stratified, with a fixed seed.
+
+    ``label_values`` are the labels as the user gave them, in class-index order (None when they
+    were the indices 0..K-1 already): a test split's labels are mapped through them.
+    ``fingerprint`` identifies the data (shapes, classes, a hash of the arrays).
     """
 
     name: str
@@ -69,6 +75,7 @@ class Dataset:
     y_test: np.ndarray | None = None
     scale: float = 1.0
     test_fraction: float = DEFAULT_TEST_FRACTION
+    label_values: list | None = None
     _splits: dict[tuple, tuple] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -100,6 +107,36 @@ class Dataset:
             f"Dataset({self.name!r}, modality={self.modality!r}, samples={len(self.x)}, "
             f"input_shape={self.input_shape}, classes={self.num_classes})"
         )
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of what makes scores comparable: modality, shapes, classes, scaling, text
+        settings and the bytes of every array (the name is not part of it)."""
+        h = hashlib.sha256()
+        meta = (self.modality, self.num_classes, self.class_names, self.label_values, self.scale, self.max_tokens,
+                self.sequence_length, self.x.shape, str(self.x.dtype), None if self.x_test is None else len(self.x_test))
+        h.update(repr(meta).encode())
+        for arr in (self.x, self.y, self.x_test, self.y_test):
+            if arr is None:
+                continue
+            if arr.dtype == object:
+                for item in arr:
+                    h.update(item.encode("utf-8", "surrogatepass") if isinstance(item, str) else
+                             np.ascontiguousarray(item).tobytes())
+                    h.update(b"\x00")
+            else:
+                h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
+
+    @functools.cached_property
+    def raw_max(self) -> float | None:
+        """The largest raw pixel value a model of this dataset takes (1/scale, e.g. 255 or 16),
+        when the scaled images lie in [0, 1]; None for text or images in other ranges."""
+        if self.modality != "image" or not self.x.size:
+            return None
+        if float(self.x.min()) < 0 or float(self.x.max()) > 1 + 1e-6:
+            return None
+        return 1.0 / self.scale
 
     @property
     def is_raw_text(self) -> bool:
@@ -229,70 +266,25 @@ class Dataset:
         self, network: Any, validation_fraction: float = 0.2, seed: int = 0, sample_fraction: float = 1.0,
         test_fraction: float | None = None,
     ) -> Any:
-        """``network`` behind this dataset's preprocessing, as one Keras model taking raw inputs.
-
-        Images: a ``Rescaling(scale)`` layer, so the model takes raw pixel values (uint8 0..255,
-        digits 0..16), shape (n, h, w, c). Raw text: a ``TextVectorization`` layer holding the
-        training split's vocabulary, so the model takes a string tensor of shape (n,) (as Keras'
-        end-to-end text examples export it). Token-id text: the network itself (padded int32 ids).
-        Call where Keras may build layers (not concurrently with other model building).
-
-        Args:
-            network: the trained ``keras.Model`` (inputs as ``splits(raw=False)`` gives them).
-            validation_fraction, seed, sample_fraction, test_fraction: the split it trained on.
+        """``network`` behind this dataset's preprocessing, as one Keras model taking raw inputs
+        (see ``raw.with_preprocessing``; arguments: the split it trained on).
 
         Returns:
-            keras.Model: not compiled (``predict`` needs no compiling; compile it to ``evaluate``).
+            keras.Model: not compiled.
         """
-        import keras
+        from .raw import with_preprocessing
 
-        if self.modality == "image":
-            inputs = keras.Input(shape=self.input_shape, name="pixels")
-            x = keras.layers.Rescaling(self.scale, name="rescale")(inputs)
-        elif self.is_raw_text:
-            inputs = keras.Input(shape=(), dtype="string", name="text")
-            x = keras.layers.TextVectorization(
-                max_tokens=self.max_tokens, output_mode="int", output_sequence_length=int(self.sequence_length or 0),
-                vocabulary=self.vocabulary(validation_fraction, seed, sample_fraction, test_fraction),
-                name="vectorize",
-            )(inputs)
-        else:
-            return network
-        return keras.Model(inputs, network(x), name=f"{network.name}_raw_inputs")
+        return with_preprocessing(self, network, validation_fraction, seed, sample_fraction, test_fraction)
 
     def prepare_raw(self, inputs: Any) -> Any:
-        """Raw user inputs as a batch a saved model takes: one sample or many; images (h, w),
-        (h, w, c) or flat square vectors; a str or a list of str; ragged token-id sequences.
+        """Raw user inputs as a batch a saved model takes (see ``raw.prepare_raw``).
 
         Raises:
-            ConfigError: the inputs do not fit this dataset's input shape.
+            ConfigError: no inputs; NaN/inf pixels; pixel values above ``raw_max``; a shape that does not fit.
         """
-        if self.modality == "text":
-            if isinstance(inputs, str):
-                inputs = [inputs]
-            if self.is_raw_text:
-                arr = np.asarray([str(t) for t in inputs], dtype=object)
-                return arr
-            from keras.utils import pad_sequences
+        from .raw import prepare_raw
 
-            seqs = list(inputs)
-            if seqs and np.ndim(seqs[0]) == 0:
-                seqs = [seqs]
-            return pad_sequences(seqs, maxlen=int(self.sequence_length or 0), padding="post",
-                                 truncating="post").astype("int32")
-        x = np.asarray(inputs, dtype="float32")
-        shape = self.input_shape
-        one_channel = shape[-1] == 1
-        sample_shapes = [shape, *([shape[:2]] if one_channel else []), (math.prod(shape),)]
-        if x.shape in sample_shapes:
-            return x.reshape((1, *shape))
-        if x.ndim >= 2 and x.shape[1:] in sample_shapes:
-            return x.reshape((-1, *shape))
-        raise ConfigError(
-            f"images for dataset {self.name!r} must have shape (n, {', '.join(map(str, shape))})"
-            f"{' or (n, ' + ', '.join(map(str, shape[:2])) + ')' if one_channel else ''} (or one image); "
-            f"got an array of shape {x.shape}."
-        )
+        return prepare_raw(self, inputs)
 
     def _test_part(self, test_idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if test_idx is None:
@@ -338,35 +330,35 @@ class Dataset:
         Raises:
             ConfigError: shapes, lengths or labels do not match this dataset.
         """
-        x_t = as_sample_array(x_test)
+        x_t = as_sample_array(x_test, "x_test")
         if self.modality == "image":
-            x_t, _ = as_images(x_t, scale=self.scale)
+            x_t, _ = as_images(x_t, scale=self.scale, what="x_test")
             if x_t.shape[1:] != self.x.shape[1:]:
                 raise ConfigError(f"test images have shape {x_t.shape[1:]}; the dataset's are {self.x.shape[1:]}.")
-        y_arr = np.asarray(y_test)
-        if self.class_names and y_arr.dtype.kind not in ("i", "u"):
-            lookup = {name: i for i, name in enumerate(self.class_names)}
-            unknown = sorted({str(v) for v in y_arr.reshape(-1)} - set(lookup))
-            if unknown:
-                raise ConfigError(f"test labels {unknown[:5]} are not classes of dataset {self.name!r} "
-                                  f"({', '.join(self.class_names[:10])}).")
-            labels = np.array([lookup[str(v)] for v in y_arr.reshape(-1)], dtype="int32")
-        else:
-            labels, _ = encode_labels(y_arr)
-        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ConfigError(f"test labels must be class indices in [0, {self.num_classes}).")
-        return dataclasses.replace(self, x_test=x_t, y_test=labels, _splits={}, _lock=threading.Lock())
+        labels = self._test_labels(y_test)
+        if len(x_t) != len(labels):
+            raise ConfigError(f"x_test has {len(x_t)} samples but y_test has {len(labels)}; "
+                              "they must have the same length.")
+        copy = dataclasses.replace(self, x_test=x_t, y_test=labels, _splits={}, _lock=threading.Lock())
+        if self.name.endswith("-" + self.fingerprint[:10]):  # a default name follows the data
+            copy.name = f"{self.name[:-10]}{copy.fingerprint[:10]}"
+        return copy
 
-
-
-def network_of(model: Any) -> Any:
-    """The trained network inside a model saved for raw inputs (``Dataset.with_preprocessing``);
-    ``model`` itself when it has no preprocessing around it."""
-    import keras
-
-    if model.name.endswith("_raw_inputs"):
-        inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-        if len(inner) == 1:
-            return inner[0]
-    return model
-
+    def _test_labels(self, y_test: Any) -> np.ndarray:
+        """Test labels as this dataset's class indices, through ``label_values``."""
+        values, names = normalize_labels(y_test, "y_test")
+        given = self.label_values
+        classes = ", ".join(map(str, (self.class_names or given or range(self.num_classes))[:10]))
+        if given and isinstance(given[0], str) and not names:
+            raise ConfigError(
+                f"y_test holds numbers, but dataset {self.name!r} was built from label names ({classes}); pass "
+                "the names (integers are not mapped to the sorted names silently)."
+            )
+        if names and not (given and isinstance(given[0], str)):
+            raise ConfigError(f"y_test holds names, but dataset {self.name!r} was built from numeric labels "
+                              f"({classes}); pass the same kind of labels.")
+        lookup = {v: i for i, v in enumerate(given)} if given else {i: i for i in range(self.num_classes)}
+        unknown = sorted({v for v in values.tolist() if v not in lookup}, key=str)
+        if unknown:
+            raise ConfigError(f"test labels {unknown[:5]} are not classes of dataset {self.name!r} ({classes}).")
+        return np.array([lookup[v] for v in values.tolist()], dtype="int32")

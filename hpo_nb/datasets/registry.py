@@ -71,10 +71,23 @@ def _load_cached(name: str) -> Dataset:
 
 
 def attach(dataset: Dataset) -> str:
-    """Make a user Dataset resolvable by name in this process (local executors only)."""
+    """Make a user Dataset resolvable by name in this process (local executors only).
+
+    Raises:
+        ConfigError: the name is a registered dataset's, or another dataset with different data
+            (another ``fingerprint``) is attached under it: an experiment on that one would
+            otherwise train on this one.
+    """
     if dataset.name in _REGISTRY:
         raise ConfigError(
             f"your dataset is named {dataset.name!r}, which is a registered dataset; pick another name."
+        )
+    other = _USER.get(dataset.name)
+    if other is not None and other is not dataset and other.fingerprint != dataset.fingerprint:
+        raise ConfigError(
+            f"another dataset named {dataset.name!r}, with different data, is in use in this process "
+            f"({other!r}); give this one another name= (or leave name= out: the default name comes "
+            "from the data)."
         )
     _USER[dataset.name] = dataset
     return dataset.name
