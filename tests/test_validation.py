@@ -229,3 +229,52 @@ def test_the_property_test_reaches_valid_datasets_too():
     if not ACCEPTED:  # run alone (-k): feed it again
         test_the_validation_pass_returns_clean_classes_and_arrays_or_a_config_error()
     assert len(ACCEPTED) >= 10 and "image" in ACCEPTED
+
+
+# ------------------------------------------------------------------------- text files (item 2, end)
+
+
+def test_a_utf8_bom_does_not_make_a_third_class(tmp_path):
+    path = tmp_path / "bom.tsv"
+    path.write_bytes("\ufeffpos\tgood film\nneg\tbad film\n".encode("utf-8") + b"pos\tgreat\r\nneg\tawful\r\n" * 20)
+    ds = datasets.from_text_lines(path, sep="\t")
+    assert ds.class_names == ["neg", "pos"] and len(ds.x) == 42 and ds.name.startswith("text-")
+    assert not any(t.endswith("\r") for t in ds.x)
+
+
+def test_lines_end_at_newlines_only_not_at_nel_inside_a_sentence(tmp_path):
+    (tmp_path / "pos.txt").write_text("a fine\u0085film\nwarm\u2028and kind\n" * 10, encoding="utf-8")
+    (tmp_path / "neg.txt").write_text("dull film\n" * 20, encoding="utf-8")
+    ds = datasets.from_text_lines({"pos": tmp_path / "pos.txt", "neg": tmp_path / "neg.txt"})
+    assert len(ds.x) == 40 and "a fine\u0085film" in ds.x
+    one = tmp_path / "one.tsv"
+    one.write_text("pos\tso\u0085good\nneg\tbad\n" * 10, encoding="utf-8")
+    assert len(datasets.from_text_lines(one, sep="\t").x) == 20  # no "line has no separator"
+
+
+def test_a_decode_error_names_the_encoding_option(tmp_path):
+    path = tmp_path / "latin.tsv"
+    path.write_bytes("pos\tcaf\u00e9 cr\u00e8me\nneg\tbad\n".encode("latin-1") * 10)
+    with pytest.raises(ConfigError, match=r"not valid utf-8 \(byte 0xe9 .*encoding='latin-1'"):
+        datasets.from_text_lines(path, sep="\t")
+    assert "café crème" in datasets.from_text_lines(path, sep="\t", encoding="latin-1").x
+
+
+def test_label_callable_maps_coarse_fine_labels_and_lists_and_file_objects_are_sources():
+    import io
+
+    lines = [f"{c}:{f} question {i}" for i, (c, f) in enumerate([("DESC", "manner"), ("HUM", "ind"),
+                                                                  ("DESC", "def"), ("HUM", "gr")] * 10)]
+    ds = datasets.from_text_lines(lines, sep=" ", label=lambda raw: raw.split(":")[0])
+    assert ds.class_names == ["DESC", "HUM"] and all(":" not in t for t in ds.x)
+    assert len(datasets.from_text_lines(io.StringIO("\n".join(lines)), sep=" ").x) == 40
+    assert len(datasets.from_text_lines(io.BytesIO("\n".join(lines).encode()), sep=" ").x) == 40
+    mapped = datasets.from_text_lines({"p": ["good"] * 5, "n": ["bad"] * 5}, label=str.upper)
+    assert mapped.class_names == ["N", "P"]
+
+
+def test_forgetting_label_first_false_says_so():
+    lines = [f"review number {i} was {'good' if i % 2 else 'bad'}\t{'pos' if i % 2 else 'neg'}" for i in range(200)]
+    with pytest.raises(ConfigError, match=r"200 classes for 200 lines.*only 2 distinct values: pass label_first=False"):
+        datasets.from_text_lines(lines, sep="\t")
+    assert datasets.from_text_lines(lines, sep="\t", label_first=False).class_names == ["neg", "pos"]

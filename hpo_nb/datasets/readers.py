@@ -10,7 +10,7 @@ import os
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -24,13 +24,13 @@ OFFLINE_HINT = (
 )
 
 
-def from_idx(images_path: str | os.PathLike, labels_path: str | os.PathLike, *, name: str = "idx") -> Dataset:
+def from_idx(images_path: str | os.PathLike, labels_path: str | os.PathLike, *, name: str | None = None) -> Dataset:
     """Read MNIST-style IDX files (gzip or not)."""
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.ndim < 2:
         raise ConfigError(f"{images_path} holds a {images.ndim}-D array; expected images (n, rows, cols).")
-    return from_arrays(images, labels, modality="image", name=name)
+    return from_arrays(images, labels, modality="image", name=name, _prefix="idx")
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -52,62 +52,118 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 def from_text_lines(
-    sources: Mapping[str, Any] | str | os.PathLike | Any,
+    sources: Mapping[str, Any] | str | os.PathLike | Sequence[str] | Any,
     *,
     sep: str | None = None,
     label_first: bool = True,
-    name: str = "text",
+    label: Callable[[str], Any] | None = None,
+    name: str | None = None,
     max_tokens: int = 10_000,
     sequence_length: int | None = None,
     encoding: str = "utf-8",
 ) -> Dataset:
     """Corpora of one sample a line.
 
-    Either a mapping ``{label: file}`` (every line of a file is one sample of that label), or
-    one file whose lines are ``label<sep>text`` (``label_first``) or ``text<sep>label``.
-    A file is a path or anything with ``read_bytes()``/``open()`` (e.g. ``zipfile.Path``).
+    Either a mapping ``{label: source}`` (every line of a source is one sample of that label), or
+    one source whose lines are ``label<sep>text`` (``label_first``) or ``text<sep>label``.
+
+    Args:
+        sources: the mapping, or one source. A source is a path, anything with ``read_bytes()`` or
+            ``open()`` (e.g. ``zipfile.Path``), a file object or ``io.StringIO`` (``read()``), or a
+            list of str (one line each).
+        sep: the separator between label and text (one-source form), e.g. "\t".
+        label_first: True: ``label<sep>text``; False: ``text<sep>label`` (split at the last ``sep``).
+        label: maps each raw label (a str) to the label kept, e.g. ``lambda s: s.split(":")[0]``
+            for ``coarse:fine`` labels (in the mapping form, it maps the keys).
+        name: the dataset's name; default ``text-<fingerprint>``.
+        max_tokens, sequence_length: text vectorization (vocabulary size, tokens per sample).
+        encoding: of the bytes read. A UTF-8 byte-order mark is dropped; lines end at "\n" or
+            "\r\n" only (a U+0085 or U+2028 inside a sentence stays in it); blank lines are skipped.
+
+    Returns:
+        Dataset: raw text, classes from the (mapped) labels.
+
+    Raises:
+        ConfigError: a source cannot be read or decoded (the message names ``encoding=``); a line
+            without ``sep``; an empty corpus; more classes than make sense (the message says when the
+            label is probably at the other end: ``label_first=``); anything ``from_arrays`` refuses.
     """
     texts: list[str] = []
-    labels: list[str] = []
+    labels: list[Any] = []
+    hint = ""
     if isinstance(sources, Mapping):
-        for label, source in sources.items():
-            for line in _read_lines(source, encoding):
-                texts.append(line)
-                labels.append(str(label))
+        for key, source in sources.items():
+            lines = list(_read_lines(source, encoding))
+            texts += lines
+            labels += [label(str(key)) if label else str(key)] * len(lines)
     else:
         if sep is None:
             raise ConfigError(
-                "one file of 'label<sep>text' lines needs sep= (e.g. sep='\\t'); "
+                "one source of 'label<sep>text' lines needs sep= (e.g. sep='\\t'); "
                 "or pass a mapping {label: file} with one sample a line."
             )
+        other: set[str] = set()
         for number, line in enumerate(_read_lines(sources, encoding), 1):
             if sep not in line:
-                raise ConfigError(f"line {number} of {sources} has no separator {sep!r}: {line[:60]!r}")
+                raise ConfigError(f"line {number} of {_describe(sources)} has no separator {sep!r}: {line[:60]!r}")
             a, b = line.split(sep, 1) if label_first else line.rsplit(sep, 1)
-            label, text = (a, b) if label_first else (b, a)
+            raw, text = (a, b) if label_first else (b, a)
             texts.append(text)
-            labels.append(label.strip())
+            labels.append(label(raw.strip()) if label else raw.strip())
+            other.add((line.rsplit(sep, 1)[1] if label_first else line.split(sep, 1)[0]).strip())
+        if 2 * len(other) <= len(texts) < 2 * len(set(map(str, labels))):
+            hint = (f"The {'last' if label_first else 'first'} field has only {len(other)} distinct values: "
+                    f"pass label_first={not label_first}.")
     if not texts:
         raise ConfigError("the text corpus is empty: no non-blank lines were found.")
-    return from_arrays(
-        np.array(texts, dtype=object), labels, modality="text", name=name,
-        max_tokens=max_tokens, sequence_length=sequence_length,
-    )
+    if hint:
+        raise ConfigError(f"more classes than make sense: {len(set(map(str, labels)))} classes for {len(texts)} "
+                          f"lines, one per line or so. {hint}")
+    ds = from_arrays(np.array(texts, dtype=object), labels, modality="text", name=name, max_tokens=max_tokens,
+                     sequence_length=sequence_length, _prefix="text")
+    return ds
+
+
+def _describe(source: Any) -> str:
+    return f"{len(source)} lines" if isinstance(source, (list, tuple)) else str(getattr(source, "name", source))
 
 
 def _read_lines(source: Any, encoding: str) -> Iterable[str]:
-    if hasattr(source, "read_bytes"):
-        raw = source.read_bytes()
-    elif isinstance(source, (str, os.PathLike)):
-        raw = Path(source).read_bytes()
-    elif hasattr(source, "open"):
-        with source.open("rb") as fh:
-            raw = fh.read()
+    """The non-blank lines of a source, stripped (see ``from_text_lines``)."""
+    if isinstance(source, (list, tuple)):
+        if not all(isinstance(line, str) for line in source):
+            raise ConfigError("a list of lines must hold str only.")
+        text = "\n".join(source)
     else:
-        raise ConfigError(f"cannot read text from {type(source).__name__}; pass a path.")
-    for line in raw.decode(encoding, errors="replace").splitlines():
-        if line.strip():
-            yield line.strip()
+        if hasattr(source, "read_bytes"):
+            raw = source.read_bytes()
+        elif isinstance(source, (str, os.PathLike)):
+            try:
+                raw = Path(source).read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"cannot read {source}: {exc.strerror or exc}.") from None
+        elif hasattr(source, "open"):
+            with source.open("rb") as fh:
+                raw = fh.read()
+        elif hasattr(source, "read"):
+            raw = source.read()
+        else:
+            raise ConfigError(f"cannot read text from {type(source).__name__}; pass a path, a file object or a "
+                              "list of str.")
+        try:
+            text = raw if isinstance(raw, str) else raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{_describe(source)} is not valid {encoding} (byte 0x{exc.object[exc.start]:02x} at offset "
+                f"{exc.start}): pass encoding= with the file's encoding (e.g. encoding='latin-1')."
+            ) from None
+        except LookupError:
+            raise ConfigError(f"unknown encoding {encoding!r}; e.g. 'utf-8' or 'latin-1'.") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the first label
+    for line in text.split("\n"):  # not str.splitlines(): U+0085, U+2028 ... are not line ends here
+        line = line.removesuffix("\r").strip()
+        if line:
+            yield line
 
 
 def download(url: str, dest: Path, md5: str) -> Path:
