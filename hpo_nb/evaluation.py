@@ -115,7 +115,9 @@ class TestSplitResults(StudyResults):
             probability), then ``p_<class>`` (probability of each class; rows sum to 1).
 
         Raises:
-            ConfigError: no saved model, or inputs that do not fit the dataset's input shape.
+            ConfigError: no saved model; no inputs; NaN/inf pixels or pixel values above the dataset's raw
+                range (e.g. 0..255 given to a 0..16 digits model: the message says the range); inputs that
+                do not fit the dataset's input shape.
         """
         import numpy as np
         import pandas as pd

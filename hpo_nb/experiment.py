@@ -166,7 +166,7 @@ class Experiment(TestSplitResults):
                     "test=(x_test, y_test) goes with your own data (a Dataset, e.g. datasets.from_arrays(x, y)) "
                     "and without test_fraction; registered datasets bring their own test split or hold one out."
                 )
-            dataset = self.dataset = self.dataset.with_test(*test)
+            dataset = self.dataset = self.dataset.with_test(*datasets.as_test_pair(test))
         if isinstance(dataset, datasets.Dataset):
             datasets.attach(dataset)
         # Held out before validation is drawn; evaluate() scores the chosen model on it.
@@ -252,6 +252,9 @@ class Experiment(TestSplitResults):
         # The split settings decide which samples are the test split: a study reopened with others
         # would call training samples "held out" (checked only where the study recorded them).
         split = {"test_fraction": self.test_fraction, "validation_fraction": self.validation_fraction}
+        # What makes scores comparable: the same data (fingerprint), epochs and search space.
+        comparable = {"fingerprint": self.dataset.fingerprint, "max_epochs": self.max_epochs,
+                      "search_space": {k: repr(v) for k, v in sorted(self.space.items())}}
         stored = study.user_attrs.get("hpo_nb")
         if stored is not None:
             changed = [f"{k}={stored[k]!r} (now {v!r})" for k, v in split.items() if k in stored and stored[k] != v]
@@ -260,8 +263,11 @@ class Experiment(TestSplitResults):
                     f"study {self.name!r} was searched with {', '.join(changed)}; its test split would overlap "
                     "what trials trained on. Reopen it with the same values, or pick another name=."
                 )
+            data, self._incomparable = _incomparable(self.name, stored, comparable)
+            if data:  # results and evaluate() would be read against other data
+                raise ConfigError(data)
         if stored is None:
-            study.set_user_attr("hpo_nb", {**settings, **split, "max_epochs": self.max_epochs, "seed": self.seed})
+            study.set_user_attr("hpo_nb", {**settings, **split, **comparable, "seed": self.seed})
             # The start-up design goes first (ask() pops enqueued trials in order); a process
             # joining the study later finds it already queued or tried.
             for params in startup.startup_configs(self.dataset.modality, self.space,
@@ -344,10 +350,13 @@ class Experiment(TestSplitResults):
 
         Raises:
             RuntimeError: the experiment is already running; call ``wait()`` or ``stop()`` first.
-            ConfigError: the executor cannot be created from its options.
+            ConfigError: the executor cannot be created from its options, or the study was searched
+                with another max_epochs or search space (new trials would not be comparable).
         """
         if self.running:
             raise RuntimeError("this experiment is already running; call wait() or stop() first.")
+        if getattr(self, "_incomparable", None):  # reopened with other settings: adding trials would mix them
+            raise ConfigError(self._incomparable)
         self._error = None
         self.hub = ProgressHub(self.n_trials, self.mode, self.concurrency)
         self.hub.add_finished([records.finished_trial(t) for t in self._stored_trials() if shown(t)])
@@ -481,3 +490,24 @@ def _make_pruner(choice: str | optuna.pruners.BasePruner, max_epochs: int) -> op
 def _joiner_seed(seed: int) -> int:
     """A sampler seed for a process joining an existing study: distinct per process."""
     return (seed * 1_000_003 + os.getpid() * 7919 + time.monotonic_ns()) % (2**32 - 1)
+
+
+def _incomparable(name: str, stored: dict[str, Any], now: dict[str, Any]) -> tuple[str | None, str | None]:
+    """What differs from the study's recorded data, and from its settings, as the messages of a
+    ConfigError (None where nothing does). Keys an older study did not record are not compared."""
+    how = "Reopen it with the same data and settings, or pass another name= to start a new study."
+    data = None
+    if stored.get("fingerprint", now["fingerprint"]) != now["fingerprint"]:
+        data = (f"study {name!r} was searched on other data (fingerprint {stored['fingerprint'][:10]}, now "
+                f"{now['fingerprint'][:10]}); its results do not describe this dataset. {how}")
+    changed = []
+    if stored.get("max_epochs", now["max_epochs"]) != now["max_epochs"]:
+        changed.append(f"max_epochs={stored['max_epochs']} (now {now['max_epochs']})")
+    old_space = stored.get("search_space", now["search_space"])
+    keys = sorted(k for k in {*old_space, *now["search_space"]} if old_space.get(k) != now["search_space"].get(k))
+    if keys:
+        changed.append("another search space (" + "; ".join(
+            f"{k}: {old_space.get(k)} -> {now['search_space'].get(k)}" for k in keys[:3]) + ")")
+    settings = (f"study {name!r} was searched with {', '.join(changed)}; new trials would not be comparable with "
+                f"its trials (reading its results and evaluate() still work). {how}") if changed else None
+    return data, settings

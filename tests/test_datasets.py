@@ -34,7 +34,7 @@ def test_split_is_seeded_stratified_and_sample_fraction_keeps_validation():
 
 def test_network_dataset_fails_fast_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setattr(datasets, "_network_available", lambda *a, **k: False)
+    monkeypatch.setattr(datasets.builtin, "_network_available", lambda *a, **k: False)
     datasets._load_cached.cache_clear()
     with pytest.raises(DatasetUnavailableError) as err:
         datasets.load("mnist")
@@ -149,7 +149,7 @@ def test_keras_datasets_keep_their_official_test_split_apart(monkeypatch, tmp_pa
     rng = np.random.default_rng(0)
     train = (rng.integers(0, 256, (60, 28, 28), dtype=np.uint8), np.arange(60) % 10)
     test = (rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), np.arange(20) % 10)
-    monkeypatch.setattr(datasets, "_network_available", lambda *a, **k: True)
+    monkeypatch.setattr(datasets.builtin, "_network_available", lambda *a, **k: True)
     monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda **kw: (train, test))
     ds = datasets._keras_loader("mnist", "image", "mnist.npz")()
     assert len(ds.x) == 60 and ds.has_test_split and ds.scale == 1 / 255 and ds.resolve_test_fraction() == 0.0
@@ -163,7 +163,7 @@ def test_keras_datasets_keep_their_official_test_split_apart(monkeypatch, tmp_pa
 
 def test_explicit_test_split_uses_the_training_labels_and_scaling():
     x = np.random.default_rng(0).integers(0, 17, (30, 8, 8))
-    ds = datasets.from_arrays(x, ["cat", "dog", "eel"] * 10, test=(x[:6], ["eel", "cat"] * 3))
+    ds = datasets.from_arrays(x, ["cat", "dog", "eel"] * 10, test=(x[:6], ["eel", "cat"] * 3), scale=1 / 16)
     assert ds.class_names == ["cat", "dog", "eel"] and list(ds.y_test) == [2, 0] * 3
     assert ds.scale == 1 / 16 and np.allclose(ds.x_test, ds.x[:6])
     again = datasets.from_arrays(x, ["cat", "dog", "eel"] * 10).with_test(x[:4], ["dog"] * 4)
@@ -180,3 +180,39 @@ def test_text_test_split_is_vectorized_with_the_training_vocabulary():
     vocab = ds.vocabulary(0.2, 0)
     assert vocab[:2] == ["", "[UNK]"] and "common" in vocab
     assert ds.splits(0.2, 0, raw=True).x_test.dtype == object
+
+
+# ------------------------------------------------------------------ identity (issue 15, item 3)
+
+
+def test_default_names_follow_the_data_so_different_datasets_never_share_one():
+    rng = np.random.default_rng(1)
+    a = datasets.from_arrays(rng.random((30, 8, 8)), np.arange(30) % 3)
+    b = datasets.from_arrays(rng.random((40, 12, 12)), np.arange(40) % 5)
+    again = datasets.from_arrays(a.x[..., 0].copy(), np.arange(30) % 3)
+    assert a.name.startswith("arrays-") and a.name != b.name and again.name == a.name
+    assert a.fingerprint == again.fingerprint != b.fingerprint
+    assert datasets.attach(a) == a.name and datasets.attach(again) == a.name  # the same data: fine
+    clash = datasets.from_arrays(rng.random((30, 8, 8)), np.arange(30) % 3, name=a.name)
+    with pytest.raises(ConfigError, match="another dataset named .* different data"):
+        datasets.attach(clash)
+    with_test = a.with_test(a.x[:3, ..., 0], [0, 1, 2])
+    assert with_test.name != a.name and with_test.name.startswith("arrays-")  # other data, other default name
+
+
+def test_a_study_reopened_with_other_data_or_settings_is_refused_naming_what_differs(runs_dir):
+    from hpo_nb import Experiment
+
+    rng = np.random.default_rng(2)
+    first = datasets.from_arrays(rng.random((30, 8, 8)), np.arange(30) % 3, name="same-name-t")
+    Experiment(first, name="ident-t", max_epochs=3, runs_dir=runs_dir, progress="none")
+    other = datasets.from_arrays(rng.random((30, 8, 8)), np.arange(30) % 3, name="same-name-u")
+    with pytest.raises(ConfigError, match=r"other data \(fingerprint .*another name="):
+        Experiment(other, name="ident-t", max_epochs=3, runs_dir=runs_dir, progress="none")
+    reopened = Experiment(first, name="ident-t", max_epochs=5, runs_dir=runs_dir, progress="none")
+    with pytest.raises(ConfigError, match=r"max_epochs=3 \(now 5\); new trials would not be comparable"):
+        reopened.start()  # reading its results is fine; adding trials is not
+    with pytest.raises(ConfigError, match=r"another search space \(filters: "):
+        Experiment(first, name="ident-t", max_epochs=3, runs_dir=runs_dir, progress="none",
+                   search_space={"filters": 8}).start()
+    Experiment(first, name="ident-t", max_epochs=3, runs_dir=runs_dir, progress="none")  # the same: resumes

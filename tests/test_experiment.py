@@ -78,8 +78,8 @@ def _until(condition, timeout: float = 300.0) -> None:
 @pytest.mark.slow
 def test_stop_ends_running_trials_within_a_batch_and_keeps_completed_ones(runs_dir):
     space = {**TINY_CNN, "filters": 8, "batch_size": 16, "learning_rate": 5e-3}
-    Experiment("digits", n_trials=1, max_epochs=1, runs_dir=runs_dir, progress="none", name="stop-t",
-               search_space=space).run()
+    Experiment("digits", n_trials=1, max_epochs=30, runs_dir=runs_dir, progress="none", name="stop-t",
+               search_space=space).run()  # the same max_epochs: a study refuses other settings
     exp = Experiment("digits", n_trials=4, max_epochs=30, runs_dir=runs_dir, progress="none", name="stop-t",
                      search_space=space, pruning=False)  # resumes: 1 of 4 done
     exp.start()

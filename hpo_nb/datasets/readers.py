@@ -1,0 +1,205 @@
+"""Readers for data in files: IDX (MNIST), text of one sample a line, the GTSRB archive, and a
+checksum-verified download into the cache."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import os
+import struct
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DatasetUnavailableError
+from .arrays import from_arrays
+from .dataset import Dataset
+
+OFFLINE_HINT = (
+    "Use the bundled dataset instead (dataset='digits'), or bring your own data with "
+    "hpo_nb.datasets.from_arrays(x, y), from_idx(...) or from_text_lines(...)."
+)
+
+
+def from_idx(images_path: str | os.PathLike, labels_path: str | os.PathLike, *, name: str | None = None) -> Dataset:
+    """Read MNIST-style IDX files (gzip or not)."""
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.ndim < 2:
+        raise ConfigError(f"{images_path} holds a {images.ndim}-D array; expected images (n, rows, cols).")
+    return from_arrays(images, labels, modality="image", name=name, _prefix="idx")
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Parse one IDX file: magic (0, 0, dtype code, ndim), big-endian int32 dims, then data."""
+    raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ConfigError(f"{path} is not an IDX file (bad magic number).")
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    code, ndim = raw[2], raw[3]
+    if code not in dtypes:
+        raise ConfigError(f"{path}: unknown IDX data type 0x{code:02x}.")
+    dims = struct.unpack(f">{ndim}i", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=dtypes[code], offset=4 + 4 * ndim)
+    if data.size != math.prod(dims):
+        raise ConfigError(f"{path}: header says {dims} but the file holds {data.size} values.")
+    return data.reshape(dims).astype(dtypes[code][1:], copy=False)
+
+
+def from_text_lines(
+    sources: Mapping[str, Any] | str | os.PathLike | Sequence[str] | Any,
+    *,
+    sep: str | None = None,
+    label_first: bool = True,
+    label: Callable[[str], Any] | None = None,
+    name: str | None = None,
+    max_tokens: int = 10_000,
+    sequence_length: int | None = None,
+    encoding: str = "utf-8",
+) -> Dataset:
+    """Corpora of one sample a line.
+
+    Either a mapping ``{label: source}`` (every line of a source is one sample of that label), or
+    one source whose lines are ``label<sep>text`` (``label_first``) or ``text<sep>label``.
+
+    Args:
+        sources: the mapping, or one source. A source is a path, anything with ``read_bytes()`` or
+            ``open()`` (e.g. ``zipfile.Path``), a file object or ``io.StringIO`` (``read()``), or a
+            list of str (one line each).
+        sep: the separator between label and text (one-source form), e.g. "\t".
+        label_first: True: ``label<sep>text``; False: ``text<sep>label`` (split at the last ``sep``).
+        label: maps each raw label (a str) to the label kept, e.g. ``lambda s: s.split(":")[0]``
+            for ``coarse:fine`` labels (in the mapping form, it maps the keys).
+        name: the dataset's name; default ``text-<fingerprint>``.
+        max_tokens, sequence_length: text vectorization (vocabulary size, tokens per sample).
+        encoding: of the bytes read. A UTF-8 byte-order mark is dropped; lines end at "\n" or
+            "\r\n" only (a U+0085 or U+2028 inside a sentence stays in it); blank lines are skipped.
+
+    Returns:
+        Dataset: raw text, classes from the (mapped) labels.
+
+    Raises:
+        ConfigError: a source cannot be read or decoded (the message names ``encoding=``); a line
+            without ``sep``; an empty corpus; more classes than make sense (the message says when the
+            label is probably at the other end: ``label_first=``); anything ``from_arrays`` refuses.
+    """
+    texts: list[str] = []
+    labels: list[Any] = []
+    hint = ""
+    if isinstance(sources, Mapping):
+        for key, source in sources.items():
+            lines = list(_read_lines(source, encoding))
+            texts += lines
+            labels += [label(str(key)) if label else str(key)] * len(lines)
+    else:
+        if sep is None:
+            raise ConfigError(
+                "one source of 'label<sep>text' lines needs sep= (e.g. sep='\\t'); "
+                "or pass a mapping {label: file} with one sample a line."
+            )
+        other: set[str] = set()
+        for number, line in enumerate(_read_lines(sources, encoding), 1):
+            if sep not in line:
+                raise ConfigError(f"line {number} of {_describe(sources)} has no separator {sep!r}: {line[:60]!r}")
+            a, b = line.split(sep, 1) if label_first else line.rsplit(sep, 1)
+            raw, text = (a, b) if label_first else (b, a)
+            texts.append(text)
+            labels.append(label(raw.strip()) if label else raw.strip())
+            other.add((line.rsplit(sep, 1)[1] if label_first else line.split(sep, 1)[0]).strip())
+        if 2 * len(other) <= len(texts) < 2 * len(set(map(str, labels))):
+            hint = (f"The {'last' if label_first else 'first'} field has only {len(other)} distinct values: "
+                    f"pass label_first={not label_first}.")
+    if not texts:
+        raise ConfigError("the text corpus is empty: no non-blank lines were found.")
+    if hint:
+        raise ConfigError(f"more classes than make sense: {len(set(map(str, labels)))} classes for {len(texts)} "
+                          f"lines, one per line or so. {hint}")
+    ds = from_arrays(np.array(texts, dtype=object), labels, modality="text", name=name, max_tokens=max_tokens,
+                     sequence_length=sequence_length, _prefix="text")
+    return ds
+
+
+def _describe(source: Any) -> str:
+    return f"{len(source)} lines" if isinstance(source, (list, tuple)) else str(getattr(source, "name", source))
+
+
+def _read_lines(source: Any, encoding: str) -> Iterable[str]:
+    """The non-blank lines of a source, stripped (see ``from_text_lines``)."""
+    if isinstance(source, (list, tuple)):
+        if not all(isinstance(line, str) for line in source):
+            raise ConfigError("a list of lines must hold str only.")
+        text = "\n".join(source)
+    else:
+        if hasattr(source, "read_bytes"):
+            raw = source.read_bytes()
+        elif isinstance(source, (str, os.PathLike)):
+            try:
+                raw = Path(source).read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"cannot read {source}: {exc.strerror or exc}.") from None
+        elif hasattr(source, "open"):
+            with source.open("rb") as fh:
+                raw = fh.read()
+        elif hasattr(source, "read"):
+            raw = source.read()
+        else:
+            raise ConfigError(f"cannot read text from {type(source).__name__}; pass a path, a file object or a "
+                              "list of str.")
+        try:
+            text = raw if isinstance(raw, str) else raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{_describe(source)} is not valid {encoding} (byte 0x{exc.object[exc.start]:02x} at offset "
+                f"{exc.start}): pass encoding= with the file's encoding (e.g. encoding='latin-1')."
+            ) from None
+        except LookupError:
+            raise ConfigError(f"unknown encoding {encoding!r}; e.g. 'utf-8' or 'latin-1'.") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the first label
+    for line in text.split("\n"):  # not str.splitlines(): U+0085, U+2028 ... are not line ends here
+        line = line.removesuffix("\r").strip()
+        if line:
+            yield line
+
+
+def download(url: str, dest: Path, md5: str) -> Path:
+    """Download once into the cache with ``keras.utils.get_file`` and verify the md5 checksum
+    (a cached file is checked too and fetched again when it does not match; a bad download is removed).
+
+    Raises:
+        DatasetUnavailableError: the download failed or its checksum does not match.
+    """
+    from keras.utils import get_file
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(get_file(dest.name, origin=url, file_hash=md5, hash_algorithm="md5",
+                             cache_dir=str(dest.parent), cache_subdir=""))
+    except ValueError as exc:  # get_file keeps a download whose hash does not match
+        dest.unlink(missing_ok=True)
+        raise DatasetUnavailableError(f"checksum mismatch for {url}: expected md5 {md5}. {exc}") from exc
+    except Exception as exc:  # get_file wraps URL errors in a bare Exception
+        raise DatasetUnavailableError(f"could not download {url}: {exc}. {OFFLINE_HINT}") from exc
+
+
+def read_gtsrb_zip(path: Path, size: int = 32) -> Dataset:
+    """GTSRB training archive: one folder per class of PPM images, resized to ``size``."""
+    from PIL import Image
+
+    images, labels = [], []
+    with zipfile.ZipFile(path) as zf:
+        for member in zf.namelist():
+            if not member.lower().endswith(".ppm"):
+                continue
+            label = int(Path(member).parent.name)
+            with zf.open(member) as fh:
+                img = Image.open(io.BytesIO(fh.read())).convert("RGB").resize((size, size))
+            images.append(np.asarray(img, dtype="uint8"))
+            labels.append(label)
+    if not images:
+        raise DatasetUnavailableError(f"{path} holds no GTSRB images (.ppm).")
+    return from_arrays(np.stack(images), np.array(labels), modality="image", name="gtsrb")
