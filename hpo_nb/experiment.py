@@ -6,15 +6,13 @@ no loop and no drawing code here; no backend names either."""
 from __future__ import annotations
 
 import logging
-import os
 import re
-import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import optuna
 
-from . import datasets, health, records, space as spaces, startup, trial_memory
+from . import datasets, health, records, space as spaces, trial_memory
 from .errors import ConfigError
 from .executors.base import Backend, Executor, backend as executor_backend
 from .progress import ProgressHub, Renderer, Snapshot
@@ -23,6 +21,7 @@ from .evaluation import TestSplitResults
 from .results import _views
 from .search import Search, shown
 from .spec import TrialSpec
+from .study import make_pruner, open_study
 from .storage import (attach_run_log, default_url, mask_url, open_storage, quiet_optuna, refuse_orphaned_models,
                       validate_url)
 from .values import check_choice, check_fraction, check_int, grace_period
@@ -184,7 +183,7 @@ class Experiment(TestSplitResults):
         self.accuracy_weight = float(accuracy_weight)
         self.health_weights = dict(health_weights) if health_weights else None
         self.pruning = pruning
-        self._pruner = _make_pruner(pruner if pruning else "none", max_epochs)
+        self._pruner = make_pruner(pruner if pruning else "none", max_epochs)
         self.save_models = save_models
         self._progress_choice = progress
         self.name = name or f"{self.dataset.name}-{mode}"
@@ -245,52 +244,15 @@ class Experiment(TestSplitResults):
 
     def _open_study(self) -> optuna.Study:
         refuse_orphaned_models(self._storage, self.name, self.run_dir / "models")
-        sampler = self._sampler(self.seed)
-        study = optuna.create_study(study_name=self.name, storage=self._storage, direction="maximize",
-                                    sampler=sampler, pruner=self._pruner, load_if_exists=True)
-        settings = {"dataset": self.dataset.name, "mode": self.mode, "modality": self.dataset.modality}
-        # The split settings decide which samples are the test split: a study reopened with others
-        # would call training samples "held out" (checked only where the study recorded them).
-        split = {"test_fraction": self.test_fraction, "validation_fraction": self.validation_fraction}
-        # What makes scores comparable: the same data (fingerprint), epochs and search space.
-        comparable = {"fingerprint": self.dataset.fingerprint, "max_epochs": self.max_epochs,
-                      "search_space": {k: repr(v) for k, v in sorted(self.space.items())}}
-        stored = study.user_attrs.get("hpo_nb")
-        if stored is not None:
-            changed = [f"{k}={stored[k]!r} (now {v!r})" for k, v in split.items() if k in stored and stored[k] != v]
-            if changed:
-                raise ConfigError(
-                    f"study {self.name!r} was searched with {', '.join(changed)}; its test split would overlap "
-                    "what trials trained on. Reopen it with the same values, or pick another name=."
-                )
-            data, self._incomparable = _incomparable(self.name, stored, comparable)
-            if data:  # results and evaluate() would be read against other data
-                raise ConfigError(data)
-        if stored is None:
-            study.set_user_attr("hpo_nb", {**settings, **split, **comparable, "seed": self.seed})
-            # The start-up design goes first (ask() pops enqueued trials in order); a process
-            # joining the study later finds it already queued or tried.
-            for params in startup.startup_configs(self.dataset.modality, self.space,
-                                                  startup.startup_size(self.n_trials), self.seed):
-                study.enqueue_trial(params, user_attrs={"startup": True})
-        elif any(stored.get(k) != v for k, v in settings.items()):
-            raise ConfigError(
-                f"study {self.name!r} already exists with dataset={stored.get('dataset')!r}, "
-                f"mode={stored.get('mode')!r}; its scores are not comparable with this one. "
-                "Pick another name= (or delete its run folder)."
-            )
-        else:
-            # Joining or resuming: a sampler seeded like the creator's would propose the very same
-            # configurations as another process on this study. The validation split keeps self.seed.
-            study.sampler = self._sampler(_joiner_seed(self.seed))
+        study, self._incomparable = open_study(
+            self._storage, self.name, n_trials=self.n_trials, seed=self.seed, concurrency=self.concurrency,
+            pruner=self._pruner, modality=self.dataset.modality, space=self.space,
+            settings={"dataset": self.dataset.name, "mode": self.mode, "modality": self.dataset.modality},
+            split={"test_fraction": self.test_fraction, "validation_fraction": self.validation_fraction},
+            comparable={"fingerprint": self.dataset.fingerprint, "max_epochs": self.max_epochs,
+                        "search_space": {k: repr(v) for k, v in sorted(self.space.items())}},
+        )
         return study
-
-    def _sampler(self, seed: int) -> optuna.samplers.TPESampler:
-        """TPE, multivariate, with a lie for running trials when several run at once. Its own
-        random start-up phase is replaced by the enqueued start-up design (``startup``), so TPE
-        models as soon as those trials have finished."""
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup.startup_size(self.n_trials),
-                                          multivariate=True, constant_liar=self.concurrency > 1)
 
     def _make_executor(self) -> Executor:
         if self._backend is None:
@@ -463,51 +425,3 @@ class Experiment(TestSplitResults):
         return (f"Experiment(name={self.name!r}, dataset={self.dataset.name!r}, mode={self.mode!r}, "
                 f"n_trials={self.n_trials}, max_epochs={self.max_epochs}, concurrency={self.concurrency}, "
                 f"executor={self._executor_choice if isinstance(self._executor_choice, str) else self._executor_choice.name!r})")
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-PRUNERS = ("median", "hyperband", "none")
-
-
-def _make_pruner(choice: str | optuna.pruners.BasePruner, max_epochs: int) -> optuna.pruners.BasePruner:
-    """``pruner=``: none (the default: the budget counts trials, so pruning saves time, not
-    budget, and on digits it cost accuracy), Optuna's median rule (a trial below the median of earlier trials at the same
-    epoch stops, after 3 trials and 1 epoch), Hyperband (Li et al. 2018: successive halving over
-    brackets from 1 epoch to ``max_epochs``), none, or any Optuna pruner. No pruner stops a trial
-    after its last epoch (training.PruningCallback), where it would save nothing."""
-    if isinstance(choice, optuna.pruners.BasePruner):
-        return choice
-    check_choice("pruner", choice, PRUNERS)
-    if choice == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    if choice == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
-    return optuna.pruners.NopPruner()
-
-
-def _joiner_seed(seed: int) -> int:
-    """A sampler seed for a process joining an existing study: distinct per process."""
-    return (seed * 1_000_003 + os.getpid() * 7919 + time.monotonic_ns()) % (2**32 - 1)
-
-
-def _incomparable(name: str, stored: dict[str, Any], now: dict[str, Any]) -> tuple[str | None, str | None]:
-    """What differs from the study's recorded data, and from its settings, as the messages of a
-    ConfigError (None where nothing does). Keys an older study did not record are not compared."""
-    how = "Reopen it with the same data and settings, or pass another name= to start a new study."
-    data = None
-    if stored.get("fingerprint", now["fingerprint"]) != now["fingerprint"]:
-        data = (f"study {name!r} was searched on other data (fingerprint {stored['fingerprint'][:10]}, now "
-                f"{now['fingerprint'][:10]}); its results do not describe this dataset. {how}")
-    changed = []
-    if stored.get("max_epochs", now["max_epochs"]) != now["max_epochs"]:
-        changed.append(f"max_epochs={stored['max_epochs']} (now {now['max_epochs']})")
-    old_space = stored.get("search_space", now["search_space"])
-    keys = sorted(k for k in {*old_space, *now["search_space"]} if old_space.get(k) != now["search_space"].get(k))
-    if keys:
-        changed.append("another search space (" + "; ".join(
-            f"{k}: {old_space.get(k)} -> {now['search_space'].get(k)}" for k in keys[:3]) + ")")
-    settings = (f"study {name!r} was searched with {', '.join(changed)}; new trials would not be comparable with "
-                f"its trials (reading its results and evaluate() still work). {how}") if changed else None
-    return data, settings

@@ -138,7 +138,8 @@ def test_a_killed_process_loses_nothing_and_its_trial_is_retried_by_the_survivor
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "victim.log", "w"),
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"})
     spawned.append(victim)
-    survivor = _worker({"storage": pg_url, "name": name, "n_trials": 3, "space": SPACE, "max_epochs": 1,
+    # The survivor searches the same study, so with the same epochs (a study refuses incomparable trials).
+    survivor = _worker({"storage": pg_url, "name": name, "n_trials": 3, "space": SPACE, "max_epochs": 8,
                         "runs_dir": str(tmp_path / "survivor"), "ready": str(tmp_path / "ready-survivor"),
                         "go": str(tmp_path / "go")}, tmp_path / "survivor.log", spawned)
     storage = open_storage(pg_url)
