@@ -27,7 +27,7 @@ test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## The fast subset (no training-heavy, multi-process or browser tests; no notebooks): under a minute.
-test-fast:
+test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not browser" tests $(PYTEST_ARGS)
 
 system-deps:

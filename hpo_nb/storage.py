@@ -10,6 +10,7 @@ import logging
 import re
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import unquote
@@ -237,22 +238,43 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def quiet_optuna() -> Iterator[None]:
-    """Optuna at WARNING and its experimental-feature warnings silenced, only inside this block
-    (opening the study, a running search); the caller's verbosity and warning filters come back
-    after it. We use heartbeats with ask/tell (beating ourselves) and ``constant_liar`` on
-    purpose, and report progress ourselves. Python's warning filters are process-wide: a
-    warning another thread raises meanwhile is filtered the same way."""
-    import warnings
-
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """Optuna at WARNING and its experimental-feature warnings silenced, only while at least one
+    such block is open (opening the study, a running search); the caller's verbosity and warning
+    filters come back when the last one closes, in whatever order overlapping searches end. We
+    use heartbeats with ask/tell (beating ourselves) and ``constant_liar`` on purpose, and report
+    progress ourselves. Python's warning filters are process-wide: a warning another thread
+    raises meanwhile is filtered the same way."""
+    with _QUIET_LOCK:
+        if not _QUIET:
+            _QUIET.append(optuna.logging.get_verbosity())
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            for message, category in _QUIET_FILTERS:
+                warnings.filterwarnings("ignore", message=message, category=category)
+        _QUIET.append(None)  # one entry per open block, after the saved verbosity
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-            yield
+        yield
     finally:
-        optuna.logging.set_verbosity(verbosity)
+        with _QUIET_LOCK:
+            _QUIET.pop()
+            if len(_QUIET) == 1:  # the last block closed: put back what the caller had
+                optuna.logging.set_verbosity(_QUIET.pop())
+                for message, category in _QUIET_FILTERS:
+                    _remove_filter(message, category)
+
+
+_QUIET: list[Any] = []
+_QUIET_LOCK = threading.Lock()
+_QUIET_FILTERS = ((".*", optuna.exceptions.ExperimentalWarning),
+                  ("Heartbeat of storage is supposed to be used with Study.optimize", Warning))
+
+
+def _remove_filter(message: str, category: type[Warning]) -> None:
+    """Take out the one filter ``quiet_optuna`` added (filters the user added meanwhile stay)."""
+    for entry in warnings.filters:
+        if entry[0] == "ignore" and getattr(entry[1], "pattern", None) == message and entry[2] is category:
+            warnings.filters.remove(entry)
+            warnings._filters_mutated()  # type: ignore[attr-defined]  # what filterwarnings itself calls
+            return
 
 
 class Heartbeat:

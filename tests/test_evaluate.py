@@ -62,6 +62,7 @@ def test_the_test_split_never_reaches_fit_or_the_objective(runs_dir, monkeypatch
     assert exp.results["test_accuracy"].notna().sum() == 1  # run() evaluated the pick on the test part
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_stored_study_after_a_restart(runs_dir):
     exp = Experiment("digits", n_trials=2, max_epochs=2, runs_dir=runs_dir, progress="none", name="restart-t",
                      search_space=FAST_CNN, pruning=False)
@@ -118,6 +119,7 @@ def test_raw_uint8_images_with_the_reloaded_keras_file_and_an_explicit_test_spli
     assert exp.results.loc[0, "test_accuracy"] == pytest.approx(ev.test_accuracy)
 
 
+@pytest.mark.slow
 def test_raw_strings_with_the_reloaded_keras_file(runs_dir):
     rng = np.random.default_rng(1)
     pos, neg = ["good", "great", "fun", "lovely", "superb"], ["bad", "awful", "boring", "dull", "poor"]

@@ -63,3 +63,25 @@ def test_creating_and_running_an_experiment_leaves_optuna_logging_and_warning_fi
         assert logging.getLogger().level == root_level
     finally:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_overlapping_quiet_blocks_restore_the_callers_state_whatever_order_they_end_in():
+    import warnings
+
+    import optuna
+
+    from hpo_nb.storage import quiet_optuna
+
+    before_verbosity, before_filters = optuna.logging.get_verbosity(), list(warnings.filters)
+    first, second = quiet_optuna(), quiet_optuna()
+    first.__enter__()
+    second.__enter__()
+    assert optuna.logging.get_verbosity() == optuna.logging.WARNING
+    first.__exit__(None, None, None)  # the first search ends before the second: not LIFO
+    assert optuna.logging.get_verbosity() == optuna.logging.WARNING  # the second still runs quietly
+    warnings.filterwarnings("ignore", message="the user's own filter")
+    second.__exit__(None, None, None)
+    assert optuna.logging.get_verbosity() == before_verbosity
+    assert [f for f in warnings.filters if getattr(f[1], "pattern", "") != "the user's own filter"] == before_filters
+    assert any(getattr(f[1], "pattern", "") == "the user's own filter" for f in warnings.filters)
+    warnings.filters[:] = before_filters

@@ -78,6 +78,7 @@ def test_pruning_never_files_a_fully_trained_trial_as_pruned():
         assert len(history.history["loss"]) == (1 if pruned_at else epochs)
 
 
+@pytest.mark.slow
 def test_enqueued_defaults_run_first_count_in_the_budget_and_score_by_the_best_epoch(runs_dir):
     exp = Experiment("digits", n_trials=3, max_epochs=3, runs_dir=runs_dir, progress="none", name="startup-t",
                      search_space={"conv_blocks": [1, 2], "filters": [8, 16], "dense_layers": 0, "batch_norm": False})

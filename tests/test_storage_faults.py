@@ -33,6 +33,7 @@ def test_saved_models_next_to_an_empty_or_deleted_study_db_are_never_overwritten
     assert saved.read_bytes() == b"an earlier study's best model"
 
 
+@pytest.mark.slow
 def test_a_trial_whose_process_died_before_its_first_heartbeat_is_failed_not_waited_for(tmp_path):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=2)

@@ -25,7 +25,22 @@ OFFLINE_HINT = (
 
 
 def from_idx(images_path: str | os.PathLike, labels_path: str | os.PathLike, *, name: str | None = None) -> Dataset:
-    """Read MNIST-style IDX files (gzip or not)."""
+    """Read MNIST-style IDX files (gzip or not) into an image dataset.
+
+    Args:
+        images_path: an IDX file of images, uint8, shape (n, rows, cols) (e.g.
+            ``t10k-images-idx3-ubyte.gz``).
+        labels_path: an IDX file of n integer labels.
+        name: the dataset's name; None derives one from the data's fingerprint.
+
+    Returns:
+        Dataset: modality "image", pixels scaled by the dtype (uint8 / 255), through the same
+        validation pass as ``from_arrays``.
+
+    Raises:
+        ConfigError: a file is not IDX, holds fewer than 2 dimensions of images, or its labels
+            fail the validation pass (one class, counts that differ, ...).
+    """
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.ndim < 2:

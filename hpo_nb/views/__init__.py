@@ -1,6 +1,6 @@
 """Renderers and drawings: everything that shows something. Views import the core; the core
 never imports views (tests/test_layering.py), except ``Experiment``'s drawing conveniences,
-which reach here through one documented function (``hpo_nb.experiment._views``).
+which reach here through one documented function (``hpo_nb.results._views``).
 
 Submodules load lazily, so importing this package costs nothing: ``dashboard`` and ``arch3d``
 import ipywidgets (and pythreejs), ``console`` imports rich, ``importance`` / ``history`` /
