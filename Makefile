@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 EXTRAS ?= cpu,runpod,postgres,lab,test,bench
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-fast install system-deps bench bench-mnist lock clean
+.PHONY: demo test test-fast install system-deps bench bench-mnist bench-quality lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench: install
 bench-mnist: install
 	$(BIN)/python benchmarks/vs_anchors.py --datasets mnist --trials 8 --epochs 2
 	$(BIN)/python benchmarks/first_progress.py --dataset mnist --repeats 3
+
+## Search quality as a user sees it: hpo-nb vs KerasTuner (Bayesian, Hyperband), raw Optuna and
+## scikit-learn on digits, the MNIST test split, SMS spam and sentence polarity (about 2 hours on 2 cores).
+bench-quality: install
+	$(BIN)/python benchmarks/search_quality.py
 
 ## Refresh the lock after changing dependencies in pyproject.toml.
 lock: install

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-SCRIPTS = ["progress_overhead.py", "vs_anchors.py", "memory_growth.py", "first_progress.py"]
+SCRIPTS = ["progress_overhead.py", "vs_anchors.py", "memory_growth.py", "first_progress.py", "search_quality.py",
+           "priors_sweep.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
