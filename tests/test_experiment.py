@@ -88,7 +88,9 @@ def test_stop_ends_running_trials_within_a_batch_and_keeps_completed_ones(runs_d
     exp.stop()
     df = exp.results
     assert list(df["state"]) == ["complete", "stopped"]
-    assert df.loc[1, "epochs_run"] <= stopping_at.epoch  # ended inside the epoch it was in
+    # Ended inside the epoch it was in, or the next one: the snapshot is read just before stop(),
+    # and a digits epoch (72 batches) can end in between.
+    assert df.loc[1, "epochs_run"] <= stopping_at.epoch + 1 < 30
     assert not exp.running and exp.hub.snapshot().done
 
 
