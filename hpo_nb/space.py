@@ -117,14 +117,15 @@ MIN_STEPS_PER_EPOCH = 40
 
 def batch_sizes_for(n_train: int | None, options: tuple[int, ...]) -> tuple[int, ...]:
     """The batch sizes that give at least ``MIN_STEPS_PER_EPOCH`` steps per epoch on
-    ``n_train`` samples (always the smallest two, so tiny datasets still search something).
+    ``n_train`` samples. When fewer than two fit, the two smallest of ``options`` plus 8 and 16
+    are kept (so a tiny dataset still searches small batches: 200 samples give (8, 16)).
 
     Args:
         n_train: training samples per epoch, or None to keep ``options`` as they are.
         options: candidate batch sizes, ascending.
 
     Returns:
-        The subset of ``options`` to search.
+        The batch sizes to search, ascending.
     """
     if not n_train:
         return options
