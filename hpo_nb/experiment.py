@@ -220,7 +220,10 @@ class Experiment(TestSplitResults):
             self._storage = open_storage(storage or default_url(self.run_dir), heartbeat_interval=heartbeat_interval,
                                          grace_period=self._grace_period)
             self.study = self._open_study()
+        # Until start(): the stored study as a search that is not running (what exp.dashboard() shows).
         self.hub = ProgressHub(n_trials, mode, concurrency)
+        self.hub.add_finished([records.finished_trial(t) for t in self._stored_trials() if shown(t)])
+        self.hub.close()
         self._background: Background | None = None
         self._search: Search | None = None
         self._error: BaseException | None = None
@@ -366,7 +369,7 @@ class Experiment(TestSplitResults):
         """
         if self._search is not None:
             self._search.stop()
-        else:
+        elif not self.hub.snapshot().done:
             self.hub.set_stopping()
         if wait:
             for left in (2, 1, 0):  # Ctrl+C while stopping: keep waiting for the record, twice
