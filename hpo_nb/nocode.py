@@ -115,6 +115,23 @@ def health_html(result: Any) -> str:
             f"<div style='color:#555;margin-top:6px;max-width:520px'>{html.escape(params)}</div></div>")
 
 
+def status_html(name: str, states: list[str], n_trials: int, best: int, accuracy: float | None,
+                stopped: bool) -> str:
+    """The status line once the search ended: 'Done: …' or 'Stopped: …', with what counted.
+    Stopped trials are named apart: partly trained, not counted toward the budget, never the best."""
+    counted = sum(s in ("complete", "pruned", "failed") for s in states)
+    complete = states.count("complete")
+    partly = states.count("stopped")
+    acc = "–" if accuracy is None else f"{accuracy:.4f}"
+    parts = f"{counted} of {n_trials} trials done ({complete} complete"
+    parts += f"; {partly} stopped, partly trained and not counted)" if partly else ")"
+    if stopped:
+        return (f"<span class='hpo-app-stopped'>Stopped: <b>{html.escape(name)}</b>, {parts}; "
+                f"best complete trial is {best} (val accuracy {acc}).</span>")
+    return (f"<span class='hpo-app-done'>Done: <b>{html.escape(name)}</b>, {parts}; best is trial {best} "
+            f"(val accuracy {acc}).</span>")
+
+
 def download_html(path: str | Path | None, filename: str) -> str:
     """A link that downloads the model file from the page itself (a ``data:`` URL), so it works
     under Voila, JupyterLab and Binder alike without a file server."""
@@ -166,7 +183,7 @@ class App:
 
     def __init__(self, dataset: str = "digits", mode: str = "health", n_trials: int = 10, max_epochs: int = 5,
                  concurrency: int = 1, executor: str = "local", space: str = "quick", backend: str = "pythreejs",
-                 **experiment_options: Any) -> None:
+                 header: bool = True, **experiment_options: Any) -> None:
         import ipywidgets as w
 
         self.defaults = experiment_options
@@ -174,6 +191,7 @@ class App:
         self.exp: Any = None
         self.dashboard: Any = None
         self._lock = threading.Lock()
+        self._stop_requested = False
         mode_label = next((label for label, m in MODES.items() if m == mode or label == mode), None)
         if mode_label is None:
             raise ConfigError(f"mode must be 'simple' or 'health', not {mode!r}.")
@@ -181,8 +199,14 @@ class App:
         wide = w.Layout(width="340px")
         self.dataset = w.Dropdown(options=dataset_options(), value=dataset, description="Dataset", style=style,
                                   layout=wide).add_class("hpo-app-dataset")
-        self.mode = w.ToggleButtons(options=list(MODES), value=mode_label, description="Optimize for",
-                                    style={**style, "button_width": "140px"}).add_class("hpo-app-mode")
+        # Its own label, as wide as the other descriptions: a ToggleButtons description would sit on a
+        # line of its own once the buttons do not fit beside it.
+        self.mode = w.ToggleButtons(options=list(MODES), value=mode_label, style={"button_width": "130px"},
+                                    layout=w.Layout(width="auto")).add_class("hpo-app-mode")
+        mode_row = w.HBox([w.HTML("<div style='width:110px;text-align:right;padding-right:8px;box-sizing:border-box;"
+                                  "color:var(--jp-widgets-label-color, inherit)'>Optimize for</div>",
+                                  layout=w.Layout(width="118px", flex="0 0 118px")).add_class("hpo-app-mode-label"),
+                           self.mode], layout=w.Layout(align_items="center", flex_flow="row nowrap"))
         self.n_trials = w.BoundedIntText(value=n_trials, min=1, max=1000, description="Trials", style=style,
                                          layout=wide).add_class("hpo-app-trials")
         self.max_epochs = w.BoundedIntText(value=max_epochs, min=1, max=500, description="Max epochs", style=style,
@@ -200,7 +224,7 @@ class App:
         self.api_key = w.Password(description="API key", placeholder="RUNPOD_API_KEY", style=style, layout=wide)
         self.base_url = w.Text(description="Base URL", placeholder="default: RunPod's API (…/v2)", style=style,
                                layout=wide)
-        self.runpod_box = w.VBox([w.HTML("<span style='color:#555'>RunPod serverless endpoint (empty fields: "
+        self.runpod_box = w.VBox([w.HTML("<span style='color:var(--jp-ui-font-color2, #555)'>RunPod serverless endpoint (empty fields: "
                                          "the RUNPOD_* environment variables)</span>"),
                                   self.endpoint_id, self.api_key, self.base_url],
                                  layout=w.Layout(display="flex" if executor == "runpod" else "none"))
@@ -213,14 +237,18 @@ class App:
         self.status = w.HTML("Pick a dataset and press <b>Start</b>.").add_class("hpo-app-status")
         self.dashboard_box = w.VBox().add_class("hpo-app-dashboard")
         self.results_box = w.VBox().add_class("hpo-app-results")
-        form = w.HBox([w.VBox([self.dataset, self.mode, self.space, self.executor, self.runpod_box]),
-                       w.VBox([self.n_trials, self.max_epochs, self.concurrency])])
+        form = w.HBox([w.VBox([self.dataset, mode_row, self.space, self.executor, self.runpod_box]),
+                       w.VBox([self.n_trials, self.max_epochs, self.concurrency])],
+                      layout=w.Layout(flex_flow="row wrap", grid_gap="0 16px"))
+        intro = ("<div style='color:var(--jp-ui-font-color2, #555)'>Bayesian search (Optuna TPE) over Keras CNNs "
+                 "(images) or LSTMs (text); <i>accuracy + health</i> also rewards sound training (no dead units, "
+                 "no overfitting).</div>")
+        title = "<h2 style='margin:4px 0'>hpo-nb · hyperparameter search</h2>" + intro if header else intro
         self.root = w.VBox([
-            w.HTML("<h2 style='margin:4px 0'>hpo-nb · hyperparameter search</h2>"
-                   "<div style='color:#555'>Bayesian search (Optuna TPE) over Keras CNNs (images) or LSTMs (text); "
-                   "<i>accuracy + health</i> also rewards sound training (no dead units, no overfitting).</div>"),
+            w.HTML(title),
             form,
-            w.HBox([self.start_button, self.stop_button, self.status], layout=w.Layout(align_items="center")),
+            w.HBox([self.start_button, self.stop_button, self.status],
+                   layout=w.Layout(align_items="center", flex_flow="row wrap", grid_gap="4px 8px")),
             self.dashboard_box,
             self.results_box,
         ]).add_class("hpo-app")
@@ -258,7 +286,11 @@ class App:
                 self._set_status(f"<span style='color:#c62828'>Cannot start: {html.escape(str(exc))}</span>")
                 self.start_button.disabled = False
                 return
+            from .space import searched
+
+            dashboard.set_params(searched(exp.space))
             self.exp, self.dashboard = exp, dashboard
+            self._stop_requested = False
             self.results_box.children = ()
             self.dashboard_box.children = (dashboard.root,)
             self.stop_button.disabled = False
@@ -270,6 +302,7 @@ class App:
         """Stop the search: no new trials; running ones end within one batch."""
         exp = self.exp
         if exp is not None and exp.running:
+            self._stop_requested = True
             self.stop_button.disabled = True
             self._set_status("Stopping: running trials end within one batch …")
             exp.stop(wait=False)
@@ -311,8 +344,10 @@ class App:
         try:
             best = exp.best
         except ConfigError:
-            self._set_status(f"<b>{html.escape(exp.name)}</b> ended without a complete trial "
-                             "(stopped, pruned or failed: see the dashboard).")
+            how = "was stopped before any trial completed" if self._stop_requested else \
+                "ended without a complete trial (pruned or failed: see the dashboard)"
+            self._set_status(f"<span class='hpo-app-stopped'><b>{html.escape(exp.name)}</b> {how}.</span>"
+                             if self._stop_requested else f"<b>{html.escape(exp.name)}</b> {how}.")
             return
         complete = int((exp.results["state"] == "complete").sum())
         view = self._architecture(best)
@@ -330,9 +365,8 @@ class App:
             importance,
             w.HTML(download_html(best.model_path, filename)).add_class("hpo-app-download"),
         )
-        acc = "–" if best.accuracy is None else f"{best.accuracy:.4f}"
-        self._set_status(f"<span class='hpo-app-done'>Done: <b>{html.escape(exp.name)}</b>, {complete} complete "
-                         f"trial(s); best is trial {best.number} (val accuracy {acc}).</span>")
+        self._set_status(status_html(exp.name, exp.results["state"].tolist(), exp.n_trials, best.number,
+                                     best.accuracy, self._stop_requested))
 
 
 def app(**options: Any) -> App:

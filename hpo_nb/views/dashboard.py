@@ -137,6 +137,15 @@ class Dashboard:
             self.details_section,
         ], layout=w.Layout(max_width="100%")).add_class("hpo-dashboard")
 
+    def set_params(self, params: Sequence[str]) -> None:
+        """The searched parameters, one gallery column and sort key each (before the first snapshot)."""
+        with self._lock:
+            self.params = list(params)
+            with self._quiet_picker():
+                self.sort.options = vm.sort_options(self.params)
+                self.sort.value = "score"
+            self._gallery_key = None
+
     def _header_html(self, chip: tuple[str, str]) -> str:
         badge = f" {H.chip_html(*chip)}" if chip[0] else ""
         return f"<b>hpo-nb</b> · {H.esc(self.title)}{badge}"
