@@ -136,7 +136,7 @@ class Architecture3D(widgets.VBox):
             self.select(name)
 
 
-def view_3d(scene: Scene, title: str = "", width: int = 760, height: int = 420,
+def view_3d(scene: Scene, title: str = "", width: int = 720, height: int = 420,
             reach: tuple[float, float, float] | None = None,
             legend: bool = True) -> Architecture3D:
     """An ``Architecture3D`` widget (an ipywidgets VBox around a pythreejs ``Renderer``)."""

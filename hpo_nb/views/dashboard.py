@@ -53,9 +53,20 @@ class _TrialBar:
         if row is None:
             return [(self.box.layout, {"display": "none"})]
         label, metrics, fraction = row
-        return [(self.label, {"value": H.esc(label)}),
-                (self.metrics, {"value": f'<span style="color:{H.MUTED}">{H.esc(metrics)}</span>'}),
+        return [(self.label, {"value": _line(label)}),
+                (self.metrics, {"value": _line(metrics, H.MUTED)}),
                 (self.bar, {"value": fraction}), (self.box.layout, {"display": "flex"})]
+
+
+# Flex items default to their content's width; a wide table would then push the whole output
+# sideways. Let HTML widgets shrink to the output, so the gallery scrolls inside its own box.
+_FIT_CSS = ("<style>.hpo-dashboard .widget-html,.hpo-dashboard .widget-html-content,.hpo-dashboard .widget-box"
+            "{min-width:0;max-width:100%}</style>")
+
+
+def _line(text: str, colour: str = H.TEXT) -> str:
+    """Text for an HTML widget that wraps in a narrow output (a Label would clip it)."""
+    return f'<div style="line-height:1.4;white-space:normal;color:{colour}">{H.esc(text)}</div>'
 
 
 def _wrap(children: list[w.Widget], gap: str = "4px 8px", **layout: Any) -> w.HBox:
@@ -148,7 +159,7 @@ class Dashboard:
 
     def _header_html(self, chip: tuple[str, str]) -> str:
         badge = f" {H.chip_html(*chip)}" if chip[0] else ""
-        return f"<b>hpo-nb</b> · {H.esc(self.title)}{badge}"
+        return f"{_FIT_CSS}<b>hpo-nb</b> · {H.esc(self.title)}{badge}"
 
     # ------------------------------------------------------------------ renderer
 
@@ -171,7 +182,7 @@ class Dashboard:
             (self.notices, {"value": H.notices_html(s.notices)}),
             (self.notices.layout, {"display": "block" if s.notices else "none"}),
             (self.overall_bar, {"max": total, "value": min(s.performed, total)}),
-            (self.overall_label, {"value": H.esc(vm.overall_label(s))}),
+            (self.overall_label, {"value": _line(vm.overall_label(s))}),
             *((tile, {"value": H.tile_html(t)}) for tile, t in zip(self.tiles, vm.tiles(s))),
             (self.more, {"value": more}),
             (self.more.layout, {"display": "block" if more else "none"}),

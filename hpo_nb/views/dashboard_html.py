@@ -81,7 +81,7 @@ def gallery_html(rows: list[dict[str, str]], columns: Sequence[str] = (), sort_c
         muted = ";opacity:0.75" if r["State"] in ("stopped", "failed") else ""
         body.append(f'<tr class="hpo-row" data-trial="{esc(r["Trial"])}" data-state="{esc(r["State"])}" '
                     f'style="border-top:1px solid {BORDER}{muted}">{"".join(cells)}</tr>')
-    return ('<div class="hpo-gallery-scroll" style="overflow-x:auto;max-width:100%">'
+    return ('<div class="hpo-gallery-scroll hpo-scroll" style="overflow-x:auto;max-width:100%">'
             f'<table class="hpo-gallery" style="border-collapse:collapse;font-size:12px;line-height:1.5;color:{TEXT}">'
             f'<thead><tr style="border-bottom:1px solid {BORDER}">{"".join(th(c) for c in columns)}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
@@ -121,7 +121,7 @@ def details_html(t: FinishedTrial | None) -> str:
                 layer.get("name", ""), layer.get("type", ""), _shape_text(layer.get("output_shape")),
                 vm.fmt_count(layer.get("params") or 0), layer.get("activation") or "")) + "</tr>"
             for layer in layers)
-        blocks.append(f'<div style="margin-top:4px;max-width:100%;overflow-x:auto"><b>Architecture</b> · '
+        blocks.append(f'<div class="hpo-scroll" style="margin-top:4px;max-width:100%;overflow-x:auto"><b>Architecture</b> · '
                       f'{esc(vm.arch_summary(t.architecture))}'
                       f'<table style="font-size:11px;border-collapse:collapse"><tr>{head}</tr>{body}</table></div>')
     parts.append(f'<div style="display:flex;gap:28px;align-items:flex-start;flex-wrap:wrap">{"".join(blocks)}</div>')
