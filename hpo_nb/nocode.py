@@ -351,7 +351,9 @@ class App:
             return
         complete = int((exp.results["state"] == "complete").sum())
         view = self._architecture(best)
-        importance = w.Output(layout=w.Layout(min_height="200px")).add_class("hpo-app-importance")
+        # A wide heatmap scrolls inside its own box rather than widening the page.
+        importance = w.Output(layout=w.Layout(min_height="200px", max_width="100%", overflow="auto hidden")
+                              ).add_class("hpo-app-importance")
         min_trials = max(2, min(10, complete))
         importance.outputs = (plotly_output(exp.importance_heatmap(min_trials=min_trials)),)
         note = "" if complete >= 10 else (f"<div style='color:#777'>Only {complete} complete trials: read the "

@@ -124,7 +124,7 @@ class Dashboard:
                                 layout=w.Layout(width="120px")).add_class("hpo-order")
         self.sort.observe(self._resorted, names="value")
         self.order.observe(self._resorted, names="value")
-        self.picker = w.Dropdown(options=[], value=None, description="Trial",
+        self.picker = w.Dropdown(options=[], value=None, description="Details of",
                                  layout=w.Layout(width="320px", max_width="100%")).add_class("hpo-picker")
         self.picker.observe(self._picked, names="value")
         for widget in (self.stop_button, self.sort, self.order, self.picker):
@@ -133,7 +133,7 @@ class Dashboard:
         self.details = w.HTML(H.details_html(None)).add_class("hpo-details-html")
         # The details of the picked trial. Further per-trial panels (e.g. views/diagnostics.py)
         # go into ``details_box`` after ``details`` and follow the pick in ``_show_details``.
-        self.details_box = w.VBox([self.picker, self.details]).add_class("hpo-details-box")
+        self.details_box = w.VBox([self.details]).add_class("hpo-details-box")
         self.details_section = w.Accordion(children=[self.details_box], titles=("Details",),
                                            selected_index=None).add_class("hpo-details-section")
         self.root = w.VBox([
@@ -143,7 +143,7 @@ class Dashboard:
             _wrap(self.tiles, gap="8px"),
             self.test,
             w.VBox([b.box for b in self.trial_bars] + [self.more]),
-            _wrap([self.sort, self.order]),
+            _wrap([self.sort, self.order, self.picker]),
             self.gallery,
             self.details_section,
         ], layout=w.Layout(max_width="100%")).add_class("hpo-dashboard")

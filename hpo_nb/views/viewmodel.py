@@ -266,7 +266,8 @@ def sort_finished(trials: Sequence[FinishedTrial], sort: str = "score",
 
 
 def gallery_columns(params: Sequence[str]) -> list[str]:
-    return ["Trial", "State", *params, "Accuracy", "Score", "Health", "Duration", "Architecture"]
+    """Metrics first (they stay in view when the parameter columns scroll), then one per parameter."""
+    return ["Trial", "State", "Accuracy", "Score", "Health", "Duration", *params, "Architecture"]
 
 
 def gallery_rows(s: Snapshot, sort: str = "score", descending: bool | None = None,
