@@ -230,8 +230,8 @@ class App:
                                  layout=w.Layout(display="flex" if executor == "runpod" else "none"))
         self.executor.observe(self._executor_changed, names="value")
         self.start_button = w.Button(description="Start", icon="play", button_style="success").add_class("hpo-app-start")
-        self.stop_button = w.Button(description="Stop", icon="stop", button_style="danger",
-                                    disabled=True).add_class("hpo-app-stop")
+        # Red only while it can act: a disabled red button reads as an error once the search is over.
+        self.stop_button = w.Button(description="Stop", icon="stop", disabled=True).add_class("hpo-app-stop")
         self.start_button.on_click(self.start)
         self.stop_button.on_click(lambda _b: self.stop())
         self.status = w.HTML("Pick a dataset and press <b>Start</b>.").add_class("hpo-app-status")
@@ -293,7 +293,7 @@ class App:
             self._stop_requested = False
             self.results_box.children = ()
             self.dashboard_box.children = (dashboard.root,)
-            self.stop_button.disabled = False
+            self.stop_button.disabled, self.stop_button.button_style = False, "danger"
             self._set_status(f"Running <b>{html.escape(exp.name)}</b>: {exp.n_trials} trials on "
                              f"{html.escape(exp.dataset.name)} …")
             exp.start()
@@ -303,7 +303,7 @@ class App:
         exp = self.exp
         if exp is not None and exp.running:
             self._stop_requested = True
-            self.stop_button.disabled = True
+            self.stop_button.disabled, self.stop_button.button_style = True, ""
             self._set_status("Stopping: running trials end within one batch …")
             exp.stop(wait=False)
 
@@ -323,7 +323,7 @@ class App:
             self._set_status(f"<span style='color:#c62828'>Finished, but the results could not be shown: "
                              f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</span>")
         finally:
-            self.stop_button.disabled = True
+            self.stop_button.disabled, self.stop_button.button_style = True, ""
             self.start_button.disabled = False
 
     def _architecture(self, best: Any) -> Any:
@@ -344,10 +344,10 @@ class App:
         try:
             best = exp.best
         except ConfigError:
-            how = "was stopped before any trial completed" if self._stop_requested else \
-                "ended without a complete trial (pruned or failed: see the dashboard)"
-            self._set_status(f"<span class='hpo-app-stopped'><b>{html.escape(exp.name)}</b> {how}.</span>"
-                             if self._stop_requested else f"<b>{html.escape(exp.name)}</b> {how}.")
+            name = html.escape(exp.name)
+            self._set_status(f"<span class='hpo-app-stopped'>Stopped: <b>{name}</b>, before any trial completed "
+                             "(stopped trials are partly trained: see the dashboard).</span>" if self._stop_requested
+                             else f"<b>{name}</b> ended without a complete trial (pruned or failed: see the dashboard).")
             return
         complete = int((exp.results["state"] == "complete").sum())
         view = self._architecture(best)

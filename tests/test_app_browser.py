@@ -78,7 +78,12 @@ def test_start_watch_finish_and_download_from_the_page(chromium, tmp_path: Path)
         context = browser.new_context(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
         page = context.new_page()
         errors: list[str] = []
+        cdn: list[str] = []  # what the offline page could not fetch (reported, not hpo-nb's)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(f"console: {msg.text} ({msg.location.get('url')})")
+                if msg.type == "error" and "Unsatisfied version" not in msg.text
+                and "ERR_NAME_NOT_RESOLVED" not in msg.text else None)  # offline: Voila's CDN links
+        page.on("requestfailed", lambda req: cdn.append(req.url))
         page.goto(url, timeout=180_000)
         page.wait_for_selector(".hpo-app-start", timeout=180_000)  # the notebook ran; the app is shown
         assert "hpo-nb" in page.locator("body").inner_text()
@@ -147,7 +152,8 @@ def test_start_watch_finish_and_download_from_the_page(chromium, tmp_path: Path)
         page.set_viewport_size({"width": 1400, "height": 1400})
         set_number(page, ".hpo-app-trials", 4)
         page.locator(".hpo-app-start").click()
-        page.wait_for_selector(".hpo-app-dashboard .hpo-row", timeout=240_000)
+        page.wait_for_selector(".hpo-app-dashboard .hpo-overall-label:has-text('/4 trials')", timeout=120_000)
+        page.wait_for_selector(".hpo-app-dashboard .hpo-row", timeout=240_000)  # a trial of this search completed
         page.locator(".hpo-app-stop").click()
         page.wait_for_selector(".hpo-app-stopped", timeout=120_000)
         status = page.locator(".hpo-app-status").inner_text()
@@ -155,6 +161,7 @@ def test_start_watch_finish_and_download_from_the_page(chromium, tmp_path: Path)
         assert "done" not in page.locator(".hpo-overall-label").inner_text().rsplit("·", 1)[-1]
         page.screenshot(path=str(tmp_path / "app-stopped.png"), full_page=True)
         assert not errors, errors
+        assert all(not u.startswith("http://127.0.0.1") for u in cdn), cdn  # only outside links failed
         context.close()
 
 

@@ -160,6 +160,8 @@ def test_pythreejs_view_has_a_solid_per_layer_orbit_controls_and_picking(cnn):
     assert orbit is view.orbit and orbit.rotateSpeed < 0.5  # a small drag turns a little
     assert -math.pi / 2 < orbit.minAzimuthAngle and orbit.maxAzimuthAngle < math.pi / 2  # stays in front
     assert 0 < orbit.minDistance < orbit.maxDistance < float("inf")
+    light = view.renderer.camera.children[0]  # an unset shadow makes the front end log "t.on is not a function"
+    assert isinstance(light, p3.DirectionalLight) and isinstance(light.shadow, p3.DirectionalLightShadow)
     sent = []
     orbit.send = lambda content, buffers=None: sent.append(content)  # what the button asks the front end
     view.reset_button.click()

@@ -11,14 +11,12 @@ of them stopped part-way), so the kernel never ran it. One notebook session chec
 - in JupyterLab's dark theme the text keeps its contrast (theme CSS variables);
 - the 3D view's Reset view puts a dragged camera back;
 - no JavaScript console error that hpo-nb causes.
-Screenshots land in the test's temp folder (HPO_NB_DOCS_SHOTS=1 also refreshes docs/)."""
+Screenshots land in the test's temp folder (shots/: finished, 800 and 1400 px, dark theme, 3D)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -27,14 +25,14 @@ from tests.lab_support import chromium, lab, open_notebook, run_all, write_noteb
 
 pytestmark = pytest.mark.browser
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 SPACE = {"conv_blocks": 2, "filters": 16, "dense_layers": 1, "batch_norm": True, "kernel_size": 3,
          "activation": "relu", "pooling": "max", "dense_units": 32, "optimizer": "adam",
          "learning_rate": (1e-4, 1e-1), "batch_size": [16, 32, 64, 128], "dropout": (0.0, 0.5)}
 SEARCHED = ["learning_rate", "batch_size", "dropout"]
 STOPPED = {2, 5}  # these trials stop part-way (stopped trials do not count: 6 counted + 2 stopped)
-# Known upstream noise (see /work/shared/notes/browser.md and the report on pythreejs).
-UPSTREAM = ("t.on is not a function", "Unsatisfied version")
+# Known upstream noise (/work/shared/notes/browser.md). pythreejs' "t.on is not a function" is not
+# here: views/arch3d.py avoids it (an explicit light shadow), so it counts as an error.
+UPSTREAM = ("Unsatisfied version",)
 
 
 def build_study(runs_dir: Path, arch: dict) -> None:
@@ -229,6 +227,3 @@ def test_a_reopened_study_looks_finished_fits_any_width_and_theme(lab, chromium,
         assert not session.widget_errors()
         console_errors = [m for m in session.console if m.startswith("error") and not any(u in m for u in UPSTREAM)]
         assert not console_errors + errors, console_errors + errors
-        if os.environ.get("HPO_NB_DOCS_SHOTS") == "1":
-            shutil.copy(shots / "dashboard-dark.png", DOCS / "dashboard-dark.png")
-            shutil.copy(shots / "arch3d.png", DOCS / "arch3d.png")

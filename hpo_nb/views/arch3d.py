@@ -161,8 +161,7 @@ def view_3d(scene: Scene, title: str = "", width: int = 720, height: int = 420,
     reach = reach or scene.reach
     r = max(1.0, *reach)
     camera = p3.PerspectiveCamera(position=camera_position(reach, width / height), up=[0, 1, 0], fov=FOV,
-                                  aspect=width / height, near=0.01 * r, far=20 * r,
-                                  children=[p3.DirectionalLight(color="white", position=[3, 5, 1], intensity=0.6)])
+                                  aspect=width / height, near=0.01 * r, far=20 * r, children=[_headlight()])
     world = p3.Scene(children=[*objects, camera, p3.AmbientLight(color="#ffffff", intensity=0.6)],
                      background=BACKGROUND)
     picker = p3.Picker(controlling=objects[0], event="click")
@@ -182,6 +181,16 @@ def orbit_controls(camera: Any) -> Any:
                             panSpeed=0.5, minAzimuthAngle=-math.radians(80), maxAzimuthAngle=math.radians(80),
                             minPolarAngle=math.radians(18), maxPolarAngle=math.radians(162),
                             minDistance=0.25 * distance, maxDistance=3.0 * distance)
+
+
+def _headlight() -> Any:
+    """A light that moves with the camera. Its shadow is given explicitly (shadows stay off): left
+    unset, pythreejs 2.4 sends an uninitialized reference that its front end calls ``.on`` on,
+    logging "Error setting state: t.on is not a function" for every view."""
+    import pythreejs as p3
+
+    shadow = p3.DirectionalLightShadow(camera=p3.OrthographicCamera(-5, 5, 5, -5, 0.5, 500))
+    return p3.DirectionalLight(color="white", position=[3, 5, 1], intensity=0.6, shadow=shadow)
 
 
 def camera_position(reach: tuple[float, float, float], aspect: float) -> list[float]:
