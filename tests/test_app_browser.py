@@ -130,7 +130,9 @@ def test_start_watch_finish_and_download_from_the_page(chromium, tmp_path: Path)
             DOCS_SHOT.parent.mkdir(exist_ok=True)
             page.set_viewport_size({"width": 1400, "height": 2400})  # Voila scrolls inside the page
             page.wait_for_timeout(1000)
-            page.locator(".hpo-app").screenshot(path=str(DOCS_SHOT))
+            app = page.locator(".hpo-app").bounding_box()  # the page from its title to the download link
+            page.screenshot(path=str(DOCS_SHOT), clip={"x": 0, "y": 0, "width": 1400,
+                                                       "height": app["y"] + app["height"] + 12})
 
         with page.expect_download(timeout=60_000) as download_info:
             results.locator(".hpo-app-download-link").click()

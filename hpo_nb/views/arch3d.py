@@ -97,7 +97,7 @@ class Architecture3D(widgets.VBox):
         self.picker = picker
         self.meshes = meshes
         self.orbit = orbit
-        self.details = widgets.HTML(_details_html(None), layout=widgets.Layout(flex="1 1 200px"))
+        self.details = widgets.HTML(_details_html(None), layout=widgets.Layout(flex="0 1 220px"))
         self.reset_button = widgets.Button(description="Reset view", icon="refresh",
                                            tooltip="Back to the first camera position (drag: orbit, wheel: zoom, "
                                                    "right-drag: pan)",
