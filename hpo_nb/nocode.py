@@ -336,7 +336,7 @@ class App:
             out = w.Output()
             out.outputs = (plotly_output(arch3d.show_trial(best, "plotly"), "3D architecture"),)
             return out
-        return arch3d.view_3d(arch3d.trial_scene(best), title=arch3d.trial_title(best), width=520, height=380)
+        return arch3d.view_3d(arch3d.trial_scene(best), title=arch3d.trial_title(best), width=480, height=360)
 
     def _show_results(self, exp: Any) -> None:
         import ipywidgets as w

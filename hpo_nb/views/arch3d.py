@@ -97,7 +97,7 @@ class Architecture3D(widgets.VBox):
         self.picker = picker
         self.meshes = meshes
         self.orbit = orbit
-        self.details = widgets.HTML(_details_html(None), layout=widgets.Layout(flex="0 1 220px"))
+        self.details = widgets.HTML(_details_html(None), layout=widgets.Layout(flex="0 1 200px"))
         self.reset_button = widgets.Button(description="Reset view", icon="refresh",
                                            tooltip="Back to the first camera position (drag: orbit, wheel: zoom, "
                                                    "right-drag: pan)",
@@ -111,12 +111,14 @@ class Architecture3D(widgets.VBox):
         parts: list[Any] = [
             widgets.HBox([header, self.reset_button], layout=widgets.Layout(align_items="center",
                                                                           flex_flow="row wrap")),
-            widgets.HBox([renderer, self.details], layout=widgets.Layout(flex_flow="row wrap", grid_gap="4px 12px",
+            widgets.HBox([renderer, self.details], layout=widgets.Layout(flex_flow="row wrap", grid_gap="4px 8px",
                                                                          align_items="flex-start")),
         ]
         if legend:
             parts.append(widgets.HTML(legend_html(scene.legend)))
-        super().__init__(parts, layout=widgets.Layout(max_width="100%"))
+        # As wide as the canvas and its details panel (the legend wraps under them), never wider
+        # than the output: beside it there is room for what the caller puts there.
+        super().__init__(parts, layout=widgets.Layout(width=f"{int(renderer.width) + 224}px", max_width="100%"))
         self.add_class("hpo-nb-3d")
         picker.observe(self._on_pick, names="object")
 
