@@ -108,6 +108,8 @@ def test_trial_bars_move_and_the_overall_bar_fills(lab, chromium, tmp_path: Path
         assert not page.locator(".hpo-stop").is_visible()  # calm when done: no faded red button
         assert page.locator(".hpo-state").inner_text().strip() == "finished"
         assert not session.widget_errors()
+        console_errors = [m for m in session.console if m.startswith("error") and "Unsatisfied version" not in m]
+        assert not console_errors, console_errors
         session.screenshot(tmp_path / "lab-final.png")
         page.locator(".hpo-dashboard").screenshot(path=str(tmp_path / "dashboard-final.png"))
         if shot_taken and (os.environ.get("HPO_NB_DOCS_SHOTS") == "1" or not DOCS_SHOT.exists()):
