@@ -39,6 +39,7 @@ class TrialSpec:
     # Held out for the final test before validation is drawn, never trained or scored on
     # (Dataset.splits); ignored for data with an official test split. Experiment passes its own.
     test_fraction: float = 0.2
+    metric: str = "accuracy"  # what the trial is scored on (objective.METRICS), on the validation split
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
