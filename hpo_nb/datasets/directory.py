@@ -148,7 +148,7 @@ def _image_settings(files: dict[str, list[Path]], image_size: Any, color_mode: s
         try:
             with Image.open(f) as img:
                 sizes[(img.height, img.width)] += 1
-                gray = gray and img.mode in _GRAY_MODES
+                gray = gray and _is_gray(img)
         except (UnidentifiedImageError, OSError) as exc:
             raise ConfigError(f"{f} is not a readable image ({type(exc).__name__}: {exc}); remove or replace it.") \
                 from None
@@ -169,14 +169,25 @@ def _image_settings(files: dict[str, list[Path]], image_size: Any, color_mode: s
     return (int(size[0]), int(size[1])), mode
 
 
+def _is_gray(img: Any) -> bool:
+    """Grayscale by mode, or a palette (GIF) whose colours are all grays."""
+    if img.mode in _GRAY_MODES:
+        return True
+    palette = img.getpalette() if img.mode == "P" else None
+    return bool(palette) and all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette), 3))
+
+
 def _read_images(root: Path, classes: list[str], size: tuple[int, int], mode: str, interpolation: str,
                  crop: bool) -> tuple[np.ndarray, np.ndarray]:
     import keras
 
-    _scan(root, classes)
+    _, files = _scan(root, classes)
+    # TensorFlow decodes GIFs as RGB only: read those folders as RGB and take the luminance after
+    gif = mode == "grayscale" and any(f.suffix.lower() == ".gif" for fs in files.values() for f in fs)
     try:
         data = keras.utils.image_dataset_from_directory(
-            str(root), labels="inferred", label_mode="int", class_names=classes, color_mode=mode, batch_size=256,
+            str(root), labels="inferred", label_mode="int", class_names=classes, color_mode="rgb" if gif else mode,
+            batch_size=256,
             image_size=size, shuffle=False, interpolation=interpolation, crop_to_aspect_ratio=crop, verbose=False,
         )
         batches = [(np.asarray(x), np.asarray(y)) for x, y in data]
@@ -186,6 +197,8 @@ def _read_images(root: Path, classes: list[str], size: tuple[int, int], mode: st
         raise ConfigError(f"an image under {root} cannot be decoded ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:200]}); remove or replace it.") from None
     x = np.concatenate([b[0] for b in batches]) if batches else np.zeros((0, *size, 1), "float32")
+    if gif:
+        x = x @ np.array([[0.2989], [0.587], [0.114]], dtype="float32")  # tf.image.rgb_to_grayscale's weights
     # Keras returns float32 0..255 after resizing: round back to whole pixel values, as read
     x = np.clip(np.round(x), 0, 255).astype("uint8")
     y = np.concatenate([b[1] for b in batches]) if batches else np.zeros(0, "int32")

@@ -66,9 +66,14 @@ class Labels(NamedTuple):
 
 
 def _plain(a: Any) -> Any:
-    """pandas objects as NumPy; anything else untouched."""
-    if hasattr(a, "to_numpy") and not isinstance(a, np.ndarray):
+    """pandas objects and other array-likes (``__array__``: tensors of other frameworks, xarray,
+    ...) as NumPy; lists and anything else untouched."""
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "to_numpy"):
         return a.to_numpy()
+    if hasattr(a, "__array__") or hasattr(a, "__array_interface__"):
+        return np.asarray(a)
     return a
 
 
@@ -175,7 +180,11 @@ def as_sample_array(x: Any, what: str = "x") -> np.ndarray:
     x = _plain(x)
     if isinstance(x, np.ndarray) and x.dtype != object:
         return x
-    items = list(x)
+    try:
+        items = list(x)
+    except TypeError:
+        raise ConfigError(f"{what} must be an array, a list or a DataFrame of samples, not {type(x).__name__}.") \
+            from None
     if items and all(isinstance(i, str) for i in items):
         return np.array(items, dtype=object)
     if any(isinstance(i, str) for i in items):
