@@ -92,7 +92,10 @@ def _datasets() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
+    import warnings
+
+    # hpo-nb's notices (a fix to the data, a small validation split) are logged to stderr already
+    warnings.filterwarnings("ignore", message="hpo-nb: ", category=UserWarning)
 
     space = _search_space(args.search_space)
 
