@@ -418,9 +418,12 @@ class Experiment(TestSplitResults):
             log.exception("search failed")
             self._error = exc
         finally:
-            for message in self._search_warnings():  # every trial failed; nothing beat the majority class
-                log.warning("%s", message)
-                self.hub.publish(Notice(message))
+            try:  # every trial failed; the best did not beat the majority class
+                for message in self._search_warnings():
+                    log.warning("%s", message)
+                    self.hub.publish(Notice(message))
+            except Exception:  # the storage went away: what broke the search is the error to show
+                log.exception("could not read the finished search back")
             self.hub.close()
             for r in self._renderers:
                 close = getattr(r, "close", None)

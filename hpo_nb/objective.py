@@ -9,15 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .values import check_choice
-
-METRICS = ("accuracy", "balanced_accuracy")
-"""``Experiment(metric=)``: what the search maximizes on the validation split."""
-
-
-def check_metric(metric: Any) -> None:
-    """Raise ``ConfigError`` unless ``metric`` is one of ``METRICS``."""
-    check_choice("metric", metric, METRICS)
+from .values import OBJECTIVE_METRICS as METRICS, check_metric  # noqa: F401  (checked in values.py)
 
 
 def monitor(metric: str) -> str:

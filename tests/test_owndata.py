@@ -42,6 +42,8 @@ def test_a_folder_of_pngs_per_class_gives_scaled_images_and_the_folder_names(tmp
     x, _ = images(6)
     assert np.allclose(ds.raw_pixels(ds.x)[ds.y == 1].max(), x[6:].max())  # pixels as stored, not resampled
     assert datasets.from_directory(tmp_path / "shapes", image_size=4, color_mode="rgb").input_shape == (4, 4, 3)
+    picked = datasets.from_directory(tmp_path / "shapes", class_names=["square", "plain"])  # index order as given
+    assert picked.class_names == ["square", "plain"] and picked.x[picked.y == 0].mean() > picked.x[picked.y == 1].mean()
 
 
 def test_images_of_other_sizes_are_resized_to_the_most_common_one_and_said_so(tmp_path):
@@ -289,3 +291,20 @@ def test_every_cli_input_error_is_one_line_and_exit_code_2(tmp_path, args, words
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("hpo-nb: error: ") and words in lines[0], lines[0]
+
+
+def test_a_best_trial_that_does_not_beat_the_majority_class_is_announced(runs_dir, monkeypatch):
+    from hpo_nb import training
+    from hpo_nb.spec import TrialOutcome
+
+    def constant(spec, *args, **kwargs):  # what a model that always answers the majority class scores
+        return TrialOutcome(spec.trial_number, "complete", accuracy=6 / 9, score=6 / 9)
+
+    monkeypatch.setattr(training, "_train", constant)
+    x, y = images(40)
+    exp = Experiment(datasets.from_arrays(x[:56], y[:56]), name="flat", n_trials=1, max_epochs=1,
+                     runs_dir=runs_dir, progress="none", search_space={"conv_blocks": 1, "filters": 8})
+    exp.run()
+    notices = exp.hub.snapshot().notices
+    assert any("validation accuracy 0.6667 does not beat the majority-class rate 0.6667 (always answering '0')"
+               in n for n in notices), notices

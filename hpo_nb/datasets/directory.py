@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from .arrays import from_arrays
+from .arrays import from_arrays, name_prefix
 from .dataset import DEFAULT_TEST_FRACTION, Dataset
 from .encoding import decode
 from .validation import Notes
@@ -101,9 +101,7 @@ def from_directory(
 
 
 def _prefix(root: Path) -> str:
-    """A default-name prefix from the folder's name (letters, digits, '.', '_', '-')."""
-    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in root.resolve().name)[:40].lstrip("._-")
-    return stem or "folder"
+    return name_prefix(root.resolve().name, "folder")
 
 
 def _scan(root: Path, class_names: Sequence[str] | None) -> tuple[list[str], dict[str, list[Path]]]:

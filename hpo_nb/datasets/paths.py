@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .arrays import from_arrays
+from .arrays import from_arrays, name_prefix
 from .dataset import Dataset
 
 _NPZ_KEYS = (("x", "y"), ("x_train", "y_train"), ("images", "labels"), ("data", "labels"))
@@ -96,7 +96,7 @@ def _from_npz(path: Path, name: str | None = None, **options: Any) -> Dataset:
     for xk, yk in _NPZ_KEYS:
         if xk in arrays and yk in arrays:
             test = (arrays["x_test"], arrays["y_test"]) if xk == "x_train" and "x_test" in arrays else None
-            stem = "".join(c if c.isalnum() or c in "_-" else "-" for c in path.stem)[:40].lstrip("_-") or "npz"
-            return from_arrays(arrays[xk], arrays[yk], name=name, test=test, _prefix=stem, **options)
+            return from_arrays(arrays[xk], arrays[yk], name=name, test=test, _prefix=name_prefix(path.stem, "npz"),
+                               **options)
     raise ConfigError(f"{path} holds arrays {sorted(arrays)}; expected x and y (or x_train, y_train[, x_test, "
                       "y_test], or images and labels).")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
-from .arrays import from_arrays
+from .arrays import from_arrays, name_prefix
 from .dataset import DEFAULT_TEST_FRACTION, Dataset
 from .encoding import decode
 from .validation import Modality
@@ -151,9 +151,7 @@ def from_csv(
 
 
 def _stem(p: Path) -> str:
-    stem = p.name.split(".")[0]
-    stem = "".join(c if c.isalnum() or c in "_-" else "-" for c in stem)[:40].lstrip("_-")
-    return stem or "csv"
+    return name_prefix(p.name.split(".")[0], "csv")
 
 
 def _label_column(columns: list[str], label: str | None) -> str:
