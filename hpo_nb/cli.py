@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HpoNbError as exc:
         print(f"hpo-nb: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. a --runs-dir that cannot be created
+        print(f"hpo-nb: error: {exc.filename or ''}: {exc.strerror or exc}".replace("error: : ", "error: "),
+              file=sys.stderr)
+        return 2
 
 
 def _datasets() -> int:

@@ -48,7 +48,7 @@ def dataset_from_args(args: argparse.Namespace) -> Any:
     if args.data is None:
         stray = [k for k, v in given.items() if v is not None]
         if stray:
-            raise ConfigError(f"{', '.join(stray)} go(es) with --data PATH (your own data).")
+            raise ConfigError(f"{', '.join(stray)} {'goes' if len(stray) == 1 else 'go'} with --data PATH (your own data).")
         return args.dataset or "digits"
     if args.dataset is not None:
         raise ConfigError("pass --dataset NAME (a registered dataset) or --data PATH (your own data), not both.")

@@ -159,7 +159,7 @@ def test_from_path_opens_each_kind_by_what_it_is(tmp_path):
     texts, labels = sentences(6)
     (tmp_path / "lines.txt").write_text("".join(f"{a}\t{b}\n" for a, b in zip(labels, texts)))
     assert datasets.from_path(tmp_path / "lines.txt").class_names == ["neg", "pos"]
-    with pytest.raises(ConfigError, match=r"text do\(es\) not apply to an .npz file"):
+    with pytest.raises(ConfigError, match=r"text= \(CLI: --text-column\) does not apply to an .npz file"):
         datasets.from_path(tmp_path / "split.npz", text="review")
     with pytest.raises(ConfigError, match="does not exist"):
         datasets.from_path(tmp_path / "nope.csv")
@@ -226,6 +226,8 @@ def test_the_majority_rate_sits_beside_the_best_accuracy():
     assert vm.tiles(snap, 0.625)["Best accuracy"] == "– (majority class 62.5 %)"
     assert "(majority class 62.5 %)" in vm.summary_text(snap, "t", None, 0.625)
     assert "(majority class 62.5 %)" in vm.summary_html(snap, "t", None, 0.625)
+    assert "Best score (balanced accuracy + health)" in vm.tiles(ProgressHub(4, "health", 1).snapshot(), None,
+                                                                 "balanced_accuracy")
     assert vm.baseline_line(0.625, "neg", 40).startswith("majority-class rate 0.6250 on 40 validation samples")
 
 
@@ -280,10 +282,11 @@ HPO = [sys.executable, "-m", "hpo_nb"]
     (["--trials", "many"], "argument --trials: invalid int value: 'many'"),
     (["--data", "nope.csv"], "nope.csv does not exist"),
     (["--data", "x.csv", "--dataset", "digits"], "not both"),
-    (["--label-column", "y"], "--label-column go(es) with --data PATH"),
+    (["--label-column", "y"], "--label-column goes with --data PATH"),
+    (["--runs-dir", "/proc/none"], "/proc/none: No such file or directory"),
     (["--data", "x.csv", "--image-shape", "28by28"], "--image-shape must look like 28x28"),
     (["--data", "x.csv", "--label-column", "nope"], "no column 'nope'; the columns are 'label'"),
-    (["--data", "x.csv", "--image-size", "32"], "image_size do(es) not apply to a CSV file"),
+    (["--data", "x.csv", "--image-size", "32"], "image_size= (CLI: --image-size) does not apply to a CSV file"),
 ])
 def test_every_cli_input_error_is_one_line_and_exit_code_2(tmp_path, args, words):
     pixel_csv(tmp_path / "x.csv", n=4)

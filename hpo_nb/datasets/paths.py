@@ -12,6 +12,9 @@ from ..errors import ConfigError
 from .arrays import from_arrays, name_prefix
 from .dataset import Dataset
 
+_CLI_FLAGS = {"label": "--label-column", "text": "--text-column", "image_shape": "--image-shape",
+              "image_size": "--image-size", "color_mode": "--color-mode", "class_names": "--class-names",
+              "sep": "--sep", "label_first": "--label-last", "encoding": "--encoding"}
 _NPZ_KEYS = (("x", "y"), ("x_train", "y_train"), ("images", "labels"), ("data", "labels"))
 
 
@@ -80,7 +83,8 @@ def _call(fn: Any, what: str, *args: Any, **options: Any) -> Dataset:
     accepted |= set(inspect.signature({from_csv: from_dataframe, _from_npz: from_arrays}.get(fn, fn)).parameters)
     wrong = sorted(k for k, v in options.items() if v is not None and (k not in accepted or k.startswith("_")))
     if wrong:
-        raise ConfigError(f"{', '.join(wrong)} do(es) not apply to {what} ({args[0]}).")
+        named = ", ".join(f"{k}= (CLI: {_CLI_FLAGS[k]})" if k in _CLI_FLAGS else f"{k}=" for k in wrong)
+        raise ConfigError(f"{named} {'does' if len(wrong) == 1 else 'do'} not apply to {what} ({args[0]}).")
     return fn(*args, **{k: v for k, v in options.items() if v is not None})
 
 
