@@ -81,10 +81,13 @@ def test_folders_that_cannot_be_read_say_why(tmp_path, layout, words):
 def test_a_folder_of_txt_files_per_class_as_the_imdb_archive_ships(tmp_path):
     root = text_folder(tmp_path / "train", n=6)
     (root / "unsup").mkdir()
-    (root / "unsup" / "0_0.txt").write_text("no label")
+    for i in range(3):
+        (root / "unsup" / f"{i}_0.txt").write_text("no label")
     (root / "urls_pos.txt").write_text("http://example.org")  # loose files are not samples
-    ds = datasets.from_directory(root, class_names=["neg", "pos"])
+    with pytest.warns(UserWarning, match="folder unsup left out"):
+        ds = datasets.from_directory(root)
     assert ds.modality == "text" and ds.class_names == ["neg", "pos"] and len(ds.x) == 12
+    assert datasets.from_directory(root, class_names=["pos", "neg", "unsup"]).class_names == ["pos", "neg", "unsup"]
     assert ds.x[ds.y == 1][0].startswith("the film was ")
     (root / "neg" / "bad.txt").write_bytes("caf\u00e9".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"bad.txt is not valid utf-8 .*encoding="):
@@ -311,3 +314,29 @@ def test_a_best_trial_that_does_not_beat_the_majority_class_is_announced(runs_di
     notices = exp.hub.snapshot().notices
     assert any("validation accuracy 0.6667 does not beat the majority-class rate 0.6667 (always answering '0')"
                in n for n in notices), notices
+
+
+# ------------------------------------------------------------------------- the real files in shared/data
+
+
+def test_real_files_through_from_path(shared_data, tmp_path):
+    mnist = datasets.from_path(shared_data / "mnist" / "t10k-images-idx3-ubyte.gz")  # labels file found by name
+    assert len(mnist.x) == 10_000 and mnist.input_shape == (28, 28, 1) and mnist.num_classes == 10
+    x = datasets.read_idx(shared_data / "mnist" / "t10k-images-idx3-ubyte.gz")[:500]
+    y = datasets.read_idx(shared_data / "mnist" / "t10k-labels-idx1-ubyte.gz")[:500]
+    frame = pd.DataFrame(x.reshape(500, -1), columns=[f"pixel{i}" for i in range(784)])
+    frame.insert(0, "label", y)
+    frame.to_csv(tmp_path / "mnist.csv", index=False)
+    assert datasets.from_path(tmp_path / "mnist.csv").fingerprint == datasets.from_arrays(x, y).fingerprint
+    sms = datasets.from_path(shared_data / "sms_spam" / "SMSSpamCollection")  # label<TAB>text lines
+    assert len(sms.x) == 5574 and sms.class_names == ["ham", "spam"]
+
+
+def test_the_sentence_polarity_folder_of_one_file_per_class(shared_data, tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(shared_data / "sentence_polarity" / "sentence_polarity.zip") as zf:
+        zf.extractall(tmp_path)
+    with pytest.warns(UserWarning, match="README.txt in .* skipped"):
+        ds = datasets.from_text_lines(tmp_path / "sentence_polarity")
+    assert ds.class_names == ["neg", "pos"] and len(ds.x) == 10_662

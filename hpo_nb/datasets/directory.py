@@ -19,6 +19,8 @@ from .validation import Notes
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 """What ``keras.utils.image_dataset_from_directory`` decodes."""
 TEXT_SUFFIXES = (".txt",)
+UNLABELED = ("unsup", "unlabeled", "unlabelled")
+"""Subfolders left out unless ``class_names`` names them: they hold samples without a label."""
 _GRAY_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
@@ -46,7 +48,8 @@ def from_directory(
     ``keras.utils.text_dataset_from_directory`` takes). Subfolders of a class folder
     belong to it; files of other types are ignored; a folder holding both images and ``.txt`` files
     is refused. Classes are the subfolder names, sorted (index order), unless ``class_names`` picks
-    and orders them (e.g. ``["neg", "pos"]`` leaves IMDB's ``unsup`` folder out).
+    and orders them; a folder of unlabeled samples (``unsup``, as in IMDB's ``train/``, or
+    ``unlabeled``) is left out, and said so.
 
     Args:
         path: the folder.
@@ -77,9 +80,9 @@ def from_directory(
             ``image_size``/``color_mode``, or anything ``from_arrays`` refuses.
     """
     root = Path(path)
-    classes, files = _scan(root, class_names)
-    kinds = {f.suffix.lower() in IMAGE_SUFFIXES for fs in files.values() for f in fs}
     notes = Notes()
+    classes, files = _scan(root, class_names, notes)
+    kinds = {f.suffix.lower() in IMAGE_SUFFIXES for fs in files.values() for f in fs}
     prefix = _prefix(root)
     if kinds == {True, False}:
         raise ConfigError(f"{root} holds both images and .txt files; keep one kind per dataset.")
@@ -104,13 +107,17 @@ def _prefix(root: Path) -> str:
     return name_prefix(root.resolve().name, "folder")
 
 
-def _scan(root: Path, class_names: Sequence[str] | None) -> tuple[list[str], dict[str, list[Path]]]:
+def _scan(root: Path, class_names: Sequence[str] | None,
+          notes: Notes | None = None) -> tuple[list[str], dict[str, list[Path]]]:
     """The classes and each one's image or text files (checked: every class has some)."""
     if not root.is_dir():
         raise ConfigError(f"{root} is not a folder; from_directory() takes a folder of one subfolder per class.")
     found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if class_names is None:
-        classes = found
+        classes = [c for c in found if c.lower() not in UNLABELED]
+        if notes is not None and len(classes) < len(found):
+            notes.append(f"folder {', '.join(c for c in found if c not in classes)} left out (unlabeled samples, "
+                         "as in the IMDB archive's unsup/; pass class_names= to choose the classes)")
     else:
         classes = [str(c) for c in class_names]
         missing = [c for c in classes if c not in found]

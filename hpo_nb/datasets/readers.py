@@ -84,7 +84,8 @@ def from_text_lines(
 
     Either a mapping ``{label: source}`` (every line of a source is one sample of that label), a
     directory (each file in it is one class, named by its file name: ``rt-polarity.pos`` and
-    ``rt-polarity.neg`` give the classes "neg" and "pos"), or one source whose lines are
+    ``rt-polarity.neg`` give the classes "neg" and "pos"; a README or LICENSE file is skipped), or
+    one source whose lines are
     ``label<sep>text`` (``label_first``) or ``text<sep>label``.
 
     Args:
@@ -119,7 +120,7 @@ def from_text_lines(
     hint = ""
     notes = Notes()
     if isinstance(sources, (str, os.PathLike)) and Path(sources).is_dir():
-        sources = _class_files(Path(sources))
+        sources = _class_files(Path(sources), notes)
     if isinstance(sources, Mapping):
         for key, source in sources.items():
             lines = list(_read_lines(source, encoding))
@@ -179,10 +180,18 @@ def _drop_header(raw_labels: list[str], texts: list[str], header: bool | None) -
     return once and (first.lower() in _LABEL_WORDS or texts[0].lower() in _TEXT_WORDS)
 
 
-def _class_files(folder: Path) -> dict[str, Path]:
+_DOCS = {"README", "LICENSE", "LICENCE", "COPYING", "CHANGES", "CHANGELOG", "CITATION", "NOTICE"}
+
+
+def _class_files(folder: Path, notes: Notes) -> dict[str, Path]:
     """A directory of one file per class as ``{class name: file}``: file stems when they differ,
-    else their extensions (``rt-polarity.pos``/``.neg``), else the whole names."""
+    else their extensions (``rt-polarity.pos``/``.neg``), else the whole names. Documentation
+    shipped beside the data (README, LICENSE, ...) is skipped, and said so."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    docs = [p for p in files if p.name.split(".")[0].upper() in _DOCS]
+    if docs:
+        notes.append(f"{', '.join(p.name for p in docs)} in {folder} skipped (documentation, not a class)")
+        files = [p for p in files if p not in docs]
     if len(files) < 2:
         raise ConfigError(f"{folder} holds {len(files)} file(s); a directory of text lines needs one file per "
                           "class (2 or more), or use from_directory() for one file per sample.")
