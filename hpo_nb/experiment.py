@@ -247,7 +247,7 @@ class Experiment(TestSplitResults):
         ``UserWarning``) when the split is too small to rank trials (``baseline.small_validation``)."""
         y_val = self.dataset.validation_labels(validation_fraction, seed, self.test_fraction)
         self.baseline = baseline_of(y_val, self.dataset.num_classes, self.dataset.class_names)
-        small = small_validation(len(y_val))
+        small = self._small_validation = small_validation(len(y_val))
         if small:
             log.warning("dataset %s: %s", self.dataset.name, small)
             warnings.warn(f"hpo-nb: {small}", UserWarning, stacklevel=3)
@@ -345,6 +345,8 @@ class Experiment(TestSplitResults):
         self._error = None
         self.hub = ProgressHub(self.n_trials, self.mode, self.concurrency)
         self.hub.add_finished([records.finished_trial(t) for t in self._stored_trials() if shown(t)])
+        if self._small_validation:  # on the dashboard and the console too, not only under the cell
+            self.hub.publish(Notice(self._small_validation))
         self._search = self._new_search()
         self._attach_renderer()
         search = self._search

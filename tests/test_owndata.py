@@ -312,6 +312,7 @@ def test_a_best_trial_that_does_not_beat_the_majority_class_is_announced(runs_di
                      runs_dir=runs_dir, progress="none", search_space={"conv_blocks": 1, "filters": 8})
     exp.run()
     notices = exp.hub.snapshot().notices
+    assert notices[0].startswith("the validation split has only 9 samples")
     assert any("validation accuracy 0.6667 does not beat the majority-class rate 0.6667 (always answering '0')"
                in n for n in notices), notices
 
@@ -340,3 +341,12 @@ def test_the_sentence_polarity_folder_of_one_file_per_class(shared_data, tmp_pat
     with pytest.warns(UserWarning, match="README.txt in .* skipped"):
         ds = datasets.from_text_lines(tmp_path / "sentence_polarity")
     assert ds.class_names == ["neg", "pos"] and len(ds.x) == 10_662
+
+
+def test_the_metric_travels_to_runpod_workers_and_unknown_ones_are_refused():
+    from hpo_nb.executors.runpod import wire
+    from hpo_nb.spec import TrialSpec
+
+    spec = TrialSpec(trial_number=1, dataset="digits", params={"filters": 8}, max_epochs=2, metric="balanced_accuracy")
+    assert wire.decode_input(wire.encode_spec(spec)).metric == "balanced_accuracy"
+    assert "metric" in wire.validation_problem({**spec.to_dict(), "metric": "f1"})
