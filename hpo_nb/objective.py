@@ -54,13 +54,19 @@ def callbacks(metric: str, x_val: Any, y_val: Any, batch_size: int) -> list[Any]
         return []
     import keras
 
+    step = max(batch_size, 256)
+
     class BalancedAccuracy(keras.callbacks.Callback):
-        """``val_balanced_accuracy`` from one predict over the validation split per epoch."""
+        """``val_balanced_accuracy`` from one inference pass over the validation split per epoch:
+        direct model calls rather than ``predict``, whose per-model ``tf.function`` makes TensorFlow
+        warn about retracing once a process has run a few trials."""
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if logs is None or not len(y_val):
                 return
-            probs = self.model.predict(x_val, batch_size=max(batch_size, 256), verbose=0)
-            logs[monitor("balanced_accuracy")] = balanced_accuracy(y_val, np.argmax(probs, axis=-1))
+            predicted = np.concatenate([
+                np.argmax(keras.ops.convert_to_numpy(self.model(x_val[i:i + step], training=False)), axis=-1)
+                for i in range(0, len(x_val), step)])
+            logs[monitor("balanced_accuracy")] = balanced_accuracy(y_val, predicted)
 
     return [BalancedAccuracy()]
