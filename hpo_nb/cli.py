@@ -9,7 +9,7 @@ from typing import NoReturn, Sequence
 
 from .datafile import dataset_from_args, options as _data_options
 from .errors import HpoNbError
-from .values import GRACE_BEATS
+from .values import GRACE_BEATS, OBJECTIVE_METRICS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,8 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     _data_options(run)
     run.add_argument("--trials", type=int, default=20, help="number of trials (n_trials)")
     run.add_argument("--mode", default="simple", help="simple (accuracy) or health (accuracy + model health)")
-    run.add_argument("--metric", default="accuracy",
-                     help="what trials are scored on: accuracy or balanced_accuracy (imbalanced classes)")
+    run.add_argument("--metric", default="accuracy", choices=OBJECTIVE_METRICS,
+                     help="what trials are scored on, on the validation split (balanced_accuracy: the mean "
+                          "per-class recall, for imbalanced classes; default: accuracy)")
     run.add_argument("--max-epochs", type=int, default=10)
     run.add_argument("--concurrency", type=int, default=1, help="trials running at once")
     run.add_argument("--executor", default="local", help="local or runpod")

@@ -15,9 +15,9 @@ def options(run: argparse.ArgumentParser) -> None:
     g.add_argument("--data", default=None, metavar="PATH",
                    help="a folder of one subfolder per class (images or .txt files), a .csv/.tsv file, an .npz "
                         "(x, y), an IDX pair IMAGES,LABELS, or a text file of label<TAB>text lines")
-    g.add_argument("--label-column", default=None, help="CSV: the label column (default: one named label, class, "
+    g.add_argument("--label-column", default=None, metavar="COLUMN", help="CSV: the label column (default: one named label, class, "
                                                          "target, ...)")
-    g.add_argument("--text-column", default=None, help="CSV: the text column (text data; else pixel columns)")
+    g.add_argument("--text-column", default=None, metavar="COLUMN", help="CSV: the text column (text data; else pixel columns)")
     g.add_argument("--image-shape", default=None, metavar="HxW[xC]",
                    help="CSV of pixel rows: one image's shape, e.g. 28x28 or 32x32x3 (default: square, 1 channel)")
     g.add_argument("--image-size", default=None, metavar="HxW",
