@@ -12,8 +12,8 @@ Rules:
   Refused: NaN/None labels, continuous targets (more than ``MAX_FLOAT_CLASSES`` distinct
   non-integer values), multi-hot rows, one class, more classes than half the samples (usually a
   wrong column or separator), classes too small to appear in every split.
-- **Samples**: a pandas DataFrame's rows are samples (``to_numpy()``); a Series or a list works
-  too. A list of images of different sizes is refused (resize them first).
+- **Samples**: a pandas DataFrame's rows are samples (``to_numpy()``); a Series, a list or any
+  array-like (``__array__``: another framework's tensors) works too. A list of images of different sizes is refused (resize them first).
 - **Modality** (when ``modality=`` is not given): strings or ragged sequences are text; samples
   of 2 or 3 dimensions are images; flat rows are images when their length is square and the values
   are pixels (floats, uint8, or integers in 0..255, e.g. ``pd.read_csv(...).values``), token ids
