@@ -117,7 +117,7 @@ def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Itera
             "replicas": r.replicas, "devices": ",".join(r.devices), "executor": r.extra.get("executor", "local"),
             "model_path": r.model_path, "error": r.error,
         })
-        for key in ("cost_usd", "delay_s", "execution_s", "worker"):
+        for key in ("balanced_accuracy", "cost_usd", "delay_s", "execution_s", "worker"):
             if key in r.extra:
                 row[key] = r.extra[key]
         rows.append(row)

@@ -22,8 +22,9 @@ class TrialSpec:
     JSON-serializable (``to_json`` / ``from_dict``), under 1 KB: the same object goes to a local
     thread or a RunPod worker. Fields: the trial's number, the registered dataset name, the
     hyperparameters, the epoch budget, the experiment's seed, the mode, the training and
-    validation fractions, the health weights, the accuracy weight, and the devices (None:
-    the default device; 2+: MirroredStrategy over them)."""
+    validation fractions, the health weights, the accuracy weight, the devices (None:
+    the default device; 2+: MirroredStrategy over them), the test fraction, and the metric the
+    trial is scored on ("accuracy" or "balanced_accuracy", ``objective``)."""
 
     trial_number: int
     dataset: str
@@ -39,6 +40,7 @@ class TrialSpec:
     # Held out for the final test before validation is drawn, never trained or scored on
     # (Dataset.splits); ignored for data with an official test split. Experiment passes its own.
     test_fraction: float = 0.2
+    metric: str = "accuracy"  # what the trial is scored on (objective.METRICS), on the validation split
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import datasets, health, trial_memory
+from . import datasets, health, objective, trial_memory
 from .callbacks import EpochProgressCallback, PruningCallback
 from .progress import Report
 from .progress import Publish
@@ -83,9 +83,10 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         )
         val_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(max(batch, 256))
         progress = EpochProgressCallback(spec.trial_number, spec.max_epochs, publish, stop)
-        best_epoch = _best_epoch_keeper(spec.max_epochs)
-        callbacks: list[Any] = [progress, best_epoch]
-        pruning = PruningCallback(report) if report else None
+        best_epoch = _best_epoch_keeper(spec.max_epochs, objective.monitor(spec.metric))
+        # val_<metric> first: every later callback reads it from the same logs (objective.callbacks)
+        callbacks: list[Any] = [*objective.callbacks(spec.metric, x_val, y_val, batch), progress, best_epoch]
+        pruning = PruningCallback(report, objective.monitor(spec.metric)) if report else None
         if pruning:
             callbacks.append(pruning)
         fit_start = time.perf_counter()
@@ -98,19 +99,20 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         # Scored by its best epoch, whose weights best_epoch restored at the end of fit: the
         # model that is saved and probed is the one the score describes (KerasTuner likewise
         # scores a trial by its best epoch).
-        accuracy = max(history.get("val_accuracy") or [0.0])
+        accuracy, value = objective.best_epoch(history, spec.metric)  # value: accuracy, or balanced accuracy
         metrics = health.measure(model, history, x_val, y_val) if replicas == 1 else None
     if metrics is None:  # mirrored variables refuse the probes' gradient tape: probe a one-device copy
         metrics = health.measure(_single_device_copy(model), history, x_val, y_val)
     state = "stopped" if progress.stopped else "pruned" if pruning and pruning.pruned_at else "complete"
-    score = health.score(spec.mode, accuracy, metrics, spec.accuracy_weight, spec.health_weights)
+    score = health.score(spec.mode, value, metrics, spec.accuracy_weight, spec.health_weights)
     outcome = TrialOutcome(
         trial_number=spec.trial_number, state=state, accuracy=float(accuracy), score=score,
         health={**metrics, "health_score": health.health_score(metrics, spec.health_weights)},
         history=history, architecture=architecture(model, spec.params), fit_s=fit_s,
         epochs_run=len(history.get("loss", [])), param_count=int(model.count_params()), replicas=replicas,
         devices=list(devices or []),
-        extra={"best_epoch": int(best_epoch.best_epoch) + 1} if best_epoch.best_weights is not None else {},
+        extra={**({"best_epoch": int(best_epoch.best_epoch) + 1} if best_epoch.best_weights is not None else {}),
+               **({spec.metric: value} if spec.metric != "accuracy" else {})},
     )
     if model_dir is not None and state == "complete":
         path = Path(model_dir) / f"trial_{spec.trial_number:04d}.keras"
@@ -121,13 +123,13 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
     return outcome
 
 
-def _best_epoch_keeper(max_epochs: int) -> Any:
+def _best_epoch_keeper(max_epochs: int, monitor: str = "val_accuracy") -> Any:
     """Keras' own best-weights bookkeeping: EarlyStopping with a patience it never reaches
     keeps the weights of the epoch with the best validation accuracy and restores them when
     fit ends (also after pruning or Stop)."""
     import keras
 
-    return keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=max_epochs + 1,
+    return keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=max_epochs + 1,
                                          restore_best_weights=True)
 
 

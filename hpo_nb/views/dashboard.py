@@ -72,6 +72,8 @@ class Dashboard:
         self._muted = False
         # The final test line (vm.test_line) once the search's pick is evaluated; set by for_experiment.
         self.evaluation: Callable[[], str | None] | None = None
+        self.majority_rate: float | None = None  # beside the best accuracy (Experiment.baseline)
+        self.metric = "accuracy"  # what the score is made of (Experiment.metric)
         self._build(max(1, slots))
 
     # ------------------------------------------------------------------ widgets
@@ -132,7 +134,7 @@ class Dashboard:
             (self.notices.layout, {"display": "block" if s.notices else "none"}),
             (self.overall_bar, {"max": total, "value": min(s.performed, total)}),
             (self.overall_label, {"value": vm.overall_label(s)}),
-            *((tile, {"value": vm.tile_html(label, value)}) for tile, (label, value) in zip(self.tiles, vm.tiles(s).items())),
+            *((tile, {"value": vm.tile_html(label, value)}) for tile, (label, value) in zip(self.tiles, vm.tiles(s, self.majority_rate, self.metric).items())),
             (self.more, {"value": more}),
             (self.more.layout, {"display": "block" if more else "none"}),
         ]
@@ -243,8 +245,8 @@ class Dashboard:
                                               "model_id": self.root.model_id}}
         if snap is not None:
             line = self._final_test_line() if snap.done else None
-            data["text/html"] = vm.summary_html(snap, self.title, line)
-            data["text/plain"] = vm.summary_text(snap, self.title, line)
+            data["text/html"] = vm.summary_html(snap, self.title, line, self.majority_rate, self.metric)
+            data["text/plain"] = vm.summary_text(snap, self.title, line, self.majority_rate, self.metric)
         else:
             data["text/plain"] = f"hpo-nb dashboard · {self.title}"
         return data
@@ -320,6 +322,8 @@ class Dashboard:
             return None if r is None else vm.test_line(r.trial, r.test_accuracy, r.validation_accuracy, r.n_test)
 
         dash.evaluation = evaluation
+        dash.majority_rate = getattr(getattr(exp, "baseline", None), "majority_rate", None)
+        dash.metric = getattr(exp, "metric", "accuracy")
         snap = exp.hub.snapshot()
         dash(snap)
         dash.display()

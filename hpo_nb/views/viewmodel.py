@@ -26,8 +26,10 @@ def fmt_score(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
-def score_label(mode: str) -> str:
-    return "Best score (accuracy)" if mode == "simple" else "Best score (accuracy + health)"
+def score_label(mode: str, metric: str = "accuracy") -> str:
+    """'Best score (accuracy)', '... (balanced accuracy + health)': what the score is made of."""
+    what = metric.replace("_", " ")
+    return f"Best score ({what})" if mode == "simple" else f"Best score ({what} + health)"
 
 
 def trial_label(t: RunningTrial) -> str:
@@ -80,11 +82,14 @@ def overall_fraction(s: Snapshot) -> float:
     return min(1.0, s.performed / s.total_trials) if s.total_trials else 1.0
 
 
-def tiles(s: Snapshot) -> dict[str, str]:
+def tiles(s: Snapshot, majority_rate: float | None = None, metric: str = "accuracy") -> dict[str, str]:
+    """The four summary tiles. ``majority_rate``: the validation accuracy of always answering the
+    most common class, shown beside the best accuracy (what a model must beat); ``metric``: what
+    the score is made of (``Experiment(metric=)``)."""
     return {
         "Trials performed": f"{s.performed}/{s.total_trials}",
-        "Best accuracy": fmt_pct(s.best_accuracy, 2),
-        score_label(s.mode): fmt_score(s.best_score),
+        "Best accuracy": fmt_pct(s.best_accuracy, 2) + majority_note(majority_rate),
+        score_label(s.mode, metric): fmt_score(s.best_score),
         "Mean duration per trial": fmt_duration(s.mean_duration_s),
     }
 
@@ -311,11 +316,25 @@ def test_html(line: str | None) -> str:
 
 # ------------------------------------------------------------------ static summary
 
-def summary_text(s: Snapshot, title: str = "", evaluation: str | None = None) -> str:
+def majority_note(majority_rate: float | None) -> str:
+    """' (majority class 62.5 %)', or '' when unknown."""
+    return "" if majority_rate is None else f" (majority class {fmt_pct(majority_rate)})"
+
+
+def baseline_line(majority_rate: float, majority_class: str, n_val: int) -> str:
+    """'majority-class rate 0.6250 on 40 validation samples (always answering 'neg'): what a model
+    must beat': printed under the CLI's final table."""
+    return (f"majority-class rate {majority_rate:.4f} on {n_val} validation samples (always answering "
+            f"{majority_class!r}): what a model must beat")
+
+
+def summary_text(s: Snapshot, title: str = "", evaluation: str | None = None,
+                 majority_rate: float | None = None, metric: str = "accuracy") -> str:
     """The plain-text fallback: what a terminal or a saved notebook without widgets shows.
-    ``evaluation``: the final test line (``test_line``), once the search's pick is evaluated."""
+    ``evaluation``: the final test line (``test_line``), once the search's pick is evaluated;
+    ``majority_rate`` and ``metric``: as for ``tiles``."""
     lines = [f"hpo-nb · {title}".rstrip(" ·"), overall_label(s)]
-    lines += [f"{k}: {v}" for k, v in tiles(s).items()]
+    lines += [f"{k}: {v}" for k, v in tiles(s, majority_rate, metric).items()]
     lines += [evaluation] if evaluation else []
     lines += [f"! {n}" for n in s.notices]
     lines += [f"{trial_label(t)} {trial_metrics(t)}".rstrip() for t in s.running]
@@ -323,13 +342,14 @@ def summary_text(s: Snapshot, title: str = "", evaluation: str | None = None) ->
     return "\n".join(lines)
 
 
-def summary_html(s: Snapshot, title: str = "", evaluation: str | None = None) -> str:
+def summary_html(s: Snapshot, title: str = "", evaluation: str | None = None,
+                 majority_rate: float | None = None, metric: str = "accuracy") -> str:
     """The HTML fallback shown where widgets cannot render (nbconvert offline, GitHub);
-    ``evaluation`` as for ``summary_text``."""
+    ``evaluation``, ``majority_rate`` and ``metric`` as for ``summary_text``."""
     pct = int(round(100 * overall_fraction(s)))
     bar = (f'<div style="background:#eee;width:420px;height:10px;border-radius:5px">'
            f'<div style="background:#1976d2;width:{pct}%;height:10px;border-radius:5px"></div></div>')
-    tiles_row = "".join(tile_html(k, v) for k, v in tiles(s).items())
+    tiles_row = "".join(tile_html(k, v) for k, v in tiles(s, majority_rate, metric).items())
     running = "".join(f"<div>{_esc(trial_label(t))} <span style='color:#666'>{_esc(trial_metrics(t))}</span></div>"
                       for t in s.running)
     return (f'<div class="hpo-summary" style="font-family:sans-serif;font-size:13px;line-height:1.35">'
