@@ -274,7 +274,7 @@ class Experiment(TestSplitResults):
             concurrency=self.concurrency, suggest=lambda trial: spaces.suggest(trial, self.space),
             spec_for=self._spec_for, pruning=self.pruning,
             model_dir=self.run_dir / "models" if self.save_models else None,
-            heartbeat_interval=self.heartbeat_interval, grace_period=self._grace_period,
+            checkpoint_dir=self.run_dir / "checkpoints", heartbeat_interval=self.heartbeat_interval, grace_period=self._grace_period,
         )
 
     # ------------------------------------------------------------------ running

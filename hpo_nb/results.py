@@ -48,8 +48,9 @@ class StudyResults:
         ``accuracy`` (validation, 0-1), ``score``, each health metric and ``health_score``
         (0-1), ``duration_s`` (seconds), ``epochs_run``, ``param_count``, ``replicas``,
         ``devices``, ``executor``, ``model_path``, ``error`` (plus ``cost_usd``, ``delay_s``,
-        ``execution_s``, ``worker`` for RunPod trials), and ``test_accuracy`` for trials that
-        ``evaluate()`` scored on the test split."""
+        ``execution_s``, ``worker`` for RunPod trials), ``resumed_from_epoch`` (epochs a retried
+        trial restored from its dead process's checkpoint; 0: trained from the start), and
+        ``test_accuracy`` for trials that ``evaluate()`` scored on the test split."""
         return records.results_frame(self._stored_trials(), list(self.space), records.stored_evaluations(self.study))
 
     @property

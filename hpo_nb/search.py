@@ -22,6 +22,7 @@ What it guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -69,6 +70,7 @@ class Search:
         spec_for: the ``TrialSpec`` for a trial number and its hyperparameters.
         pruning: hand each trial a pruning reporter (Optuna's pruner decides).
         model_dir: where trials save their model, or None.
+        checkpoint_dir: where running trials keep epoch checkpoints (a retry resumes), or None.
         heartbeat_interval: seconds between beats of running trials (> 0).
         grace_period: seconds after which a silent trial counts as dead (the storage enforces
             it for trials that beat; here it is the age of an orphan, see ``_fail_orphans``).
@@ -77,7 +79,7 @@ class Search:
 
     def __init__(self, study: optuna.Study, storage: Any, executor: Executor, hub: ProgressHub, *,
                  n_trials: int, concurrency: int, suggest: Suggest, spec_for: SpecFor, pruning: bool = True,
-                 model_dir: Path | None = None, heartbeat_interval: float = 5.0, grace_period: float = 31.0,
+                 model_dir: Path | None = None, checkpoint_dir: Path | None = None, heartbeat_interval: float = 5.0, grace_period: float = 31.0,
                  sync_interval: float = 2.0) -> None:
         self.study = study
         self.storage = storage
@@ -89,6 +91,7 @@ class Search:
         self.spec_for = spec_for
         self.pruning = pruning
         self.model_dir = model_dir
+        self.checkpoint_dir = checkpoint_dir
         self.grace_period = grace_period
         self.sync_interval = sync_interval
         self._stop = threading.Event()
@@ -219,6 +222,9 @@ class Search:
         params = self.suggest(trial)
         trial.set_user_attr("params_all", params)
         spec = self.spec_for(trial.number, params)
+        retried = self.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+        if retried is not None:  # a dead process's trial, again: its seed, and its checkpoint if any
+            spec = dataclasses.replace(spec, retry_of=int(retried))
         stop = threading.Event()
         with self._lock:
             self._running[trial.number] = _Running(trial, spec, stop)
@@ -228,7 +234,8 @@ class Search:
                                       where=self.executor.name))
         log.info("trial %d started: %s", trial.number, params)
         job = TrialJob(spec=spec, publish=self.hub.publish, stop=stop,
-                       report=_reporter(trial) if self.pruning else None, model_dir=self.model_dir)
+                       report=_reporter(trial) if self.pruning else None, model_dir=self.model_dir,
+                       checkpoint_dir=self.checkpoint_dir)
         return trial.number, self.executor.submit(job)
 
     def _finish(self, number: int, future: Future) -> None:

@@ -33,6 +33,8 @@ class TrialJob:
         stop: set => end within one batch; the outcome's state is then "stopped".
         report: ``report(epoch, val_accuracy) -> prune?`` for pruning, or None (no pruning).
         model_dir: where to save the trained model (``.keras``), or None (don't save).
+        checkpoint_dir: where to keep epoch checkpoints while it trains, so that a retry after
+            a dead process resumes (``hpo_nb.checkpoints``), or None (none kept).
     """
 
     spec: TrialSpec
@@ -40,6 +42,7 @@ class TrialJob:
     stop: threading.Event  # set => end within one batch, outcome state "stopped"
     report: Report | None = None  # intermediate values for pruning; True => prune
     model_dir: Path | None = None  # where to save the trained model (.keras)
+    checkpoint_dir: Path | None = None  # epoch checkpoints while it trains (hpo_nb.checkpoints)
 
 
 class Executor(ABC):
