@@ -17,7 +17,10 @@ What it guarantees:
 - Every trial ends recorded: an executor that breaks its contract (its future raises) gets
   the trial recorded as failed, and the search goes on.
 - Shared studies: running trials beat (``storage.Heartbeat``); a dead process's silent trials
-  are failed and retried here; trials other processes finish show up on the hub.
+  are failed and retried here (resuming from their epoch checkpoints), except those whose
+  journaled remote work (a RunPod job) this executor can follow: it is followed to its end on the
+  original trial, or cancelled if not followed (``reattach``); trials other processes finish show
+  up on the hub.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ from typing import Any, Callable
 
 import optuna
 
-from . import records
-from .executors.base import Executor, TrialJob
+from . import reattach, records
+from .executors.base import Executor, TrialJob, abandon
 from .progress import Notice, ProgressHub, TrialFinished, TrialStarted
 from .spec import TrialOutcome, TrialSpec
 from .storage import Heartbeat, study_lock
@@ -98,6 +101,7 @@ class Search:
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._heartbeat = Heartbeat(storage, heartbeat_interval, self._running_ids)
+        self._last_orphan_check = float("-inf")
 
     # ------------------------------------------------------------------ control
 
@@ -163,15 +167,57 @@ class Search:
         """Fail dead processes' trials (queueing their retries) and start trials while the budget
         allows, under a lock shared by every process on this study: counting and ``ask()`` are one
         step, so processes sharing a study together start exactly ``n_trials``."""
-        if self._stop.is_set() or len(futures) >= self.concurrency:
+        if self._stop.is_set():
+            return
+        full = len(futures) >= self.concurrency
+        if full and time.monotonic() - self._last_orphan_check < self.sync_interval:
             return
         with study_lock(self.storage, self.study.study_name):
+            self._follow_orphans(futures)  # before Optuna fails them: followed work is not redone
+            self._last_orphan_check = time.monotonic()
+            if full:
+                return
             optuna.storages.fail_stale_trials(self.study)
             self._fail_orphans()
             while not self._stop.is_set() and len(futures) < self.concurrency and self.executor.accepting() \
                     and self._budget_left() > 0:
                 number, future = self._launch()
                 futures[future] = number
+
+    def _follow_orphans(self, futures: dict[Future, int]) -> None:
+        """Take over the trials of a dead process whose journaled work (a RunPod job) the executor
+        can follow: they beat from here on and end recorded as if never interrupted. Work it will
+        not follow is cancelled, and its trial left to be failed and retried (``reattach``)."""
+        for frozen, entry in reattach.orphaned(self.storage, self.study):
+            params = dict(frozen.user_attrs.get("params_all") or frozen.params)
+            spec = self.spec_for(frozen.number, params)
+            if frozen.system_attrs.get("failed_trial") is not None:
+                spec = dataclasses.replace(spec, retry_of=int(frozen.system_attrs["failed_trial"]))
+            trial = optuna.trial.Trial(self.study, frozen._trial_id)
+            stop = threading.Event()
+            job = TrialJob(spec=spec, publish=self.hub.publish, stop=stop,
+                           report=_reporter(trial) if self.pruning else None, model_dir=self.model_dir,
+                           checkpoint_dir=self.checkpoint_dir,
+                           journal=reattach.journal_writer(self.storage, frozen._trial_id))
+            future = self.executor.follow(job, entry)
+            if future is None:
+                done = abandon(entry)
+                self.storage.set_trial_system_attr(frozen._trial_id, reattach.JOURNAL_ATTR, None)  # handled
+                message = f"trial {frozen.number}: its process died; {done}; the trial is retried"
+            else:
+                self._heartbeat.beat(frozen._trial_id)  # ours now: no longer stale for anyone
+                trial.set_user_attr("runner", f"{socket.gethostname()}:{os.getpid()}")
+                with self._lock:
+                    self._running[frozen.number] = _Running(trial, spec, stop)
+                    if self._stop.is_set():
+                        stop.set()
+                futures[future] = frozen.number
+                self.hub.publish(TrialStarted(frozen.number, spec.max_epochs, params, status="running",
+                                              where=self.executor.name))
+                message = f"trial {frozen.number}: its process died; following its {entry.get('executor')} " \
+                          f"job {entry.get('id')} instead of starting it again"
+            log.warning("%s", message)
+            self.hub.publish(Notice(message))
 
     def _fail_orphans(self) -> None:
         """Fail trials whose process died between ``ask()`` and their first heartbeat.
@@ -225,6 +271,7 @@ class Search:
         retried = self.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
         if retried is not None:  # a dead process's trial, again: its seed, and its checkpoint if any
             spec = dataclasses.replace(spec, retry_of=int(retried))
+            self.storage.set_trial_system_attr(trial._trial_id, reattach.JOURNAL_ATTR, None)  # not the original's work
         stop = threading.Event()
         with self._lock:
             self._running[trial.number] = _Running(trial, spec, stop)
@@ -235,7 +282,8 @@ class Search:
         log.info("trial %d started: %s", trial.number, params)
         job = TrialJob(spec=spec, publish=self.hub.publish, stop=stop,
                        report=_reporter(trial) if self.pruning else None, model_dir=self.model_dir,
-                       checkpoint_dir=self.checkpoint_dir)
+                       checkpoint_dir=self.checkpoint_dir,
+                       journal=reattach.journal_writer(self.storage, trial._trial_id))
         return trial.number, self.executor.submit(job)
 
     def _finish(self, number: int, future: Future) -> None:
