@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from .errors import ConfigError
 
@@ -114,10 +114,10 @@ def open_storage(url: str, heartbeat_interval: int = 5, grace_period: int = 20, 
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
                 )
                 return _tune_sqlite(storage) if url.startswith("sqlite") else storage
-            except (IntegrityError, ProgrammingError):
-                # Processes starting together on a fresh database race to create Optuna's tables;
-                # the loser finds them made on the next try.
-                if attempt == 2:
+            except (IntegrityError, ProgrammingError, OperationalError) as exc:
+                # Processes starting together on a fresh database race to create Optuna's tables
+                # (SQLite says "table ... already exists"); the loser finds them made on the next try.
+                if attempt == 2 or (isinstance(exc, OperationalError) and "already exists" not in str(exc)):
                     raise
                 time.sleep(0.5 + attempt)
         raise AssertionError("unreachable")
