@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -130,12 +131,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._history: dict[str, list[float]] = {}
         self._batches = 0
 
-    def attach(self, data_fingerprint: str, keeper: Any, publish: Publish | None = None,
+    def attach(self, data_fingerprint: str, model: Any, keeper: Any, publish: Publish | None = None,
                report: Report | None = None) -> int:
         """Find this trial's checkpoint (if any) and read it.
 
         Args:
             data_fingerprint: the dataset's ``fingerprint`` (part of the file's key).
+            model: the built model the checkpoint must fit (a file that does not, e.g. from another
+                Keras version, is ignored: training starts over).
             keeper: the ``keras.callbacks.EarlyStopping`` that keeps the best epoch's weights.
             publish: where the restored epochs are announced again (``EpochEnded``), so views and
                 a RunPod client see the whole history.
@@ -148,6 +151,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._keeper, self._report = keeper, report
         self._publish = publish or self._publish
         self._saved = self._read(self.path)
+        if self._saved is not None and not _fits(model.variables, self._saved["model"]):
+            log.warning("trial %d: checkpoint %s does not fit the model: training from epoch 0",
+                        self.spec.trial_number, self.path.name)
+            self._saved = None
         if self._saved is not None:
             meta = self._saved["meta"]
             self.initial_epoch = int(meta["epoch"])
@@ -215,7 +222,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         best = list(keeper.best_weights or []) if keeper is not None else []
         meta = {
             "format": FORMAT, "trial": self.spec.trial_number, "epoch": epoch, "history": self._history,
-            "keeper": {"wait": int(getattr(keeper, "wait", 0)), "stopped_epoch": int(getattr(keeper, "stopped_epoch", 0)),
+            "keeper": {"wait": int(getattr(keeper, "wait", 0)),
+                       "stopped_epoch": int(getattr(keeper, "stopped_epoch", 0)),
                        "best": None if getattr(keeper, "best", None) is None else float(keeper.best),
                        "best_epoch": int(getattr(keeper, "best_epoch", 0))},
         }
@@ -227,7 +235,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         temporary.write_bytes(buffer.getvalue())
         os.replace(temporary, self.path)  # atomic: a reader sees the previous epoch's file or this one
 
@@ -250,9 +258,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
         return {"meta": meta, "model": saved["m"], "optimizer": saved["o"], "best": saved["b"]}
 
 
+def _fits(variables: list[Any], values: list[np.ndarray]) -> bool:
+    return len(variables) == len(values) and all(tuple(v.shape) == a.shape for v, a in zip(variables, values))
+
+
 def _assign(variables: list[Any], values: list[np.ndarray]) -> None:
     """Set each variable from its saved value; refuse the lot if the shapes do not match."""
-    if len(variables) != len(values) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values)):
+    if not _fits(variables, values):
         raise ValueError(f"checkpoint does not fit the model: {len(values)} saved arrays for {len(variables)} "
                          "variables, or their shapes differ")
     for variable, value in zip(variables, values):

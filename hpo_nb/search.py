@@ -82,7 +82,8 @@ class Search:
 
     def __init__(self, study: optuna.Study, storage: Any, executor: Executor, hub: ProgressHub, *,
                  n_trials: int, concurrency: int, suggest: Suggest, spec_for: SpecFor, pruning: bool = True,
-                 model_dir: Path | None = None, checkpoint_dir: Path | None = None, heartbeat_interval: float = 5.0, grace_period: float = 31.0,
+                 model_dir: Path | None = None, checkpoint_dir: Path | None = None, heartbeat_interval: float = 5.0,
+                 grace_period: float = 31.0,
                  sync_interval: float = 2.0) -> None:
         self.study = study
         self.storage = storage

@@ -84,7 +84,7 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
                 _build_state_eagerly(model, x_train[:1], y_train[:1])
         batch = int(spec.params.get("batch_size", 32)) * replicas  # global batch grows with replicas
         best_epoch = _best_epoch_keeper(spec.max_epochs)
-        first = resume.attach(ds.fingerprint, best_epoch, publish, report) if resume else 0
+        first = resume.attach(ds.fingerprint, model, best_epoch, publish, report) if resume else 0
         # Epoch e's batches depend on (seed, e) only, so a resumed fit sees what an uninterrupted one would.
         train_data, steps = checkpoints.epoch_batches(x_train, y_train, batch, trial_seed, first, spec.max_epochs)
         val_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(max(batch, 256))
@@ -99,7 +99,8 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         fit = model.fit(train_data, validation_data=val_data, epochs=spec.max_epochs, verbose=0,
                         callbacks=callbacks, shuffle=False, initial_epoch=first, steps_per_epoch=steps)
         fit_s = time.perf_counter() - fit_start
-        history = resume.history(fit.history) if resume else {k: [float(v) for v in vs] for k, vs in fit.history.items()}
+        history = (resume.history(fit.history) if resume  # restored epochs first
+                   else {k: [float(x) for x in v] for k, v in fit.history.items()})
         # Scored by its best epoch, whose weights best_epoch restored at the end of fit: the
         # model that is saved and probed is the one the score describes (KerasTuner likewise
         # scores a trial by its best epoch).

@@ -18,7 +18,6 @@ import numpy as np
 import optuna
 import pytest
 
-from hpo_nb import checkpoints
 from hpo_nb.checkpoints import EpochCheckpoint, checkpoint_path, epoch_batches, epoch_order
 from hpo_nb.executors import InMemoryExecutor, TrialJob
 from hpo_nb.progress import EpochEnded, ProgressHub
@@ -32,7 +31,8 @@ SPEC = TrialSpec(trial_number=3, dataset="digits", params={"batch_size": 8, "dro
 def _model(seed: int):
     import keras
 
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, kernel_initializer=keras.initializers.GlorotUniform(seed)),
+    init = keras.initializers.GlorotUniform(seed)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, kernel_initializer=init),
                               keras.layers.Dropout(0.5, seed=seed), keras.layers.Dense(3)])
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -52,7 +52,7 @@ def test_a_checkpoint_restores_weights_optimizer_dropout_state_best_epoch_and_hi
     model, keeper = _model(1), _keeper()
     model.optimizer.build(model.trainable_variables)
     saving = EpochCheckpoint(tmp_path, SPEC)
-    assert saving.attach("data-A", keeper) == 0  # nothing to resume
+    assert saving.attach("data-A", model, keeper) == 0  # nothing to resume
     for callback in (keeper, saving):  # the callbacks' side of three epochs of fit, without the training
         callback.set_model(model)
         callback.set_params({"epochs": 6, "steps": 2})
@@ -77,7 +77,8 @@ def test_a_checkpoint_restores_weights_optimizer_dropout_state_best_epoch_and_hi
     events: list = []
     reports: list = []
     restoring = EpochCheckpoint(tmp_path, SPEC)
-    assert restoring.attach("data-A", fresh_keeper, events.append, lambda e, v: reports.append((e, v)) or True) == 3
+    report = lambda e, v: reports.append((e, v)) or True  # noqa: E731  (the pruner says prune: ignored)
+    assert restoring.attach("data-A", fresh, fresh_keeper, events.append, report) == 3
     fresh_keeper.on_train_begin()  # what fit does first: the keeper resets itself ...
     restoring.set_model(fresh)
     fresh.optimizer.build(fresh.trainable_variables)
@@ -96,6 +97,11 @@ def test_a_checkpoint_restores_weights_optimizer_dropout_state_best_epoch_and_hi
     merged = restoring.history({"loss": [0.5, 0.25], "val_accuracy": [0.75, 0.8]})
     assert merged["loss"] == [1.0, 0.5, 1 / 3, 0.5, 0.25] and len(merged["val_accuracy"]) == 5
 
+    import keras
+
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5), keras.layers.Dense(3)])
+    assert EpochCheckpoint(tmp_path, SPEC).attach("data-A", other, _keeper()) == 0  # does not fit: start over
+
     restoring.discard()
     assert not saving.path.exists()
 
@@ -104,7 +110,7 @@ def test_an_unreadable_checkpoint_trains_from_epoch_0(tmp_path, caplog):
     path = checkpoint_path(tmp_path, SPEC, "data-A")
     path.write_bytes(b"cut short by a power failure")
     with caplog.at_level("WARNING", logger="hpo_nb"):
-        assert EpochCheckpoint(tmp_path, SPEC).attach("data-A", _keeper()) == 0
+        assert EpochCheckpoint(tmp_path, SPEC).attach("data-A", _model(1), _keeper()) == 0
     assert "unreadable" in caplog.text
 
 

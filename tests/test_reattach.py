@@ -117,9 +117,8 @@ def _dead_process_trial(tmp_path, entry: dict):
 
 def _search(storage, study, ex, hub):
     search = Search(study, storage, ex, hub, n_trials=1, concurrency=1,
-                    suggest=lambda t: dict(PARAMS), spec_for=lambda n, p: TrialSpec(n, "digits", p, max_epochs=3, seed=1),
-                    heartbeat_interval=1,
-                    grace_period=3, sync_interval=0.0)
+                    suggest=lambda t: dict(PARAMS), spec_for=lambda n, p: TrialSpec(n, "digits", p, max_epochs=3),
+                    heartbeat_interval=1, grace_period=3, sync_interval=0.0)
     thread = threading.Thread(target=search.run, daemon=True)
     thread.start()
     thread.join(30)
