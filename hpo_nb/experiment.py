@@ -96,7 +96,9 @@ class Experiment(TestSplitResults):
             "console", "none", or a callable ``f(snapshot)`` called about 5 times a second.
         heartbeat_interval: seconds between heartbeats of running trials, >= 1. A trial silent
             for ``6 * heartbeat_interval + 1`` s belongs to a dead process: it is failed and
-            retried by a process sharing the study.
+            retried by a process sharing the study (or the next run), resuming from its last
+            completed epoch (``runs/<name>/checkpoints/``), or, for a RunPod job, followed to
+            its end on the original trial.
 
     Raises:
         ConfigError: a setting is invalid, the dataset cannot be loaded, the storage cannot be
