@@ -34,7 +34,7 @@ from typing import Any, Mapping
 import keras
 import numpy as np
 
-from .progress import EpochEnded, Publish, Report
+from .progress import EpochEnded, Notice, Publish, Report
 from .spec import TrialSpec
 
 log = logging.getLogger("hpo_nb")
@@ -194,7 +194,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self._publish(EpochEnded(self.spec.trial_number, epoch, total, metrics))
             if self._report is not None and "val_accuracy" in metrics:
                 self._report(epoch, metrics["val_accuracy"])  # passed then; the answer is not asked again
-        log.info("trial %d resumed from epoch %d (%s)", self.spec.trial_number, self.initial_epoch, self.path.name)
+        origin = "" if self.spec.retry_of is None else f" (a retry of trial {self.spec.retry_of})"
+        message = f"trial {self.spec.trial_number}{origin} resumes after epoch {self.initial_epoch}, from its checkpoint"
+        log.info("%s (%s)", message, self.path.name)
+        self._publish(Notice(message))
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._batches = 0

@@ -20,7 +20,7 @@ import pytest
 
 from hpo_nb.checkpoints import EpochCheckpoint, checkpoint_path, epoch_batches, epoch_order
 from hpo_nb.executors import InMemoryExecutor, TrialJob
-from hpo_nb.progress import EpochEnded, ProgressHub
+from hpo_nb.progress import EpochEnded, Notice, ProgressHub
 from hpo_nb.search import Search
 from hpo_nb.spec import TrialOutcome, TrialSpec
 
@@ -93,6 +93,7 @@ def test_a_checkpoint_restores_weights_optimizer_dropout_state_best_epoch_and_hi
         np.testing.assert_array_equal(a, b)
     # The restored epochs are announced again (views, RunPod progress) and re-reported to the pruner.
     assert [e.epoch for e in events if isinstance(e, EpochEnded)] == [1, 2, 3]
+    assert [e.message for e in events if isinstance(e, Notice)] == ["trial 3 resumes after epoch 3, from its checkpoint"]
     assert [e for e, _ in reports] == [1, 2, 3]
     merged = restoring.history({"loss": [0.5, 0.25], "val_accuracy": [0.75, 0.8]})
     assert merged["loss"] == [1.0, 0.5, 1 / 3, 0.5, 0.25] and len(merged["val_accuracy"]) == 5
@@ -261,3 +262,4 @@ def test_a_trial_killed_after_epoch_3_resumes_there_and_ends_as_an_uninterrupted
     assert history["val_accuracy"] == pytest.approx(expected["val_accuracy"], abs=1e-6)
     assert history["loss"] == pytest.approx(expected["loss"], rel=1e-4)
     assert not list(folder.glob("*.npz")), "the checkpoint is deleted once the trial is recorded"
+    assert f"trial 1 (a retry of trial 0) resumes after epoch {killed_at}" in (runs / "resume" / "run.log").read_text()
