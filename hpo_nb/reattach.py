@@ -13,7 +13,7 @@ as before, and resume from their epoch checkpoint (``hpo_nb.checkpoints``).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import optuna
 
@@ -35,8 +35,10 @@ def journal_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
     return dict(entry) if isinstance(entry, dict) else None
 
 
-def orphaned(storage: Any, study: optuna.Study) -> list[tuple[optuna.trial.FrozenTrial, dict[str, Any]]]:
-    """RUNNING trials whose process died (no heartbeat for the grace period) with journaled work.
+def orphaned(storage: Any, study: optuna.Study,
+             dead: Iterable[int] = ()) -> list[tuple[optuna.trial.FrozenTrial, dict[str, Any]]]:
+    """RUNNING trials whose process died (no heartbeat for the grace period, or in ``dead``)
+    with journaled work.
 
     Call it under the study lock, before ``optuna.storages.fail_stale_trials``: a trial taken
     over here (beaten for at once) is no longer stale there.
@@ -44,6 +46,7 @@ def orphaned(storage: Any, study: optuna.Study) -> list[tuple[optuna.trial.Froze
     Args:
         storage: the study's storage; without heartbeats (in-memory) nothing is ever orphaned.
         study: the study.
+        dead: ids of trials known dead already (their process is gone: ``storage.died_here``).
 
     Returns:
         (trial, journal entry) pairs, by trial number.
@@ -53,7 +56,7 @@ def orphaned(storage: Any, study: optuna.Study) -> list[tuple[optuna.trial.Froze
     if not callable(stale_ids) or not callable(get_interval) or get_interval() is None:
         return []
     found = []
-    for trial_id in stale_ids(study._study_id):
+    for trial_id in sorted({*stale_ids(study._study_id), *dead}):
         trial = storage.get_trial(trial_id)
         entry = journal_of(trial)
         if trial.state == optuna.trial.TrialState.RUNNING and entry is not None:

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import socket
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -43,7 +41,7 @@ from . import reattach, records
 from .executors.base import Executor, TrialJob, abandon
 from .progress import Notice, ProgressHub, TrialFinished, TrialStarted
 from .spec import TrialOutcome, TrialSpec
-from .storage import Heartbeat, study_lock
+from .storage import Heartbeat, died_here, runner_id, study_lock
 
 log = logging.getLogger("hpo_nb")
 
@@ -174,22 +172,51 @@ class Search:
         if full and time.monotonic() - self._last_orphan_check < self.sync_interval:
             return
         with study_lock(self.storage, self.study.study_name):
-            self._follow_orphans(futures)  # before Optuna fails them: followed work is not redone
+            dead = self._died_here()
+            self._follow_orphans(futures, dead)  # before they are failed: followed work is not redone
             self._last_orphan_check = time.monotonic()
             if full:
                 return
             optuna.storages.fail_stale_trials(self.study)
+            self._fail_died_here()
             self._fail_orphans()
             while not self._stop.is_set() and len(futures) < self.concurrency and self.executor.accepting() \
                     and self._budget_left() > 0:
                 number, future = self._launch()
                 futures[future] = number
 
-    def _follow_orphans(self, futures: dict[Future, int]) -> None:
+    def _died_here(self) -> list[int]:
+        """Ids of RUNNING trials whose process, on this host, is gone: no need to wait for their
+        heartbeat to go stale (a kernel restart, a killed script on this machine)."""
+        if not self._heartbeat.enabled:
+            return []
+        with self._lock:
+            mine = set(self._running)
+        return [t._trial_id for t in self._stored_trials() if t.state == optuna.trial.TrialState.RUNNING
+                and t.number not in mine and died_here(t.user_attrs.get("runner"))]
+
+    def _fail_died_here(self) -> None:
+        """Fail and retry (as Optuna does for stale trials) the trials of a process of this host that
+        is gone and whose work nobody follows: the retry resumes from the trial's checkpoint now,
+        not after the grace period."""
+        callback = getattr(self.storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+        for trial_id in self._died_here():
+            try:
+                if not self.storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:  # finished meanwhile
+                continue
+            frozen = self.storage.get_trial(trial_id)
+            log.warning("trial %d: its process (%s) is gone: failed and retried", frozen.number,
+                        frozen.user_attrs.get("runner"))
+            if callback is not None:
+                callback(self.study, frozen)
+
+    def _follow_orphans(self, futures: dict[Future, int], dead: list[int]) -> None:
         """Take over the trials of a dead process whose journaled work (a RunPod job) the executor
         can follow: they beat from here on and end recorded as if never interrupted. Work it will
         not follow is cancelled, and its trial left to be failed and retried (``reattach``)."""
-        for frozen, entry in reattach.orphaned(self.storage, self.study):
+        for frozen, entry in reattach.orphaned(self.storage, self.study, dead):
             params = dict(frozen.user_attrs.get("params_all") or frozen.params)
             spec = self.spec_for(frozen.number, params)
             if frozen.system_attrs.get("failed_trial") is not None:
@@ -207,7 +234,7 @@ class Search:
                 message = f"trial {frozen.number}: its process died; {done}; the trial is retried"
             else:
                 self._heartbeat.beat(frozen._trial_id)  # ours now: no longer stale for anyone
-                trial.set_user_attr("runner", f"{socket.gethostname()}:{os.getpid()}")
+                trial.set_user_attr("runner", runner_id())
                 with self._lock:
                     self._running[frozen.number] = _Running(trial, spec, stop)
                     if self._stop.is_set():
@@ -265,7 +292,7 @@ class Search:
     def _launch(self) -> tuple[int, Future]:
         trial = self.study.ask()
         self._heartbeat.beat(trial._trial_id)  # from its first moment: a death is detectable
-        trial.set_user_attr("runner", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("runner", runner_id())
         params = self.suggest(trial)
         trial.set_user_attr("params_all", params)
         spec = self.spec_for(trial.number, params)

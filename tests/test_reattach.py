@@ -102,23 +102,37 @@ def test_a_job_nobody_follows_is_cancelled(monkeypatch):
 # ------------------------------------------------------------------ the search, on a real study
 
 
-def _dead_process_trial(tmp_path, entry: dict):
-    """A study whose only trial was running (journaled) in a process that died: silent past the grace period."""
+def _dead_process_trial(tmp_path, entry: dict, runner: str | None = None, grace: int = 3):
+    """A study whose only trial was running (journaled) in a process that died: without a ``runner``
+    mark, silent past the grace period; with one naming a process of this host that is gone, at once."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=3)
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=grace)
     study = optuna.create_study(study_name="reattach", storage=storage, direction="maximize")
     trial = study.ask()
     trial.set_user_attr("params_all", dict(PARAMS))
     storage.record_heartbeat(trial._trial_id)
     reattach.journal_writer(storage, trial._trial_id)(entry)
-    time.sleep(4.5)  # the grace period (3 s) passes without a beat
+    if runner is not None:
+        trial.set_user_attr("runner", runner)
+    else:
+        time.sleep(grace + 1.5)  # the grace period passes without a beat
     return storage, study, trial
 
 
-def _search(storage, study, ex, hub):
+def _gone_runner() -> str:
+    """A ``runner`` mark of this host whose process has exited (and been reaped)."""
+    import socket
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return f"{socket.gethostname()}:{int(proc.stdout)}"
+
+
+def _search(storage, study, ex, hub, grace: int = 3):
     search = Search(study, storage, ex, hub, n_trials=1, concurrency=1,
                     suggest=lambda t: dict(PARAMS), spec_for=lambda n, p: TrialSpec(n, "digits", p, max_epochs=3),
-                    heartbeat_interval=1, grace_period=3, sync_interval=0.0)
+                    heartbeat_interval=1, grace_period=grace, sync_interval=0.0)
     thread = threading.Thread(target=search.run, daemon=True)
     thread.start()
     thread.join(30)
@@ -160,3 +174,38 @@ def test_a_local_search_cancels_the_dead_process_job_and_retries_its_trial(tmp_p
     assert [(s.trial_number, s.retry_of) for s in specs] == [(1, 0)]  # the retry, with the original's seed
     assert reattach.journal_of(study.get_trials()[1]) is None  # the retry does not inherit the old job
     assert any("cancelled its RunPod job job-1" in n for n in hub.snapshot().notices)
+
+
+@pytest.mark.parametrize("follows", [True, False])
+def test_a_process_of_this_host_that_is_gone_is_not_waited_for(tmp_path, monkeypatch, follows):
+    transport = MemoryTransport([COMPLETES] if follows else [[running(progress(1, 1))]])
+    entry = _dead_process_job(transport)
+    # A grace period no test waits out: only "its process is gone" can explain a take-over.
+    storage, study, trial = _dead_process_trial(tmp_path, entry, runner=_gone_runner(), grace=600)
+    hub = ProgressHub(1, "simple", 1)
+    if follows:
+        _search(storage, study, executor(transport), hub, grace=600)
+        assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE]
+        assert [c[0] for c in transport.calls].count("run") == 1
+    else:
+        monkeypatch.setattr("hpo_nb.executors.runpod.journal.HttpTransport", lambda endpoint, key: transport)
+        monkeypatch.setenv("RUNPOD_ENDPOINT_ID", ENDPOINT)
+        monkeypatch.setenv("RUNPOD_API_KEY", KEY)
+        local = InMemoryExecutor(lambda job: TrialOutcome(job.spec.trial_number, "complete", accuracy=0.5, score=0.5))
+        _search(storage, study, local, hub, grace=600)
+        assert transport.cancelled() == ["job-1"]
+        assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+        assert study.get_trials()[1].system_attrs["failed_trial"] == 0
+
+
+def test_died_here_is_sure_only_of_this_hosts_gone_processes():
+    import os
+    import socket
+
+    from hpo_nb.storage import died_here
+
+    assert died_here(_gone_runner())
+    assert not died_here(f"{socket.gethostname()}:{os.getpid()}")  # this very process
+    assert not died_here(f"{socket.gethostname()}:1")  # alive (init), or not ours to signal
+    assert not died_here(f"another-host-{os.getpid()}:{_gone_runner().rsplit(':', 1)[1]}")
+    assert not died_here(None) and not died_here("no pid here")
