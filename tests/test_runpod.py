@@ -221,7 +221,7 @@ def test_a_new_process_reattaches_to_the_job_of_a_killed_one(tmp_path, ready):
     snaps: list = []
     exp = experiment(tmp_path, ready, "reattach", snaps, n_trials=1, max_epochs=30, pruning=False,
                      heartbeat_interval=1, search_space={**SPACE, "batch_size": 16})
-    exp.run()  # a new process on the same study: waits out the grace period, then follows the job
+    exp.run()  # a new process on the same study: the old one is gone, so it follows the job at once
     record(exp, snaps)
     (trial,) = exp.trials  # the original trial: not failed, not retried
     assert trial.number == 0 and trial.state == "complete" and trial.epochs_run == 30
