@@ -21,7 +21,7 @@ from hpo_nb.executors.runpod.transport import MemoryTransport, ended, running
 from hpo_nb.progress import EpochEnded, Notice, ProgressHub
 from hpo_nb.search import Search
 from hpo_nb.spec import TrialOutcome, TrialSpec
-from hpo_nb.storage import open_storage
+from hpo_nb.storage import open_storage, quiet_optuna
 
 from .test_runpod_states import COMPLETES, KEY, PARAMS, PRICE, SPEC, executor, progress
 
@@ -108,7 +108,8 @@ def _dead_process_trial(tmp_path, entry: dict, runner: str | None = None, grace:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=grace)
     study = optuna.create_study(study_name="reattach", storage=storage, direction="maximize")
-    trial = study.ask()
+    with quiet_optuna():  # ask/tell with heartbeats on purpose, as the search does
+        trial = study.ask()
     trial.set_user_attr("params_all", dict(PARAMS))
     storage.record_heartbeat(trial._trial_id)
     reattach.journal_writer(storage, trial._trial_id)(entry)
@@ -133,7 +134,12 @@ def _search(storage, study, ex, hub, grace: int = 3):
     search = Search(study, storage, ex, hub, n_trials=1, concurrency=1,
                     suggest=lambda t: dict(PARAMS), spec_for=lambda n, p: TrialSpec(n, "digits", p, max_epochs=3),
                     heartbeat_interval=1, grace_period=grace, sync_interval=0.0)
-    thread = threading.Thread(target=search.run, daemon=True)
+
+    def run() -> None:
+        with quiet_optuna():  # as Experiment runs a search
+            search.run()
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(30)
     assert not thread.is_alive()
