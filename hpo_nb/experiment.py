@@ -102,7 +102,9 @@ class Experiment(TestSplitResults):
             "console", "none", or a callable ``f(snapshot)`` called about 5 times a second.
         heartbeat_interval: seconds between heartbeats of running trials, >= 1. A trial silent
             for ``6 * heartbeat_interval + 1`` s belongs to a dead process: it is failed and
-            retried by a process sharing the study.
+            retried by a process sharing the study (or the next run), resuming from its last
+            completed epoch (``runs/<name>/checkpoints/``), or, for a RunPod job, followed to
+            its end on the original trial.
 
     Raises:
         ConfigError: a setting is invalid, the dataset cannot be loaded, the storage cannot be
@@ -297,7 +299,7 @@ class Experiment(TestSplitResults):
             concurrency=self.concurrency, suggest=lambda trial: spaces.suggest(trial, self.space),
             spec_for=self._spec_for, pruning=self.pruning,
             model_dir=self.run_dir / "models" if self.save_models else None,
-            heartbeat_interval=self.heartbeat_interval, grace_period=self._grace_period,
+            checkpoint_dir=self.run_dir / "checkpoints", heartbeat_interval=self.heartbeat_interval, grace_period=self._grace_period,
         )
 
     # ------------------------------------------------------------------ running

@@ -49,7 +49,9 @@ class StudyResults:
         ``accuracy`` (validation, 0-1), ``score``, each health metric and ``health_score``
         (0-1), ``duration_s`` (seconds), ``epochs_run``, ``param_count``, ``replicas``,
         ``devices``, ``executor``, ``model_path``, ``error`` (plus ``cost_usd``, ``delay_s``,
-        ``execution_s``, ``worker`` for RunPod trials), and ``test_accuracy`` for trials that
+        ``execution_s``, ``worker`` for RunPod trials), ``resumed_from_epoch`` (epochs a retried
+        trial restored from its dead process's checkpoint; 0: trained from the start), and
+        ``test_accuracy`` for trials that
         ``evaluate()`` scored on the test split. Beside ``accuracy``: ``balanced_accuracy`` (with
         ``metric="balanced_accuracy"``) and ``majority_rate``, the validation accuracy of always
         answering the most common class (the same on every row: what a trial must beat; also in
