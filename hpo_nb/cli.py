@@ -5,20 +5,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
+from .datafile import dataset_from_args, options as _data_options
 from .errors import HpoNbError
-from .values import GRACE_BEATS
+from .values import GRACE_BEATS, OBJECTIVE_METRICS
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (``hpo-nb: error: ...``) and exit code 2, like ours."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"hpo-nb: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hpo-nb", description="Hyperparameter search for Keras models, with live progress.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="hpo-nb", description="Hyperparameter search for Keras models, with live progress.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run (or resume) a search")
-    run.add_argument("--dataset", default="digits", help="registered dataset name (default: digits)")
+    run.add_argument("--dataset", default=None, help="registered dataset name (default: digits)")
+    _data_options(run)
     run.add_argument("--trials", type=int, default=20, help="number of trials (n_trials)")
     run.add_argument("--mode", default="simple", help="simple (accuracy) or health (accuracy + model health)")
+    run.add_argument("--metric", default="accuracy", choices=OBJECTIVE_METRICS,
+                     help="what trials are scored on, on the validation split (balanced_accuracy: the mean "
+                          "per-class recall, for imbalanced classes; default: accuracy)")
     run.add_argument("--max-epochs", type=int, default=10)
     run.add_argument("--concurrency", type=int, default=1, help="trials running at once")
     run.add_argument("--executor", default="local", help="local or runpod")
@@ -69,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HpoNbError as exc:
         print(f"hpo-nb: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. a --runs-dir that cannot be created
+        print(f"hpo-nb: error: {exc.filename or ''}: {exc.strerror or exc}".replace("error: : ", "error: "),
+              file=sys.stderr)
+        return 2
 
 
 def _datasets() -> int:
@@ -81,26 +97,24 @@ def _datasets() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
+    import warnings
 
-    try:
-        space = json.loads(args.search_space) if args.search_space else None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--search-space is not valid JSON: {exc}") from None
-    if space is not None:
-        space = {k: tuple(v["range"]) if isinstance(v, dict) and "range" in v else v for k, v in space.items()}
+    # hpo-nb's notices (a fix to the data, a small validation split) are logged to stderr already
+    warnings.filterwarnings("ignore", message="hpo-nb: ", category=UserWarning)
+
+    space = _search_space(args.search_space)
 
     from .experiment import Experiment
     from .views.console import results_table
 
     exp = Experiment(
-        dataset=args.dataset, mode=args.mode, n_trials=args.trials, max_epochs=args.max_epochs,
+        dataset=dataset_from_args(args), mode=args.mode, n_trials=args.trials, max_epochs=args.max_epochs,
         concurrency=args.concurrency, executor=args.executor, distribution=args.distribution,
         storage=args.storage, name=args.name, seed=args.seed, search_space=space,
         sample_fraction=args.sample_fraction, pruning=not args.no_pruning, pruner=args.pruner, runs_dir=args.runs_dir,
         devices=args.devices.split(",") if args.devices else None, gpus_per_trial=args.gpus_per_trial,
         progress="none" if args.quiet else "console", heartbeat_interval=args.heartbeat_interval,
-        test_fraction=args.test_fraction,
+        test_fraction=args.test_fraction, metric=args.metric,
     )
     interrupted = False
     exp.start()
@@ -113,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .views.console import evaluation_lines
+    from .views.viewmodel import baseline_line
 
     report = None
     if not interrupted and not args.no_evaluate:
@@ -121,16 +136,48 @@ def _run(args: argparse.Namespace) -> int:
         except HpoNbError as exc:
             print(f"hpo-nb: no test accuracy: {exc}", file=sys.stderr)
     Console(width=None if sys.stdout.isatty() else 120).print(results_table(exp.results))
+    print(baseline_line(exp.baseline.majority_rate, exp.baseline.majority_class, exp.baseline.n_val))
+    code = 130 if interrupted else 0
     try:
         best = exp.best
         for line in evaluation_lines(best.number, best.accuracy, best.score,
                                      report.test_accuracy if report and report.trial == best.number else None,
                                      report.n_test if report else 0):
             print(line)
-    except HpoNbError:
-        pass
+    except HpoNbError as exc:  # e.g. every trial failed: say so, with the first error
+        print(f"hpo-nb: {exc}", file=sys.stderr)
+        code = code or 1
+    if args.quiet:  # otherwise the console bars printed these notices already
+        for message in exp._search_warnings():
+            if not message.startswith("all "):
+                print(f"hpo-nb: warning: {message}", file=sys.stderr)
     print(f"run folder: {exp.run_dir}")
-    return 130 if interrupted else 0
+    return code
+
+
+def _search_space(text: str | None) -> dict | None:
+    """``--search-space`` as ``Experiment(search_space=)`` takes it: a JSON object whose values are a
+    list (a choice), ``{"range": [low, high]}`` (a range) or one value (fixed)."""
+    from .errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        space = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--search-space is not valid JSON: {exc}") from None
+    if not isinstance(space, dict):
+        raise ConfigError(f"--search-space must be a JSON object such as '{{\"filters\": [8, 16]}}', not "
+                          f"{type(space).__name__} {text[:40]!r}.")
+    out = {}
+    for key, value in space.items():
+        if isinstance(value, dict):
+            bounds = value.get("range")
+            if set(value) != {"range"} or not isinstance(bounds, list) or len(bounds) != 2:
+                raise ConfigError(f"--search-space {key!r}: a range is {{\"range\": [low, high]}}, not {value!r}.")
+            value = tuple(bounds)
+        out[key] = value
+    return out
 
 
 if __name__ == "__main__":

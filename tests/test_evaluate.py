@@ -88,6 +88,8 @@ def test_evaluate_on_a_stored_study_after_a_restart(runs_dir):
     assert got["cm"] == 359
     fresh = exp.results.set_index("number")["test_accuracy"]  # the other process stored the runner-up too
     assert fresh.notna().sum() == 2
+    with pytest.warns(UserWarning, match=r"evaluate\(k=5\): only 2 trial\(s\) completed"):
+        assert len(exp.evaluate(k=5).reports) == 2
 
 
 def test_raw_uint8_images_with_the_reloaded_keras_file_and_an_explicit_test_split(runs_dir):

@@ -99,11 +99,11 @@ def results_table(df: Any, max_rows: int = 30) -> Table:
     """The final results as a rich table (best score first). ``accuracy`` is the validation
     accuracy the search optimized; ``test_accuracy`` (shown once a trial is evaluated) is measured
     on the held-out test split."""
-    cols = [c for c in ("number", "state", "accuracy", "test_accuracy", "score", "health_score", "duration_s",
+    cols = [c for c in ("number", "state", "accuracy", "balanced_accuracy", "test_accuracy", "score", "health_score", "duration_s",
                         "epochs_run", "param_count")
             if c in df.columns and (c != "test_accuracy" or df[c].notna().any())]
     table = Table(title="hpo-nb results")
-    headers = {"accuracy": "val accuracy", "test_accuracy": "test accuracy"}
+    headers = {"accuracy": "val accuracy", "balanced_accuracy": "val balanced acc.", "test_accuracy": "test accuracy"}
     for c in cols:
         table.add_column(headers.get(c, c), justify="right" if c not in ("state",) else "left")
     shown = df.sort_values("score", ascending=False, na_position="last") if "score" in df.columns else df

@@ -97,6 +97,8 @@ class Dashboard:
         self._muted = False
         # The final test line (vm.test_line) once the search's pick is evaluated; set by for_experiment.
         self.evaluation: Callable[[], str | None] | None = None
+        self.majority_rate: float | None = None  # beside the best accuracy (Experiment.baseline)
+        self.metric = "accuracy"  # what the score is made of (Experiment.metric)
         self._build(max(1, slots))
 
     # ------------------------------------------------------------------ widgets
@@ -183,7 +185,7 @@ class Dashboard:
             (self.notices.layout, {"display": "block" if s.notices else "none"}),
             (self.overall_bar, {"max": total, "value": min(s.performed, total)}),
             (self.overall_label, {"value": _line(vm.overall_label(s))}),
-            *((tile, {"value": H.tile_html(t)}) for tile, t in zip(self.tiles, vm.tiles(s))),
+            *((tile, {"value": H.tile_html(t)}) for tile, t in zip(self.tiles, vm.tiles(s, self.majority_rate, self.metric))),
             (self.more, {"value": more}),
             (self.more.layout, {"display": "block" if more else "none"}),
         ]
@@ -319,8 +321,8 @@ class Dashboard:
                                               "model_id": self.root.model_id}}
         if snap is not None:
             line = self._final_test_line() if snap.done else None
-            data["text/html"] = H.summary_html(snap, self.title, line, self.params)
-            data["text/plain"] = vm.summary_text(snap, self.title, line)
+            data["text/html"] = H.summary_html(snap, self.title, line, self.params, self.majority_rate, self.metric)
+            data["text/plain"] = vm.summary_text(snap, self.title, line, self.majority_rate, self.metric)
         else:
             data["text/plain"] = f"hpo-nb dashboard · {self.title}"
         return data
@@ -398,6 +400,8 @@ class Dashboard:
             return None if r is None else vm.test_line(r.trial, r.test_accuracy, r.validation_accuracy, r.n_test)
 
         dash.evaluation = evaluation
+        dash.majority_rate = getattr(getattr(exp, "baseline", None), "majority_rate", None)
+        dash.metric = getattr(exp, "metric", "accuracy")
         snap = exp.hub.snapshot()
         dash(snap)
         dash.display()

@@ -149,13 +149,15 @@ def test_html(line: str | None) -> str:
 
 
 def summary_html(s: Snapshot, title: str = "", evaluation: str | None = None,
-                 params: Sequence[str] | None = None) -> str:
+                 params: Sequence[str] | None = None, majority_rate: float | None = None,
+                 metric: str = "accuracy") -> str:
     """The HTML fallback shown where widgets cannot render (nbconvert offline, GitHub);
-    ``evaluation`` as for ``viewmodel.summary_text``."""
+    ``evaluation``, ``majority_rate`` and ``metric`` as for ``viewmodel.summary_text``;
+    ``params``: the gallery's parameter columns (``viewmodel.gallery_params``)."""
     pct = int(round(100 * vm.overall_fraction(s)))
     bar = (f'<div style="background:{TRACK};max-width:420px;height:10px;border-radius:5px">'
            f'<div style="background:{ACCENT};width:{pct}%;height:10px;border-radius:5px"></div></div>')
-    tiles_row = "".join(tile_html(t) for t in vm.tiles(s))
+    tiles_row = "".join(tile_html(t) for t in vm.tiles(s, majority_rate, metric))
     running = "".join(f"<div>{esc(vm.trial_label(t))} <span style='color:{MUTED}'>{esc(vm.trial_metrics(t))}</span></div>"
                       for t in s.running)
     names = vm.gallery_params(s, params)

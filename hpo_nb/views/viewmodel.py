@@ -27,8 +27,10 @@ def fmt_score(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
-def score_label(mode: str) -> str:
-    return "Best score (accuracy)" if mode == "simple" else "Best score (accuracy + health)"
+def score_label(mode: str, metric: str = "accuracy") -> str:
+    """'Best score (accuracy)', '... (balanced accuracy + health)': what the score is made of."""
+    what = metric.replace("_", " ")
+    return f"Best score ({what})" if mode == "simple" else f"Best score ({what} + health)"
 
 
 def trial_label(t: RunningTrial) -> str:
@@ -119,9 +121,12 @@ class Tile:
     note: str = ""
 
 
-def tiles(s: Snapshot) -> list[Tile]:
+def tiles(s: Snapshot, majority_rate: float | None = None, metric: str = "accuracy") -> list[Tile]:
     """Trials done (stopped ones noted, never counted), best accuracy and score (of a complete
-    trial; of a partly trained one, said so, only when none completed), mean duration."""
+    trial; of a partly trained one, said so, only when none completed), mean duration.
+    ``majority_rate``: the validation accuracy of always answering the most common class, noted
+    under the best accuracy (what a model must beat); ``metric``: what the score is made of
+    (``Experiment(metric=)``)."""
     best, provisional = best_of(s)
     note = f"trial {best.trial}" + (f" ({best.state}, partly trained)" if provisional else "") if best else ""
     accuracy = best.accuracy if best else None
@@ -129,8 +134,9 @@ def tiles(s: Snapshot) -> list[Tile]:
     return [
         Tile("Trials done", f"{s.performed}/{s.total_trials}",
              f"+{s.stopped} stopped, not counted" if s.stopped else f"{len(s.running)} running" if s.running else ""),
-        Tile("Best accuracy", fmt_pct(accuracy, 2), note),
-        Tile(score_label(s.mode), fmt_score(score), note if not provisional else "no complete trial yet"),
+        Tile("Best accuracy", fmt_pct(accuracy, 2),
+             " · ".join(x for x in (note, majority_note(majority_rate).strip(" ()")) if x)),
+        Tile(score_label(s.mode, metric), fmt_score(score), note if not provisional else "no complete trial yet"),
         Tile("Mean duration per trial", fmt_duration(s.mean_duration_s),
              f"ETA {fmt_duration(s.eta_s)}" if not s.done else ""),
     ]
@@ -328,11 +334,26 @@ def test_line(trial: int, test_accuracy: float, validation_accuracy: float | Non
 
 # ------------------------------------------------------------------ static summary
 
-def summary_text(s: Snapshot, title: str = "", evaluation: str | None = None) -> str:
+def majority_note(majority_rate: float | None) -> str:
+    """' (majority class 62.5 %)', or '' when unknown."""
+    return "" if majority_rate is None else f" (majority class {fmt_pct(majority_rate)})"
+
+
+def baseline_line(majority_rate: float, majority_class: str, n_val: int) -> str:
+    """'majority-class rate 0.6250 on 40 validation samples (always answering 'neg'): what a model
+    must beat': printed under the CLI's final table."""
+    return (f"majority-class rate {majority_rate:.4f} on {n_val} validation samples (always answering "
+            f"{majority_class!r}): what a model must beat")
+
+
+def summary_text(s: Snapshot, title: str = "", evaluation: str | None = None,
+                 majority_rate: float | None = None, metric: str = "accuracy") -> str:
     """The plain-text fallback: what a terminal or a saved notebook without widgets shows.
-    ``evaluation``: the final test line (``test_line``), once the search's pick is evaluated."""
+    ``evaluation``: the final test line (``test_line``), once the search's pick is evaluated;
+    ``majority_rate`` and ``metric``: as for ``tiles``."""
     lines = [f"hpo-nb · {title}".rstrip(" ·"), overall_label(s)]
-    lines += [f"{t.label}: {t.value}" + (f" ({t.note})" if t.note else "") for t in tiles(s)]
+    lines += [f"{t.label}: {t.value}" + (f" ({t.note.strip()})" if t.note else "")
+              for t in tiles(s, majority_rate, metric)]
     lines += [evaluation] if evaluation else []
     lines += [f"! {n}" for n in s.notices]
     lines += [f"{trial_label(t)} {trial_metrics(t)}".rstrip() for t in s.running]
