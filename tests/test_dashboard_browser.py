@@ -90,7 +90,9 @@ def test_trial_bars_move_and_the_overall_bar_fills(lab, chromium, tmp_path: Path
             if not shot_taken and mid_epoch and page.locator(".hpo-row").count() >= 1:
                 try:
                     page.locator(".hpo-dashboard").screenshot(path=str(tmp_path / "dashboard-running.png"))
-                    shot_taken = True
+                    # A picture of one moment: nothing changed while it was taken (else the next pass retakes it).
+                    shot_taken = page.locator(".hpo-overall-label").inner_text() == overall and \
+                        running_rows(page) == rows
                 except PlaywrightError:  # the output re-rendered under the screenshot: the next pass takes it
                     pass
             if "done" in overall:
