@@ -97,7 +97,7 @@ def health_html(result: Any) -> str:
     values = dict(result.health or {})
     if not values:
         return "<div class='hpo-app-health'><i>no health metrics stored for this trial</i></div>"
-    good = health.goodness(values) if all(m in values for m in health.METRICS) else {}
+    good = health.stored_goodness(values)
     rows = []
     for key in (*health.METRICS, "health_score"):
         if key not in values:
