@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -129,4 +130,16 @@ def evaluation_lines(trial: int, validation_accuracy: float | None, score: float
     if test_accuracy is not None:
         lines.append(f"test accuracy {test_accuracy:.4f} on {n_test} held-out samples no trial trained or was "
                      "scored on (the honest estimate)")
+    return lines
+
+
+def best_lines(best: Any, test_accuracy: float | None = None, n_test: int = 0) -> list[str]:
+    """The answer under the table: the best trial's accuracies, its hyperparameters, its
+    architecture in one line and where its model is saved (``best``: a ``TrialResult``)."""
+    lines = evaluation_lines(best.number, best.accuracy, best.score, test_accuracy, n_test)
+    lines.append(f"hyperparameters: {vm.params_line(best.params) or '–'}")
+    if best.architecture:
+        lines.append(f"architecture: {vm.arch_summary(best.architecture)}")
+    path = best.model_path
+    lines.append(f"model: {Path(path).resolve() if path and Path(path).exists() else path or 'not saved'}")
     return lines
