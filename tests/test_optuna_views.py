@@ -225,3 +225,39 @@ def test_optuna_dashboard_opens_an_hpo_nb_postgresql_study(tmp_path):
         summary, detail = _dashboard_trials(url.replace("postgresql://", "postgresql+psycopg2://"), exp.name,
                                             tmp_path)
         _check_dashboard_sees(exp, summary, detail)
+
+
+def test_the_apps_explorer_switches_view_and_target(exp):
+    from hpo_nb.nocode import study_explorer
+
+    box = study_explorer(exp)
+    kind, target = box.children[1].children
+    out = box.children[2]
+
+    def shown() -> dict:
+        (bundle,) = out.outputs
+        return bundle["data"]
+
+    assert "optimization history" in shown()["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+    kind.value, target.value = "importance", "dead_units"
+    title = shown()["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+    assert "parameter importance" in title and "dead units" in title
+    kind.value = "intermediate"
+    assert target.disabled and "intermediate values" in shown()["text/plain"]
+    kind.value = "contour"
+    assert not target.disabled
+
+
+def test_the_apps_explorer_says_why_a_view_is_empty(tmp_path):
+    from hpo_nb.nocode import study_explorer
+
+    def no_history(job) -> TrialOutcome:
+        return TrialOutcome(job.spec.trial_number, "complete", accuracy=0.5, score=0.5, duration_s=1.0)
+
+    exp = Experiment("digits", n_trials=2, executor=InMemoryExecutor(no_history), progress="none",
+                     runs_dir=tmp_path, name="bare", search_space=SPACE)
+    exp.run()
+    box = study_explorer(exp)
+    box.children[1].children[0].value = "intermediate"
+    (bundle,) = box.children[2].outputs
+    assert "no trial stored a per-epoch" in bundle["data"]["text/html"]
