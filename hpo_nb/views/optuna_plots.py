@@ -49,5 +49,5 @@ def optuna_figure(kind: str, view: TargetStudy, params: list[str] | None, title:
         fig = draw(view.study, **kwargs)
     fig.update_layout(title=title)
     if kind == "intermediate":
-        fig.update_layout(yaxis_title=view.epoch_metric, xaxis_title="epoch")
+        fig.update_layout(yaxis_title=view.epoch_metric, xaxis_title="epoch", xaxis_dtick=1)  # whole epochs
     return exportable(fig)
