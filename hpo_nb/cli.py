@@ -159,8 +159,10 @@ def _run(args: argparse.Namespace) -> int:
     Console(width=None if sys.stdout.isatty() else 120).print(results_table(exp.results))
     try:
         best = exp.best
+        from .space import searched
+
         for line in best_lines(best, report.test_accuracy if report and report.trial == best.number else None,
-                               report.n_test if report else 0):
+                               report.n_test if report else 0, searched(exp.space)):
             print(line)
     except HpoNbError:
         pass
@@ -186,7 +188,9 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     found = study.model_file(best.number)
     best.model_path = str(found) if found else (f"{best.model_path} (not found here)" if best.model_path else None)
-    for line in best_lines(best, *study.test_accuracy(best.number)):
+    from .space import searched
+
+    for line in best_lines(best, *study.test_accuracy(best.number), searched(study.space) if study.space else None):
         print(line)
     if study.test_accuracy(best.number)[0] is None:
         print("test accuracy: not measured yet (exp.evaluate() in Python, or hpo-nb run without --no-evaluate)")

@@ -59,7 +59,9 @@ def test_show_prints_the_table_the_best_configuration_and_its_model(stored):
     assert "hpo-nb results" in out and "study shown: dataset digits" in out
     assert "best trial 2: validation accuracy 0.9700" in out
     params = next(line for line in out.splitlines() if line.startswith("hyperparameters: "))
-    assert "learning_rate=" in params and "batch_size=" in params
+    assert "learning_rate=" in params and "batch_size=" in params and "filters" not in params  # searched ones
+    fixed = next(line for line in out.splitlines() if line.startswith("fixed: "))
+    assert "filters=8" in fixed and "learning_rate" not in fixed
     assert "architecture: 1 conv (8) · relu · 1.2k params" in out
     assert f"model: {stored / 'trial2.keras'}" in out
     assert "test accuracy: not measured yet" in out
@@ -161,7 +163,8 @@ def test_run_ends_with_the_answer_and_show_export_read_it_back(tmp_path):
     best = next(line for line in lines if line.startswith("best trial "))
     number = int(best.split()[2].rstrip(":"))
     assert any(line.startswith("test accuracy ") for line in lines)
-    assert next(line for line in lines if line.startswith("hyperparameters: ")).count("=") >= 2
+    assert next(line for line in lines if line.startswith("hyperparameters: ")).startswith("hyperparameters: learning_rate=")
+    assert "filters=8" in next(line for line in lines if line.startswith("fixed: "))
     assert next(line for line in lines if line.startswith("architecture: ")).startswith("architecture: 1 conv (8)")
     model_line = next(line for line in lines if line.startswith("model: "))
     assert Path(model_line[len("model: "):]).is_absolute() and Path(model_line[len("model: "):]).exists()
