@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING, Any as _Any
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of notebooks
 
+from . import tf_stderr as _tf_stderr
+
+_tf_stderr.install()  # absl's pre-init block is written at fd level before that variable is read
+
 from . import datasets
 from .datasets import Dataset, from_arrays, from_csv, from_dataframe, from_directory, from_idx, from_text_lines
 from .devices import split_cpu

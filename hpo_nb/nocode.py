@@ -97,7 +97,7 @@ def health_html(result: Any) -> str:
     values = dict(result.health or {})
     if not values:
         return "<div class='hpo-app-health'><i>no health metrics stored for this trial</i></div>"
-    good = health.goodness(values) if all(m in values for m in health.METRICS) else {}
+    good = health.stored_goodness(values)
     rows = []
     for key in (*health.METRICS, "health_score"):
         if key not in values:
@@ -365,10 +365,48 @@ class App:
                    layout=w.Layout(flex_flow="row wrap", align_items="flex-start", grid_gap="16px")),
             w.HTML("<h3 style='margin:8px 0 2px'>Which hyperparameters mattered</h3>" + note),
             importance,
+            study_explorer(exp),
             w.HTML(download_html(best.model_path, filename)).add_class("hpo-app-download"),
         )
         self._set_status(status_html(exp.name, exp.results["state"].tolist(), exp.n_trials, best.number,
                                      best.accuracy, self._stop_requested))
+
+
+def study_explorer(exp: Any) -> Any:
+    """Optuna's plots of the study (``exp.plot``) behind two compact menus: which view, which target.
+
+    Returns:
+        ipywidgets.VBox: the menus and an Output with the chosen figure (or why there is none).
+    """
+    import ipywidgets as w
+
+    from .analysis.importance import TARGETS
+    from .views import optuna_kinds
+
+    kinds = [(label, kind) for kind, label in optuna_kinds().items()]
+    targets = [("score (the objective)", "score"), *((t.label, t.key) for t in TARGETS)]
+    small = w.Layout(width="auto", min_width="170px")
+    kind = w.Dropdown(options=kinds, value="history", description="View", layout=small).add_class("hpo-app-plot-kind")
+    target = w.Dropdown(options=targets, value="score", description="Target", layout=small
+                        ).add_class("hpo-app-plot-target")
+    out = w.Output(layout=w.Layout(min_height="200px")).add_class("hpo-app-plot")
+
+    def draw(_change: Any = None) -> None:
+        target.disabled = kind.value == "intermediate"  # per-epoch validation accuracy, whatever the target
+        try:
+            fig = exp.plot(kind.value, target.value)
+            out.outputs = (plotly_output(fig, f"{kind.label}: {target.label}"),)
+        except HpoNbError as exc:
+            out.outputs = ({"output_type": "display_data", "metadata": {},
+                            "data": {"text/html": f"<div class='hpo-app-plot-note' style='color:#777'>"
+                                                  f"{html.escape(str(exc))}</div>", "text/plain": str(exc)}},)
+
+    kind.observe(draw, names="value")
+    target.observe(draw, names="value")
+    draw()
+    return w.VBox([w.HTML("<h3 style='margin:8px 0 2px'>Explore the study (Optuna's plots)</h3>"),
+                   w.HBox([kind, target], layout=w.Layout(flex_flow="row wrap", grid_gap="8px")), out]
+                  ).add_class("hpo-app-explorer")
 
 
 def app(**options: Any) -> App:

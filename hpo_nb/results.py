@@ -16,6 +16,7 @@ import optuna
 from . import datasets, records, space as spaces
 from .baseline import all_failed, not_beaten
 from .errors import ConfigError
+from .study_plots import StudyPlots
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -26,9 +27,9 @@ if TYPE_CHECKING:
     from .analysis.importance import ImportanceTable
 
 
-class StudyResults:
+class StudyResults(StudyPlots):
     """Results of a study, for ``Experiment`` (which sets ``study``, ``space``, ``name`` and
-    ``mode``)."""
+    ``mode``); Optuna's plots of it come from ``StudyPlots`` (``plot_*``)."""
 
     study: optuna.Study
     space: dict[str, Any]

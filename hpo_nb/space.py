@@ -8,6 +8,7 @@ tuple a range, a plain value fixes it. Fixed values reach the model but are not 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
@@ -285,3 +286,49 @@ def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
 def searched(space: SearchSpace) -> list[str]:
     """Names the search varies (fixed parameters excluded)."""
     return [k for k, p in space.items() if not isinstance(p, Fixed)]
+
+
+def from_json(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The command line's JSON search space (``hpo-nb run --search-space``) as ``build_space``
+    overrides. JSON has no tuples, so a range is spelled ``{"range": [low, high]}``; a choice
+    is a list (or ``{"choice": [...]}``); any other value fixes the parameter.
+
+    A two-number list for a parameter that is a float range by default (``learning_rate``,
+    ``dropout``, ``embedding_dropout``) is refused: ``[1e-4, 1e-2]`` would try only those two
+    values, which is rarely what was meant.
+
+    Args:
+        overrides: the parsed JSON object, parameter name -> value.
+
+    Returns:
+        dict: name -> tuple (range), list (choice) or plain value (fixed).
+
+    Raises:
+        ConfigError: the value is not an object, a ``range`` is not two numbers, or a list is
+            ambiguous as above.
+    """
+    if not isinstance(overrides, Mapping):
+        raise ConfigError('--search-space must be a JSON object, e.g. \'{"conv_blocks": [1, 2]}\'.')
+    float_ranges = {k for m in ("image", "text") for k, p in default_space(m).items() if isinstance(p, FloatRange)}
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and set(value) == {"range"}:
+            bounds = value["range"]
+            if not (isinstance(bounds, list) and len(bounds) == 2
+                    and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
+                raise ConfigError(f'search space {key!r}: "range" takes two numbers [low, high], not {bounds!r}.')
+            out[key] = tuple(bounds)
+        elif isinstance(value, Mapping) and set(value) == {"choice"} and isinstance(value["choice"], list):
+            out[key] = list(value["choice"])
+        elif isinstance(value, Mapping):
+            raise ConfigError(f'search space {key!r}: an object is {{"range": [low, high]}} or '
+                              f'{{"choice": [a, b, ...]}}, not {json.dumps(value)}.')
+        elif (key in float_ranges and isinstance(value, list) and len(value) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise ConfigError(
+                f"search space {key!r}: {json.dumps(value)} is ambiguous. For the range between them write "
+                f'{{"{key}": {{"range": {json.dumps(value)}}}}}; to try only these two values write '
+                f'{{"{key}": {{"choice": {json.dumps(value)}}}}}.')
+        else:
+            out[key] = value
+    return out
