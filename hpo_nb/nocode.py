@@ -389,7 +389,8 @@ def study_explorer(exp: Any) -> Any:
     kind = w.Dropdown(options=kinds, value="history", description="View", layout=small).add_class("hpo-app-plot-kind")
     target = w.Dropdown(options=targets, value="score", description="Target", layout=small
                         ).add_class("hpo-app-plot-target")
-    out = w.Output(layout=w.Layout(min_height="200px")).add_class("hpo-app-plot")
+    out = w.Output(layout=w.Layout(min_height="200px", max_width="100%", overflow="auto hidden")
+                   ).add_class("hpo-app-plot")  # a wide figure scrolls in its box, not the page
 
     def draw(_change: Any = None) -> None:
         target.disabled = kind.value == "intermediate"  # per-epoch validation accuracy, whatever the target
