@@ -283,7 +283,7 @@ HPO = [sys.executable, "-m", "hpo_nb"]
 
 @pytest.mark.parametrize("args, words", [
     (["--search-space", "[1,2]"], "--search-space must be a JSON object"),
-    (["--search-space", '{"filters": {"range": 5}}'], "a range is {\"range\": [low, high]}"),
+    (["--search-space", '{"filters": {"range": 5}}'], "\"range\" takes two numbers [low, high]"),
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--trials", "many"], "argument --trials: invalid int value: 'many'"),
     (["--data", "nope.csv"], "nope.csv does not exist"),
