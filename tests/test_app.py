@@ -116,7 +116,8 @@ def test_start_runs_a_search_and_shows_the_results(tmp_path: Path):
         time.sleep(0.2)
     assert "2 of 2 trials done (2 complete)" in ui.status.value, ui.status.value
     assert ui.stop_button.disabled and not ui.start_button.disabled
-    heading, arch, _, importance, download = ui.results_box.children
+    heading, arch, _, importance, explorer, download = ui.results_box.children
+    assert "hpo-app-explorer" in explorer._dom_classes
     assert type(arch.children[0]).__name__ == "Architecture3D"
     assert "Best trial" in arch.children[1].value
     assert "application/vnd.plotly.v1+json" in importance.outputs[0]["data"]
