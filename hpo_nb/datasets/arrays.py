@@ -35,6 +35,9 @@ def from_arrays(
             pandas DataFrame (rows are samples) or Series.
         y: labels, length n: integers of any values, class names, or one-hot rows; a list, array or
             pandas Series. They become classes 0..K-1 (sorted values); the values are kept as names.
+            When ``x`` and ``y`` are both pandas objects they are paired by index (as pandas does):
+            the same index labels in another order are realigned (announced). Names that differ
+            only by surrounding spaces or case stay separate classes (announced).
         modality: "image" or "text"; inferred when None (image data is never taken for token ids:
             an input that reads both ways asks for ``modality=``).
         name: the dataset's name (names the run and the study); default ``arrays-<fingerprint>``,
@@ -55,7 +58,8 @@ def from_arrays(
         Dataset: images as float32 (the factor in ``Dataset.scale``), labels int32 0..K-1.
 
     Raises:
-        ConfigError: lengths differ; the data is empty; the modality or image layout cannot be told;
+        ConfigError: lengths differ; pandas ``x`` and ``y`` whose indexes hold different rows; the
+            data is empty; the modality or image layout cannot be told;
             NaN/inf values; one class, continuous or multi-hot labels, too many or too small classes;
             texts without words; test labels that are not the dataset's classes.
     """
@@ -91,7 +95,8 @@ def from_arrays(
         sequence_length=sequence_length, scale=float(scale), test_fraction=test_fraction, label_values=labels.values,
     )
     if test is not None:
-        ds = ds.with_test(*as_test_pair(test))
+        x_test, y_test = as_test_pair(test)
+        ds = ds.with_test(x_test, _aligned(x_test, y_test, notes))
     if name is None:
         ds.name = f"{_prefix}-{ds.fingerprint[:10]}"
     notes.emit(ds.name)

@@ -46,8 +46,8 @@ def from_directory(
     ``keras.utils.image_dataset_from_directory`` and resized to one size; ``.txt`` files are one
     sample each (decoded with ``encoding``, the same files and order as
     ``keras.utils.text_dataset_from_directory`` takes). Subfolders of a class folder
-    belong to it; files of other types are ignored; a folder holding both images and ``.txt`` files
-    is refused. Classes are the subfolder names, sorted (index order), unless ``class_names`` picks
+    belong to it; files of other types are skipped (counted by extension, announced); a folder
+    holding both images and ``.txt`` files is refused, naming the files of the rarer kind. Classes are the subfolder names, sorted (index order), unless ``class_names`` picks
     and orders them; a folder of unlabeled samples (``unsup``, as in IMDB's ``train/``, or
     ``unlabeled``) is left out, and said so.
 

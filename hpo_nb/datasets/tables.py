@@ -50,7 +50,8 @@ def from_dataframe(
             as in ``LABEL_COLUMNS`` ("label", "class", "target", ...).
         text: the text column, for text data.
         columns: the sample columns in order (pixel or token-id columns); default: every column
-            but ``label``. Ignored with ``text``.
+            but ``label`` (and but pandas' saved index: a first column ``Unnamed: 0`` holding
+            0..n-1 is dropped, announced). Ignored with ``text``.
         image_shape: (height, width) or (height, width, channels) of one image; the row's values
             are read in C order (channels last). Default: square images from the column count.
         modality: "image" or "text" for numeric columns ("text" for token-id columns); default:
@@ -147,7 +148,8 @@ def from_csv(
 
     Raises:
         ConfigError: the file cannot be read, decoded (the message names ``encoding=``) or parsed as
-            CSV (the message names the line), it has no rows, or anything ``from_dataframe`` refuses.
+            CSV (the message names the line), it reads as one column whose name holds another
+            separator (``;``, tab, ``|``: the message names ``sep=``), it has no rows, or anything ``from_dataframe`` refuses.
     """
     import pandas as pd
 
