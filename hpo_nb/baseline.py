@@ -53,7 +53,7 @@ def small_validation(n_val: int) -> str | None:
     return (f"the validation split has only {n_val} samples: one sample moves accuracy by {100 / max(n_val, 1):.1f} "
             f"points and its standard error is up to ±{100 * se:.0f} points (0.5/sqrt(n)), so trials closer than "
             f"that are ranked by chance. {MIN_VALIDATION}+ samples (±5 points) separate clear gaps, 400 (±2.5) small "
-            "ones: collect more data or raise validation_fraction.")
+            "ones: collect more data or raise validation_fraction (CLI: --validation-fraction).")
 
 
 def not_beaten(best_value: float | None, baseline: Baseline, metric: str) -> str | None:

@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--test-fraction", type=float, default=None,
                      help="fraction held out for the final test accuracy when the dataset has no official test "
                           "split (default: 0.2; 0: none)")
+    run.add_argument("--validation-fraction", type=float, default=0.2,
+                     help="fraction of the (non-test) data held out to score trials, in (0, 1)")
     run.add_argument("--no-evaluate", action="store_true",
                      help="skip the test accuracy of the best trial at the end")
     run.add_argument("--quiet", action="store_true", help="no live progress")
@@ -148,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         sample_fraction=args.sample_fraction, pruning=not args.no_pruning, pruner=args.pruner, runs_dir=args.runs_dir,
         devices=args.devices.split(",") if args.devices else None, gpus_per_trial=args.gpus_per_trial,
         progress="none" if args.quiet else "console", heartbeat_interval=args.heartbeat_interval,
-        test_fraction=args.test_fraction, metric=args.metric,
+        test_fraction=args.test_fraction, metric=args.metric, validation_fraction=args.validation_fraction,
     )
     interrupted = False
     exp.start()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from .errors import ConfigError
@@ -29,7 +30,8 @@ def options(run: argparse.ArgumentParser) -> None:
                    help="folder: the class subfolders to use, in order (e.g. neg,pos for aclImdb/train)")
     g.add_argument("--sep", default=None, help="text file: the label/text separator (default: a tab); CSV: the "
                                               "field separator")
-    g.add_argument("--label-last", action="store_true", help="text file: lines are text<SEP>label")
+    g.add_argument("--label-last", action="store_true",
+                   help="text file: lines are text<SEP>label (SEP: --sep, a tab by default)")
     g.add_argument("--encoding", default=None, help="text files: the encoding (default: UTF-8, or UTF-16/32 with a "
                                                     "byte-order mark)")
 
@@ -54,13 +56,37 @@ def dataset_from_args(args: argparse.Namespace) -> Any:
         raise ConfigError("pass --dataset NAME (a registered dataset) or --data PATH (your own data), not both.")
     from . import datasets
 
-    return datasets.from_path(
-        args.data, label=args.label_column, text=args.text_column,
-        image_shape=_dims("--image-shape", args.image_shape, (2, 3)),
-        image_size=_dims("--image-size", args.image_size, (1, 2)), color_mode=args.color_mode,
-        class_names=args.class_names.split(",") if args.class_names else None, sep=_unescape(args.sep),
-        label_first=False if args.label_last else None, encoding=args.encoding,
-    )
+    shape = _dims("--image-shape", args.image_shape, (2, 3))
+    size = _dims("--image-size", args.image_size, (1, 2))
+    try:
+        return datasets.from_path(
+            args.data, label=args.label_column, text=args.text_column, image_shape=shape, image_size=size,
+            color_mode=args.color_mode, class_names=args.class_names.split(",") if args.class_names else None,
+            sep=_unescape(args.sep), label_first=False if args.label_last else None, encoding=args.encoding,
+        )
+    except ConfigError as exc:
+        raise ConfigError(cli_words(str(exc))) from None
+
+
+_FLAGS = {"label": "--label-column", "text": "--text-column", "image_shape": "--image-shape",
+          "image_size": "--image-size", "color_mode": "--color-mode", "class_names": "--class-names",
+          "sep": "--sep", "encoding": "--encoding", "validation_fraction": "--validation-fraction",
+          "test_fraction": "--test-fraction"}
+
+
+def cli_words(message: str) -> str:
+    """A constructor's message in the CLI's terms: ``sep=';'`` -> ``--sep ';'``, ``image_size=``
+    -> ``--image-size``, ``label_first=False`` -> ``--label-last``; a Python option already
+    followed by its flag (``label= (CLI: --label-column)``) becomes the flag alone. Options the CLI
+    lacks (``columns=``, ``scale=``, ...) stay as they are: they name the Python API."""
+    message = re.sub(r"\blabel_first=False\b", "--label-last", message)
+    message = re.sub(r"\blabel_first=True\b", "no --label-last", message)
+    for key, flag in _FLAGS.items():
+        message = re.sub(rf"(?<![\w-]){key}=\S*\s*\(CLI: ([^)]*)\)", r"\1", message)
+        message = re.sub(rf"(?<![\w.-]){key}=('[^']*'|\"[^\"]*\"|\d[\w.]*)", rf"{flag} \1", message)
+        message = re.sub(rf"(?<![\w.-]){key}=(?=[\s,.;:)]|$)", flag, message)
+        message = re.sub(rf"(?<![\w.-]){key}(?= must\b)", flag, message)
+    return message
 
 
 def _dims(flag: str, text: str | None, lengths: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -72,7 +98,9 @@ def _dims(flag: str, text: str | None, lengths: tuple[int, ...]) -> tuple[int, .
         dims = tuple(int(p) for p in parts)
     except ValueError:
         dims = ()
-    if len(dims) not in lengths or any(d < 1 for d in dims):
+    if len(dims) in lengths and any(d < 1 for d in dims):
+        raise ConfigError(f"{flag} sizes must be positive (pixels), not {text!r}.")
+    if len(dims) not in lengths:
         raise ConfigError(f"{flag} must look like {'28x28 or 28x28x1' if 3 in lengths else '32x32 or 32'}, not {text!r}.")
     return dims * 2 if len(dims) == 1 else dims
 

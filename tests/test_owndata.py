@@ -190,7 +190,7 @@ def test_a_directory_of_one_file_per_class_and_utf16_files(tmp_path):
     ds = datasets.from_text_lines(folder)
     assert ds.class_names == ["neg", "pos"] and len(ds.x) == 12 and ds.x[ds.y == 1][0] == texts[0]
     (folder / "rt-polarity.neg").write_bytes("pas mal, tr\u00e8s bien\n".encode("cp1252") * 6)
-    with pytest.raises(ConfigError, match=r"rt-polarity.neg is not valid utf-8 .*reads as .*encoding="):
+    with pytest.raises(ConfigError, match=r"rt-polarity.neg is not valid utf-8 .*looks like .*encoding="):
         datasets.from_text_lines(folder)
     assert len(datasets.from_text_lines(io.StringIO("a\tgood\nb\tbad\n" * 3), sep="\t").x) == 6
 

@@ -35,6 +35,9 @@ def from_arrays(
             pandas DataFrame (rows are samples) or Series.
         y: labels, length n: integers of any values, class names, or one-hot rows; a list, array or
             pandas Series. They become classes 0..K-1 (sorted values); the values are kept as names.
+            When ``x`` and ``y`` are both pandas objects they are paired by index (as pandas does):
+            the same index labels in another order are realigned (announced). Names that differ
+            only by surrounding spaces or case stay separate classes (announced).
         modality: "image" or "text"; inferred when None (image data is never taken for token ids:
             an input that reads both ways asks for ``modality=``).
         name: the dataset's name (names the run and the study); default ``arrays-<fingerprint>``,
@@ -55,11 +58,13 @@ def from_arrays(
         Dataset: images as float32 (the factor in ``Dataset.scale``), labels int32 0..K-1.
 
     Raises:
-        ConfigError: lengths differ; the data is empty; the modality or image layout cannot be told;
+        ConfigError: lengths differ; pandas ``x`` and ``y`` whose indexes hold different rows; the
+            data is empty; the modality or image layout cannot be told;
             NaN/inf values; one class, continuous or multi-hot labels, too many or too small classes;
             texts without words; test labels that are not the dataset's classes.
     """
     notes = Notes()
+    y = _aligned(x, y, notes)
     labels = encode_labels(y)
     x_arr = as_sample_array(x)
     if len(x_arr) != len(labels.codes):
@@ -78,6 +83,8 @@ def from_arrays(
     if class_names is not None and len(class_names) != len(np.unique(labels.codes)):
         raise ConfigError(f"class_names has {len(class_names)} names but y has {len(np.unique(labels.codes))} classes "
                           f"({', '.join((found or [])[:10])}).")
+    if labels.names:
+        _near_duplicates(found or [], notes)
     if labels.values is not None and not labels.names:
         notes.append(f"labels {_listed(found)} mapped to classes 0..{len(found) - 1} (the values kept as class names)")
     carved = test is None and isinstance(test_fraction, (int, float)) and test_fraction > 0
@@ -88,11 +95,47 @@ def from_arrays(
         sequence_length=sequence_length, scale=float(scale), test_fraction=test_fraction, label_values=labels.values,
     )
     if test is not None:
-        ds = ds.with_test(*as_test_pair(test))
+        x_test, y_test = as_test_pair(test)
+        ds = ds.with_test(x_test, _aligned(x_test, y_test, notes))
     if name is None:
         ds.name = f"{_prefix}-{ds.fingerprint[:10]}"
     notes.emit(ds.name)
     return ds
+
+
+def _aligned(x: Any, y: Any, notes: Notes) -> Any:
+    """``y`` in ``x``'s row order when both are pandas objects whose indexes hold the same labels
+    in another order (``df.sample(frac=1)`` against the original target column): pandas aligns
+    on the index, so pairing by position would scramble the labels. Indexes that differ: refused."""
+    xi, yi = getattr(x, "index", None), getattr(y, "index", None)
+    if not (hasattr(x, "iloc") and hasattr(y, "iloc") and xi is not None and yi is not None) or xi.equals(yi):
+        return y
+    fix = ("call .reset_index(drop=True) on both if their rows already correspond, or select the same rows "
+           "from both (e.g. y.loc[x.index])")
+    if len(xi) == len(yi) and xi.is_unique and yi.is_unique and set(xi) == set(yi):
+        notes.append("y reordered to x's index (pandas objects are paired by index, not position; "
+                     f"{fix.split(', or')[0]} to pair them by position)")
+        return y.reindex(xi)
+    raise ConfigError(f"x and y are pandas objects whose indexes differ (x: {_index_head(xi)}; y: {_index_head(yi)}), "
+                      f"so their rows cannot be paired: {fix}.")
+
+
+def _index_head(index: Any) -> str:
+    return f"{len(index)} rows, starting {', '.join(map(str, list(index[:3])))}"
+
+
+def _near_duplicates(names: list[str], notes: Notes) -> None:
+    """Class names that differ only by surrounding whitespace or case ('dog', 'dog ', 'Dog') are
+    kept apart (they may be meant), and said so with how to merge them."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(n.strip().casefold(), []).append(n)
+    alike = [g for g in groups.values() if len(g) > 1]
+    if alike:
+        listed = "; ".join(", ".join(repr(n) for n in g) for g in alike[:3]) + (" ..." if len(alike) > 3 else "")
+        notes.append(f"labels that differ only by surrounding spaces or case are separate classes ({listed}); to "
+                     "merge them, clean the labels first (e.g. y.str.strip().str.lower() on a pandas column, or "
+                     "label=str.strip / label=str.lower with from_text_lines)")
 
 
 def name_prefix(text: str, fallback: str) -> str:

@@ -46,8 +46,8 @@ def from_directory(
     ``keras.utils.image_dataset_from_directory`` and resized to one size; ``.txt`` files are one
     sample each (decoded with ``encoding``, the same files and order as
     ``keras.utils.text_dataset_from_directory`` takes). Subfolders of a class folder
-    belong to it; files of other types are ignored; a folder holding both images and ``.txt`` files
-    is refused. Classes are the subfolder names, sorted (index order), unless ``class_names`` picks
+    belong to it; files of other types are skipped (counted by extension, announced); a folder
+    holding both images and ``.txt`` files is refused, naming the files of the rarer kind. Classes are the subfolder names, sorted (index order), unless ``class_names`` picks
     and orders them; a folder of unlabeled samples (``unsup``, as in IMDB's ``train/``, or
     ``unlabeled``) is left out, and said so.
 
@@ -85,7 +85,13 @@ def from_directory(
     kinds = {f.suffix.lower() in IMAGE_SUFFIXES for fs in files.values() for f in fs}
     prefix = _prefix(root)
     if kinds == {True, False}:
-        raise ConfigError(f"{root} holds both images and .txt files; keep one kind per dataset.")
+        texts = [f for fs in files.values() for f in fs if f.suffix.lower() in TEXT_SUFFIXES]
+        images = sum(len(fs) for fs in files.values()) - len(texts)
+        fewer, kind = (texts, ".txt files") if len(texts) <= images else \
+            ([f for fs in files.values() for f in fs if f not in texts], "images")
+        listed = ", ".join(str(f) for f in fewer[:3]) + (f" and {len(fewer) - 3} more" if len(fewer) > 3 else "")
+        raise ConfigError(f"{root} holds both images and .txt files ({len(fewer)} {kind}: {listed}); keep one kind "
+                          f"per dataset: move {'it' if len(fewer) == 1 else 'them'} out of the class folders.")
     if kinds == {True}:
         size, mode = _image_settings(files, image_size, color_mode, notes)
         x, y = _read_images(root, classes, size, mode, interpolation, crop_to_aspect_ratio)
@@ -123,6 +129,9 @@ def _scan(root: Path, class_names: Sequence[str] | None,
         missing = [c for c in classes if c not in found]
         if missing:
             raise ConfigError(f"class folders {missing} are not in {root} (it has {found[:10]}).")
+    if len(classes) < 2 and class_names is not None:
+        raise ConfigError(f"class_names selects {len(classes)} of the {len(found)} class folders in {root}; a "
+                          "classifier needs 2 or more.")
     if len(classes) < 2:
         loose = sum(1 for f in root.iterdir() if f.is_file())
         raise ConfigError(
@@ -130,15 +139,22 @@ def _scan(root: Path, class_names: Sequence[str] | None,
             "samples of each class in a subfolder named after it (path/cat/1.png, path/dog/2.png)."
         )
     files: dict[str, list[Path]] = {}
+    skipped: Counter[str] = Counter()
     for c in classes:
         everything = [f for f in sorted((root / c).rglob("*")) if f.is_file() and not f.name.startswith(".")]
         files[c] = [f for f in everything if f.suffix.lower() in IMAGE_SUFFIXES + TEXT_SUFFIXES]
+        skipped.update(f.suffix.lower() or f.name for f in everything if f not in files[c])
         if not files[c]:
             kinds = sorted({f.suffix.lower() or f.name for f in everything})[:5]
             raise ConfigError(
                 f"class folder {root / c} holds no images ({', '.join(IMAGE_SUFFIXES)}) or .txt files"
                 f"{f' (only {kinds})' if kinds else ' (it is empty)'}; add samples or leave it out with class_names=."
             )
+    if skipped and notes is not None:
+        kinds = ", ".join(f"{k} x{n}" for k, n in skipped.most_common(6))
+        notes.append(f"{sum(skipped.values())} files of other types skipped ({kinds}); only images "
+                     f"({', '.join(IMAGE_SUFFIXES)}) and .txt files are read: convert the others (e.g. with PIL) to "
+                     "include them")
     return classes, files
 
 

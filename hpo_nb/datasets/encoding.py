@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import re
 
 from ..errors import ConfigError
 
@@ -45,14 +46,23 @@ def decode(raw: bytes | str, encoding: str | None, where: str) -> str:
         text = raw.decode(chosen)
     except UnicodeDecodeError as exc:
         guess = _detected(raw)
-        seen = f"; it reads as {guess} (encoding={guess!r})" if guess and guess != chosen else ""
+        seen, fix = "", "encoding='latin-1' decodes any bytes"
+        if guess and guess != chosen:
+            family = _LATIN.match(guess.lower())
+            seen = f"; it looks like {guess}" + (" (a Latin-1 family encoding)" if family else "")
+            fix = ("try encoding='latin-1', or encoding='cp1252' for Windows files" if family
+                   else f"a detector's guess: encoding={guess!r}; encoding='latin-1' decodes any bytes")
         raise ConfigError(
             f"{where} is not valid {chosen} (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}){seen}: "
-            f"pass encoding= with the file's encoding (encoding='latin-1' decodes any bytes)."
+            f"pass encoding= with the file's encoding ({fix})."
         ) from None
     except LookupError:
         raise ConfigError(f"unknown encoding {encoding!r}; e.g. 'utf-8', 'latin-1' or 'cp1252'.") from None
     return text.removeprefix("\ufeff")
+
+
+_LATIN = re.compile(r"(iso[-_]?8859|latin|cp125\d|windows[-_]125\d|mac_?roman)")
+"""Single-byte Western encodings: a detector's pick among them is a guess; latin-1 reads them all."""
 
 
 def _detected(raw: bytes) -> str | None:

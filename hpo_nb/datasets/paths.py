@@ -64,7 +64,8 @@ def from_path(path: str | os.PathLike, **options: Any) -> Dataset:
             raise ConfigError(f"{p} looks like an IDX file; pass the images and labels files as a pair: "
                               f"--data IMAGES,LABELS (no labels file {partner.name} next to it).")
         return _call(readers.from_idx, "an IDX pair", p, partner, **options)
-    options.setdefault("sep", "\t")
+    if options.get("sep") is None:  # the CLI passes sep=None when --sep is not given
+        options["sep"] = "\t"
     return _call(readers.from_text_lines, "a text file", p, **options)
 
 

@@ -211,7 +211,7 @@ def _read_lines(source: Any, encoding: str | None) -> Iterable[str]:
     if isinstance(source, (list, tuple)):
         if not all(isinstance(line, str) for line in source):
             raise ConfigError("a list of lines must hold str only.")
-        text = "\n".join(source)
+        text = "\n".join(source).removeprefix("\ufeff")  # as a file's byte-order mark is dropped
     else:
         if hasattr(source, "read_bytes"):
             raw = source.read_bytes()

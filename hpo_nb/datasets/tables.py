@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from .arrays import from_arrays, name_prefix
 from .dataset import DEFAULT_TEST_FRACTION, Dataset
 from .encoding import decode
-from .validation import Modality
+from .validation import Modality, Notes
 
 LABEL_COLUMNS = ("label", "labels", "class", "target", "y", "category", "sentiment")
 """Column names taken for the label when ``label=`` is not given (case-insensitive; exactly one
@@ -50,7 +50,8 @@ def from_dataframe(
             as in ``LABEL_COLUMNS`` ("label", "class", "target", ...).
         text: the text column, for text data.
         columns: the sample columns in order (pixel or token-id columns); default: every column
-            but ``label``. Ignored with ``text``.
+            but ``label`` (and but pandas' saved index: a first column ``Unnamed: 0`` holding
+            0..n-1 is dropped, announced). Ignored with ``text``.
         image_shape: (height, width) or (height, width, channels) of one image; the row's values
             are read in C order (channels last). Default: square images from the column count.
         modality: "image" or "text" for numeric columns ("text" for token-id columns); default:
@@ -71,6 +72,9 @@ def from_dataframe(
         raise ConfigError(f"from_dataframe() takes a pandas DataFrame, not {type(df).__name__}; use from_arrays(x, y).")
     if any(not isinstance(c, str) for c in df.columns):
         df = df.rename(columns=str)  # e.g. read with header=None: columns 0, 1, ... are named "0", "1", ...
+    notes = Notes()
+    if columns is None and text is None:
+        df = _drop_saved_index(df, notes)
     all_columns = list(df.columns)
     label = _label_column(all_columns, label)
     x = _samples(df, label, text, columns, image_shape, all_columns)
@@ -78,9 +82,9 @@ def from_dataframe(
         if image_shape is not None or math.isqrt(x.shape[1]) ** 2 == x.shape[1]:
             modality = "image"  # numeric sample columns are pixels unless modality='text' says token ids
         else:
-            raise ConfigError(f"{x.shape[1]} sample columns do not make a square image; pass image_shape=(height, "
-                              "width) or (height, width, channels) (CLI: --image-shape 28x28), modality='text' for "
-                              "token ids, or text= for a text column.")
+            raise ConfigError(f"{x.shape[1]} sample columns do not make a square image; pass image_shape= "
+                              "(CLI: --image-shape 28x28) with (height, width) or (height, width, channels), "
+                              "modality='text' for token ids, or text= (CLI: --text-column) for a text column.")
     test_pair = test
     if test is not None and hasattr(test, "columns"):
         test = test.rename(columns=str)
@@ -90,9 +94,26 @@ def from_dataframe(
         if missing:
             raise ConfigError(f"the test DataFrame lacks the columns {missing[:5]}.")
         test_pair = (_samples(test, label, text, columns, image_shape, all_columns), test[label])
-    return from_arrays(x, df[label], modality="text" if text else modality, name=name, class_names=class_names,
-                       max_tokens=max_tokens, sequence_length=sequence_length, scale=scale, test=test_pair,
-                       test_fraction=test_fraction, _prefix=_prefix)
+    ds = from_arrays(x, df[label], modality="text" if text else modality, name=name, class_names=class_names,
+                     max_tokens=max_tokens, sequence_length=sequence_length, scale=scale, test=test_pair,
+                     test_fraction=test_fraction, _prefix=_prefix)
+    notes.emit(ds.name)
+    return ds
+
+
+def _drop_saved_index(df: Any, notes: Notes) -> Any:
+    """Without the first column when it is pandas' saved index (``df.to_csv()`` writes it as
+    ``Unnamed: 0`` holding 0..n-1): it is a row number, not a pixel."""
+    import numpy as np
+
+    first = df.columns[0] if len(df.columns) else None
+    if first != "Unnamed: 0" or df[first].dtype.kind not in ("i", "u"):
+        return df
+    if not np.array_equal(df[first].to_numpy(), np.arange(len(df))):
+        return df
+    notes.append("column 'Unnamed: 0' (0..n-1: the index pandas' to_csv() writes) dropped; write the file with "
+                 "to_csv(index=False), or pass columns= to choose the sample columns")
+    return df.drop(columns=[first])
 
 
 def from_csv(
@@ -127,7 +148,8 @@ def from_csv(
 
     Raises:
         ConfigError: the file cannot be read, decoded (the message names ``encoding=``) or parsed as
-            CSV (the message names the line), it has no rows, or anything ``from_dataframe`` refuses.
+            CSV (the message names the line), it reads as one column whose name holds another
+            separator (``;``, tab, ``|``: the message names ``sep=``), it has no rows, or anything ``from_dataframe`` refuses.
     """
     import pandas as pd
 
@@ -145,6 +167,11 @@ def from_csv(
         raise ConfigError(f"{p} is empty.") from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise ConfigError(f"{p} cannot be parsed as CSV with sep={sep!r}: {str(exc).strip()}") from None
+    if len(df.columns) == 1:
+        other = next((c for c in (";", "\t", "|", ",") if c != sep and c in str(df.columns[0])), None)
+        if other:
+            raise ConfigError(f"{p} reads as one column with sep={sep!r}, and its header holds {other!r}: pass "
+                              f"sep={other!r} (the field separator).")
     if len(df) == 0:
         raise ConfigError(f"{p} has a header ({', '.join(map(str, df.columns[:5]))}) but no rows.")
     return from_dataframe(df, label, text=text, image_shape=image_shape, name=name, _prefix=_stem(p), **options)

@@ -21,8 +21,9 @@ Rules:
   ``modality=``.
 - **Layout**: (n, h, w), (n, h, w, c) and flat square rows; (n, c, h, w) with c in 1/3/4 is
   moved to channels-last; a shape that reads both ways is refused.
-- **Intensity** follows the dtype: uint8 and integers in 0..255 are divided by 255, uint16 (and
-  larger integers up to 65535) by 65535, bool by 1; floats are left as they are, except floats
+- **Intensity** follows the dtype: uint8 and integers in 0..255 are divided by 255 (said so, with
+  the range found, unless they are uint8 reaching above 16), uint16 (and larger integers up to
+  65535) by 65535, bool by 1; floats are left as they are, except floats
   holding only whole numbers in 0..255 (with a maximum above 1), which are divided by 255.
   ``scale=`` overrides (the digits loader passes 1/16 for its 0..16 values). NaN/inf are refused.
 - **Text**: texts with no word at all (empty or punctuation only) would give an empty vocabulary:
@@ -292,16 +293,20 @@ def _channels_last(x: np.ndarray, notes: Notes | None) -> np.ndarray:
 def _intensity_scale(x: np.ndarray, notes: Notes | None) -> float:
     if x.size == 0 or x.dtype.kind == "b":
         return 1.0
-    if x.dtype == np.uint8:
-        return 1.0 / 255.0
     if x.dtype == np.uint16:
         return 1.0 / 65535.0
     lo, hi = float(x.min()), float(x.max())
+    if x.dtype == np.uint8 and hi > 16:
+        return 1.0 / 255.0
     if x.dtype.kind in ("i", "u"):
         if lo < 0:
             raise ConfigError("integer images with negative values: pass them as floats (left as they are) "
                               "or give scale= (raw values are multiplied by it).")
         if hi <= 255:
+            if notes is not None:  # uint8 0..255 is the one case that goes without saying
+                notes.append(f"{x.dtype} pixels {lo:g}..{hi:g} divided by 255 (integers in 0..255 are read as "
+                             f"8-bit pixels); pass scale=1/{hi:g} if {hi:g} is their full range"
+                             if hi > 0 else f"{x.dtype} pixels, all 0, divided by 255")
             return 1.0 / 255.0
         if hi <= 65535:
             if notes is not None:
