@@ -30,10 +30,17 @@ _OPTIMIZERS = {
 # validated at 0.91-0.98 (see benchmarks/RESULTS.md, "Search quality").
 BN_MOMENTUM = 0.9
 
-# "max" pooling over the LSTM's outputs drops the padding mask on purpose (see _lstm_body);
-# Keras warns at every build and load that it does. Only that one layer's warning is silenced.
-warnings.filterwarnings("ignore", message=r"Layer 'max_over_time' \(of type GlobalMaxPooling1D\) was passed an "
-                        r"input with a mask", category=UserWarning)
+
+def _silence_mask_drop_warning() -> None:
+    """"max" pooling over the LSTM's outputs drops the padding mask on purpose (see _lstm_body);
+    Keras warns at every build and load that it does. Only that one layer's warning is silenced;
+    applied at import and again at each build (a ``warnings.catch_warnings`` block around the
+    import would otherwise take the filter away with it)."""
+    warnings.filterwarnings("ignore", message=r"Layer 'max_over_time' \(of type GlobalMaxPooling1D\) was passed "
+                            r"an input with a mask", category=UserWarning)
+
+
+_silence_mask_drop_warning()
 
 _SATURATING = ("tanh", "sigmoid")
 
@@ -67,6 +74,7 @@ def build_model(
     seed: int = 0,
 ) -> keras.Model:
     """A compiled Keras model: a CNN for images, an (bi)LSTM for text."""
+    _silence_mask_drop_warning()
     seeds = _Seeds(seed)
     if modality == "image":
         inputs, x = _cnn_body(params, input_shape, seeds)

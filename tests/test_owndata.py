@@ -292,7 +292,7 @@ HPO = [sys.executable, "-m", "hpo_nb"]
     (["--runs-dir", "/proc/none"], "/proc/none: No such file or directory"),
     (["--data", "x.csv", "--image-shape", "28by28"], "--image-shape must look like 28x28"),
     (["--data", "x.csv", "--label-column", "nope"], "no column 'nope'; the columns are 'label'"),
-    (["--data", "x.csv", "--image-size", "32"], "image_size= (CLI: --image-size) does not apply to a CSV file"),
+    (["--data", "x.csv", "--image-size", "32"], "--image-size does not apply to a CSV file"),
 ])
 def test_every_cli_input_error_is_one_line_and_exit_code_2(tmp_path, args, words):
     pixel_csv(tmp_path / "x.csv", n=4)
