@@ -18,6 +18,7 @@ from .executors.base import Backend, Executor, backend as executor_backend
 from .progress import ProgressHub, Renderer, Snapshot
 from .background import Background
 from .evaluation import TestSplitResults
+from .diagnostic_results import DiagnosticsResults
 from .results import _views
 from .search import Search, shown
 from .spec import TrialSpec
@@ -33,7 +34,7 @@ PROGRESS = ("auto", "notebook", "console", "none")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
-class Experiment(TestSplitResults):
+class Experiment(DiagnosticsResults, TestSplitResults):
     """A hyperparameter search over Keras CNNs (images) or LSTMs (text), optimized with
     Optuna's TPE sampler, shown live while it runs, and kept in Optuna storage.
 
@@ -94,6 +95,10 @@ class Experiment(TestSplitResults):
             ``best_model()``.
         progress: "auto" (dashboard in Jupyter, console bars elsewhere), "notebook",
             "console", "none", or a callable ``f(snapshot)`` called about 5 times a second.
+        diagnostics: measure per-trial diagnostics while training (gradient norms per layer and
+            weight histograms per epoch, the validation confusion matrix, activation maps;
+            ``plot_gradient_flow()`` and friends draw them). False saves their cost (under 5 %
+            of a trial's time, benchmarks/diagnostics_cost.py).
         heartbeat_interval: seconds between heartbeats of running trials, >= 1. A trial silent
             for ``6 * heartbeat_interval + 1`` s belongs to a dead process: it is failed and
             retried by a process sharing the study.
@@ -140,6 +145,7 @@ class Experiment(TestSplitResults):
         heartbeat_interval: int = 5,
         test_fraction: float | None = None,
         test: tuple[Any, Any] | None = None,
+        diagnostics: bool = True,
     ) -> None:
         check_choice("mode", mode, MODES)
         check_int("n_trials", n_trials, 1)
@@ -185,6 +191,9 @@ class Experiment(TestSplitResults):
         self.pruning = pruning
         self._pruner = make_pruner(pruner if pruning else "none", max_epochs)
         self.save_models = save_models
+        if not isinstance(diagnostics, bool):
+            raise ConfigError(f"diagnostics must be True or False, not {diagnostics!r}.")
+        self.diagnostics = diagnostics
         self._progress_choice = progress
         self.name = name or f"{self.dataset.name}-{mode}"
         if not _NAME_RE.match(self.name):
@@ -266,6 +275,7 @@ class Experiment(TestSplitResults):
             seed=self.seed, mode=self.mode, sample_fraction=self.sample_fraction,
             validation_fraction=self.validation_fraction, health_weights=self.health_weights,
             accuracy_weight=self.accuracy_weight, devices=self._spec_devices, test_fraction=self.test_fraction,
+            diagnostics=self.diagnostics,
         )
 
     def _new_search(self) -> Search:
@@ -275,6 +285,7 @@ class Experiment(TestSplitResults):
             spec_for=self._spec_for, pruning=self.pruning,
             model_dir=self.run_dir / "models" if self.save_models else None,
             heartbeat_interval=self.heartbeat_interval, grace_period=self._grace_period,
+            artifact_store=self._artifact_store(),
         )
 
     # ------------------------------------------------------------------ running

@@ -39,6 +39,9 @@ class TrialSpec:
     # Held out for the final test before validation is drawn, never trained or scored on
     # (Dataset.splits); ignored for data with an official test split. Experiment passes its own.
     test_fraction: float = 0.2
+    # Per-trial diagnostics (gradient flow, weight histograms, confusion matrix, activation maps;
+    # hpo_nb.diagnostics): measured inside training unless False.
+    diagnostics: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -76,6 +79,8 @@ class TrialOutcome:
         error: why it failed, or None.
         model_path: the saved ``.keras`` file, or None.
         extra: executor-specific facts (RunPod: ``cost_usd``, ``delay_s``, ``worker``, ...).
+        diagnostics: gradient norms, weight histograms, confusion matrix, activation maps
+            (``hpo_nb.diagnostics.record``; bounded in size), or empty when turned off.
     """
 
     trial_number: int
@@ -94,6 +99,7 @@ class TrialOutcome:
     error: str | None = None
     model_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -84,7 +84,8 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         val_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(max(batch, 256))
         progress = EpochProgressCallback(spec.trial_number, spec.max_epochs, publish, stop)
         best_epoch = _best_epoch_keeper(spec.max_epochs)
-        callbacks: list[Any] = [progress, best_epoch]
+        diagnosis = _diagnostics(spec, publish, x_train, y_train, replicas)  # before progress: its epoch goes first
+        callbacks: list[Any] = [*diagnosis, progress, best_epoch]
         pruning = PruningCallback(report) if report else None
         if pruning:
             callbacks.append(pruning)
@@ -102,6 +103,8 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         metrics = health.measure(model, history, x_val, y_val) if replicas == 1 else None
     if metrics is None:  # mirrored variables refuse the probes' gradient tape: probe a one-device copy
         metrics = health.measure(_single_device_copy(model), history, x_val, y_val)
+    diagnostics = diagnosis[0].finish(model if replicas == 1 else _single_device_copy(model), x_val, y_val,
+                                      ds.num_classes, ds.class_names, ds.modality) if diagnosis else {}
     state = "stopped" if progress.stopped else "pruned" if pruning and pruning.pruned_at else "complete"
     score = health.score(spec.mode, accuracy, metrics, spec.accuracy_weight, spec.health_weights)
     outcome = TrialOutcome(
@@ -111,6 +114,7 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         epochs_run=len(history.get("loss", [])), param_count=int(model.count_params()), replicas=replicas,
         devices=list(devices or []),
         extra={"best_epoch": int(best_epoch.best_epoch) + 1} if best_epoch.best_weights is not None else {},
+        diagnostics=diagnostics,
     )
     if model_dir is not None and state == "complete":
         path = Path(model_dir) / f"trial_{spec.trial_number:04d}.keras"
@@ -119,6 +123,16 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         outcome.model_path = str(path)
     outcome.duration_s = time.perf_counter() - started
     return outcome
+
+
+def _diagnostics(spec: TrialSpec, publish: Publish, x_train: Any, y_train: Any, replicas: int) -> list[Any]:
+    """The diagnostics callback (``hpo_nb.diagnostics.collect``), or none when the spec turns
+    them off. Its probe samples are the first training samples (only used under mirroring)."""
+    if not spec.diagnostics:
+        return []
+    from .diagnostics.collect import DiagnosticsCallback
+
+    return [DiagnosticsCallback(spec.trial_number, publish, x_train, y_train, replicas)]
 
 
 def _best_epoch_keeper(max_epochs: int) -> Any:

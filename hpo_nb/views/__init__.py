@@ -86,3 +86,11 @@ def show_pair(a: Any, b: Any, backend: str = "auto") -> Any:
     from .arch3d import show_pair as show
 
     return show(a, b, backend)
+
+
+def diagnostic_plot(kind: str, data: Any, title: str) -> Any:
+    """A per-trial diagnostics figure (``views.diagnostic_plots.<kind>``: ``learning_curves``,
+    ``confusion_matrix``, ``gradient_flow``, ``weights``, ``activations``)."""
+    from . import diagnostic_plots
+
+    return getattr(diagnostic_plots, kind)(data, title)
