@@ -27,6 +27,7 @@ import ipywidgets as w
 
 from ..progress import FinishedTrial, Snapshot
 from . import ipython, viewmodel as vm
+from .diagnostics import DiagnosticsPanel
 
 if TYPE_CHECKING:
     from ..experiment import Experiment
@@ -100,6 +101,9 @@ class Dashboard:
             self._handle_early(widget)
         self.gallery = w.HTML(vm.gallery_html([])).add_class("hpo-gallery-html")
         self.details = w.HTML(vm.details_html(None)).add_class("hpo-details-html")
+        self.diagnostics = DiagnosticsPanel()  # the picked trial's plots; live gradient flow while it trains
+        for widget in self.diagnostics.controls:
+            self._handle_early(widget)
         self.root = w.VBox([
             w.HBox([self.header, self.stop_button], layout=w.Layout(justify_content="space-between")),
             self.notices,
@@ -110,6 +114,7 @@ class Dashboard:
             w.HBox([self.sort, self.picker]),
             self.gallery,
             self.details,
+            self.diagnostics.root,
         ]).add_class("hpo-dashboard")
 
     # ------------------------------------------------------------------ renderer
@@ -120,6 +125,7 @@ class Dashboard:
             self._snap = snap
             _apply(self._plan(snap))
             self._update_gallery(snap)
+            self.diagnostics.update(snap)
 
     def _plan(self, s: Snapshot) -> list[tuple[w.Widget, dict[str, Any]]]:
         """The value of every live widget for this snapshot (the gallery has its own path)."""
@@ -156,6 +162,7 @@ class Dashboard:
             self.picker.value = current if any(n == current for _, n in options) else None
         _apply([(self.gallery, {"value": vm.gallery_html(vm.gallery_rows(s, self.sort.value))}),
                 (self.details, {"value": vm.details_html(self._finished(self.picker.value))})])
+        self.diagnostics.show(self.picker.value)
 
     def _finished(self, number: int | None) -> FinishedTrial | None:
         if self._snap is None or number is None:
@@ -184,6 +191,7 @@ class Dashboard:
         with self._lock:
             self._picked_by_user = change["new"] is not None
             self.details.value = vm.details_html(self._finished(change["new"]))
+            self.diagnostics.show(change["new"])
 
     def stop(self) -> None:
         """What the Stop button does (any thread): ask the search to stop, without waiting."""
@@ -320,6 +328,7 @@ class Dashboard:
             return None if r is None else vm.test_line(r.trial, r.test_accuracy, r.validation_accuracy, r.n_test)
 
         dash.evaluation = evaluation
+        dash.diagnostics.source = exp
         snap = exp.hub.snapshot()
         dash(snap)
         dash.display()

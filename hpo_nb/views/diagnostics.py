@@ -1,0 +1,159 @@
+"""The diagnostics panel: one trial's learning curves, confusion matrix, gradient flow, weight
+distributions and activation maps, for the dashboard's details and the no-code app's results.
+
+It draws with ``Experiment.plot_*`` (stored data only) for a finished trial, and, while the
+trial it shows is still training, the gradient flow from the live snapshot (``EpochDiagnostics``
+events, one per ended epoch), redrawn as epochs end. Figures go into an ``Output`` widget by
+setting its ``outputs`` (a value change: safe from the renderer thread). ``controls`` are the
+widgets whose messages the dashboard routes early while ``exp.run()`` blocks the kernel.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+from typing import Any
+
+import ipywidgets as w
+
+from ..analysis.diagnostics import live_gradient_flow
+from ..errors import HpoNbError
+
+log = logging.getLogger("hpo_nb")
+
+VIEWS = {
+    "Gradient flow": "plot_gradient_flow",
+    "Learning curves": "plot_learning_curves",
+    "Confusion matrix": "plot_confusion_matrix",
+    "Weights": "plot_weights",
+    "Activations": "plot_activations",
+}
+
+
+def figure_output(fig: Any, text: str) -> dict[str, Any]:
+    """A display_data output that JupyterLab and Voila render with Plotly's mime renderer."""
+    spec = json.loads(fig.to_json())
+    data = {"data": spec["data"], "layout": spec["layout"], "config": {"displaylogo": False}}
+    if spec.get("frames"):
+        data["frames"] = spec["frames"]
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"application/vnd.plotly.v1+json": data, "text/plain": text}}
+
+
+def _message_output(message: str) -> dict[str, Any]:
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"text/html": f"<div class='hpo-diag-message' style='color:#666'>{html.escape(message)}</div>",
+                     "text/plain": message}}
+
+
+class DiagnosticsPanel:
+    """A trial picker, a view switch and the figure.
+
+    Args:
+        source: what draws stored diagnostics (an ``Experiment``: ``trial(n)`` and ``plot_*``);
+            None until an experiment exists (``panel.source = exp`` later).
+        title: the panel's heading.
+    """
+
+    def __init__(self, source: Any = None, title: str = "Diagnostics") -> None:
+        self.source = source
+        self._lock = threading.RLock()
+        self._running: dict[int, Any] = {}  # trial -> RunningTrial (latest snapshot)
+        self._finished: list[int] = []
+        self._shown_key: Any = None
+        self._muted = False
+        self.heading = w.HTML(f"<b>{html.escape(title)}</b>").add_class("hpo-diag-title")
+        self.trial = w.Dropdown(options=[], value=None, description="Trial",
+                                layout=w.Layout(width="220px")).add_class("hpo-diag-trial")
+        self.view = w.ToggleButtons(options=list(VIEWS), value="Gradient flow",
+                                    style={"button_width": "120px"}).add_class("hpo-diag-view")
+        self.output = w.Output(layout=w.Layout(min_height="120px")).add_class("hpo-diag-output")
+        self.trial.observe(lambda _c: self.refresh(), names="value")
+        self.view.observe(lambda _c: self.refresh(), names="value")
+        self.controls = (self.trial, self.view)
+        self.root = w.VBox([self.heading, w.HBox([self.trial, self.view]), self.output]).add_class("hpo-diagnostics")
+
+    # ------------------------------------------------------------------ inputs (any thread)
+
+    def show(self, number: int | None) -> None:
+        """Show trial ``number`` (the dashboard's picked trial); None leaves the choice as is."""
+        with self._lock:
+            if number is None:
+                return
+            self._ensure_option(number)
+            if self.trial.value != number:
+                self.trial.value = number  # observe -> refresh
+            else:
+                self.refresh()
+
+    def update(self, snap: Any) -> None:
+        """Follow a progress snapshot: running trials join the picker; a shown running trial's
+        gradient flow is redrawn when an epoch ends."""
+        with self._lock:
+            self._running = {t.trial: t for t in snap.running}
+            self._finished = [t.trial for t in snap.finished if t.state in ("complete", "pruned", "stopped")]
+            options = [(f"#{n} (training)", n) for n in sorted(self._running)]
+            options += [(f"#{n}", n) for n in sorted(self._finished, reverse=True) if n not in self._running]
+            if [v for _, v in options] != [v for _, v in self.trial.options] or \
+                    [l for l, _ in options] != [l for l, _ in self.trial.options]:
+                current = self.trial.value
+                self._muted = True
+                try:
+                    with self.trial.hold_sync():
+                        self.trial.options = options
+                        self.trial.value = current if any(v == current for _, v in options) else None
+                finally:
+                    self._muted = False
+            self.refresh()
+
+    def _ensure_option(self, number: int) -> None:
+        if all(v != number for _, v in self.trial.options):
+            self._muted = True
+            try:
+                self.trial.options = [*self.trial.options, (f"#{number}", number)]
+            finally:
+                self._muted = False
+
+    # ------------------------------------------------------------------ drawing
+
+    def refresh(self) -> None:
+        """Redraw if the trial, the view or (live) the trial's ended epochs changed."""
+        if self._muted:
+            return
+        with self._lock:
+            number, view = self.trial.value, self.view.value
+            running = self._running.get(number) if number is not None else None
+            live = tuple(g.epoch for g in running.gradients) if running is not None else None
+            key = (number, view, live)
+            if key == self._shown_key:
+                return
+            self._shown_key = key
+            self.output.outputs = (self._render(number, view, running),)
+
+    def _render(self, number: int | None, view: str, running: Any) -> dict[str, Any]:
+        if number is None:
+            return _message_output("Pick a trial to see its diagnostics.")
+        if running is not None:
+            if view != "Gradient flow":
+                return _message_output(f"Trial {number} is training: its {view.lower()} appear when it ends; "
+                                       "the gradient flow is live.")
+            flow = live_gradient_flow(running.gradients)
+            if flow is None:
+                return _message_output(f"Trial {number} is training: its gradient flow appears after the first epoch "
+                                       "(or diagnostics are off).")
+            from .diagnostic_plots import gradient_flow
+
+            return figure_output(gradient_flow(flow, f"Trial {number} gradient flow, live"), "gradient flow")
+        if self.source is None:
+            return _message_output("No experiment yet.")
+        try:
+            method = getattr(self.source, VIEWS[view])
+            fig = method([number]) if view == "Learning curves" else method(number)
+        except HpoNbError as exc:
+            return _message_output(str(exc))
+        except Exception as exc:  # a broken drawing never breaks the dashboard
+            log.warning("diagnostics panel: %s of trial %s failed: %s", view, number, exc)
+            return _message_output(f"{view} of trial {number} could not be drawn: {type(exc).__name__}: {exc}")
+        return figure_output(fig, f"{view.lower()}, trial {number}")
