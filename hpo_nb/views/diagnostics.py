@@ -64,6 +64,7 @@ class DiagnosticsPanel:
         self._finished: list[int] = []
         self._shown_key: Any = None
         self._muted = False
+        self._cache: dict[tuple[int, str], dict[str, Any]] = {}  # a finished trial's drawings do not change
         self.heading = w.HTML(f"<b>{html.escape(title)}</b>").add_class("hpo-diag-title")
         self.trial = w.Dropdown(options=[], value=None, description="Trial",
                                 layout=w.Layout(width="220px")).add_class("hpo-diag-trial")
@@ -148,6 +149,8 @@ class DiagnosticsPanel:
             return figure_output(gradient_flow(flow, f"Trial {number} gradient flow, live"), "gradient flow")
         if self.source is None:
             return _message_output("No experiment yet.")
+        if (number, view) in self._cache:
+            return self._cache[(number, view)]
         try:
             method = getattr(self.source, VIEWS[view])
             fig = method([number]) if view == "Learning curves" else method(number)
@@ -156,4 +159,7 @@ class DiagnosticsPanel:
         except Exception as exc:  # a broken drawing never breaks the dashboard
             log.warning("diagnostics panel: %s of trial %s failed: %s", view, number, exc)
             return _message_output(f"{view} of trial {number} could not be drawn: {type(exc).__name__}: {exc}")
-        return figure_output(fig, f"{view.lower()}, trial {number}")
+        if len(self._cache) >= 32:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[(number, view)] = figure_output(fig, f"{view.lower()}, trial {number}")
+        return self._cache[(number, view)]
