@@ -285,7 +285,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             spec_for=self._spec_for, pruning=self.pruning,
             model_dir=self.run_dir / "models" if self.save_models else None,
             heartbeat_interval=self.heartbeat_interval, grace_period=self._grace_period,
-            artifact_store=self._artifact_store(),
+            artifact_store=self._artifact_store() if self.diagnostics else None,
         )
 
     # ------------------------------------------------------------------ running
