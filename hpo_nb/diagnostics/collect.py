@@ -12,7 +12,7 @@ Per epoch (``DiagnosticsCallback``):
   differentiated at each epoch's end on a one-device copy; its ``mean`` and ``max`` are then
   the same number, and ``gradients["method"]`` says which way they were measured.
 - **Weight and bias histograms per layer** with fixed bins: ``HISTOGRAM_BINS`` bins over a
-  symmetric range set once from the initial weights (1.5 x the largest magnitude; bias ranges at
+  symmetric range set once from the initial weights (3 x the largest magnitude; bias ranges at
   least half the weights'); values outside fall in the end bins, and each epoch's true min, max,
   mean and standard deviation are kept beside the counts. Epoch 0 is the initialization.
 
@@ -197,7 +197,7 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
                 if key not in self._ranges:
                     largest = float(np.max(np.abs(values))) if values.size else 0.0
                     floor = 0.05 if kind == "weights" else 0.5 * self._ranges.get((layer.name, "weights"), 0.1)
-                    self._ranges[key] = max(1.5 * largest, floor)
+                    self._ranges[key] = max(3.0 * largest, floor)
                 r = self._ranges[key]
                 counts, edges = np.histogram(np.clip(values, -r, r), bins=record.HISTOGRAM_BINS, range=(-r, r))
                 entry = self._hist.setdefault(layer.name, {}).setdefault(kind, {"edges": record.round_list(edges, 6),

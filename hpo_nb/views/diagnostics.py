@@ -69,7 +69,7 @@ class DiagnosticsPanel:
         self.trial = w.Dropdown(options=[], value=None, description="Trial",
                                 layout=w.Layout(width="220px")).add_class("hpo-diag-trial")
         self.view = w.ToggleButtons(options=list(VIEWS), value="Gradient flow",
-                                    style={"button_width": "120px"}).add_class("hpo-diag-view")
+                                    style={"button_width": "136px"}).add_class("hpo-diag-view")
         self.output = w.Output(layout=w.Layout(min_height="120px")).add_class("hpo-diag-output")
         self.trial.observe(lambda _c: self.refresh(), names="value")
         self.view.observe(lambda _c: self.refresh(), names="value")
