@@ -110,7 +110,7 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
             mean = total / max(float(count), 1.0)
             maximum = peak
         else:
-            mean = maximum = self._probe_norms()
+            mean = maximum = self._probe_norms_off_strategy()
         self.grad_epochs.append(epoch + 1)
         self.grad_mean.append(record.round_list(mean))
         self.grad_max.append(record.round_list(maximum))
@@ -156,6 +156,19 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         self._acc = (total, peak, count)
         self._original_apply = original
         optimizer.__dict__["apply_gradients"] = apply_gradients  # this instance only; undone at train end
+
+    def _probe_norms_off_strategy(self) -> list[float]:
+        """``_probe_norms`` in a helper thread: a strategy's scope is per thread, so there the copy
+        is built with plain variables (mirrored ones refuse an eager gradient tape). A failure
+        costs the epoch's norms (zeros, logged), never the trial."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="hpo-nb-probe") as pool:
+                return pool.submit(self._probe_norms).result()
+        except Exception as exc:
+            log.warning("trial %d: no gradient norms this epoch: %s", self.trial, exc)
+            return [0.0] * len(self.layer_names)
 
     def _probe_norms(self) -> list[float]:
         """Per-layer gradient norms of the probe batch on a one-device copy (MirroredStrategy)."""
