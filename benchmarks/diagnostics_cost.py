@@ -37,7 +37,10 @@ def measure(dataset: str, rounds: int, epochs: int, warm: bool) -> dict[str, flo
         datasets.attach(ds)
         name = ds.name
 
+    own = _time_callback()
+
     def run(diagnostics: bool) -> tuple[float, float]:
+        own.clear()
         spec = TrialSpec(trial_number=0, dataset=name, params=PARAMS, max_epochs=epochs, seed=0,
                          diagnostics=diagnostics)
         start, cpu = time.perf_counter(), time.process_time()
@@ -45,11 +48,15 @@ def measure(dataset: str, rounds: int, epochs: int, warm: bool) -> dict[str, flo
         elapsed = time.perf_counter() - start, time.process_time() - cpu
         assert outcome.state == "complete", outcome.error
         assert bool(outcome.diagnostics) == diagnostics
+        if diagnostics:
+            own_s.append(sum(own.values()))
         return elapsed
 
+    own_s: list[float] = []
     if warm:
         run(False)  # TensorFlow's first-fit start-up is not what we measure
         run(True)
+        own_s.clear()
     ratios, cpu_ratios, controls, off, on = [], [], [], [], []
     for i in range(rounds):
         order = [("off", False), ("on", True), ("control", False)]
@@ -60,12 +67,38 @@ def measure(dataset: str, rounds: int, epochs: int, warm: bool) -> dict[str, flo
         ratios.append(b / a), cpu_ratios.append(b_cpu / a_cpu), controls.append(c / a)
         print(f"{dataset} round {i + 1}: off {a:.2f} s  on {b:.2f} s  control {c:.2f} s  ratio {b / a:.3f}  "
               f"A/A {c / a:.3f}  (CPU time ratio {b_cpu / a_cpu:.3f})", flush=True)
-    result = {"off_s": benchlib.median(off), "on_s": benchlib.median(on), "ratio": benchlib.median(ratios),
+    result = {"own_s": benchlib.median(own_s), "off_s": benchlib.median(off), "on_s": benchlib.median(on),
+              "ratio": benchlib.median(ratios),
               "cpu_ratio": benchlib.median(cpu_ratios), "control": benchlib.median(controls)}
     print(f"{dataset}: {rounds} rounds x {epochs} epochs; median trial off {result['off_s']:.2f} s, "
           f"on {result['on_s']:.2f} s; A/A control {result['control']:.3f}; cpu ratio {result['cpu_ratio']:.3f}; "
           f"ratio {result['ratio']:.3f}", flush=True)
+    print(f"{dataset}: the diagnostics' own work (callback and end-of-trial measures, wall, excluding the "
+          f"per-batch norms inside the train step) {result['own_s'] * 1000:.0f} ms per trial = "
+          f"{result['own_s'] / result['off_s']:.1%} of the median trial off", flush=True)
     return result
+
+
+def _time_callback() -> dict[str, float]:
+    """Time DiagnosticsCallback's hooks and end-of-trial work (seconds per method, summed)."""
+    import functools
+
+    from hpo_nb.diagnostics import collect
+
+    spent: dict[str, float] = {}
+    for name in ("on_train_begin", "on_epoch_begin", "on_epoch_end", "finish"):
+        method = getattr(collect.DiagnosticsCallback, name)
+
+        @functools.wraps(method)
+        def timed(*args: object, _method: object = method, _name: str = name, **kwargs: object) -> object:
+            start = time.perf_counter()
+            try:
+                return _method(*args, **kwargs)  # type: ignore[operator]
+            finally:
+                spent[_name] = spent.get(_name, 0.0) + time.perf_counter() - start
+
+        setattr(collect.DiagnosticsCallback, name, timed)
+    return spent
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
