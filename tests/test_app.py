@@ -107,7 +107,10 @@ def test_start_runs_a_search_and_shows_the_results(tmp_path: Path):
         time.sleep(0.2)
     assert "2 complete trial(s)" in ui.status.value, ui.status.value
     assert ui.stop_button.disabled and not ui.start_button.disabled
-    heading, arch, _, importance, download = ui.results_box.children
+    heading, arch, _, importance, _, diagnostics, download = ui.results_box.children
+    best = ui.exp.best.number  # the diagnostics panel shows the best trial's gradient flow, from storage
+    assert ui.diagnostics.root is diagnostics and ui.diagnostics.trial.value == best
+    assert "application/vnd.plotly.v1+json" in ui.diagnostics.output.outputs[0]["data"]
     assert type(arch.children[0]).__name__ == "Architecture3D"
     assert "Best trial" in arch.children[1].value
     assert "application/vnd.plotly.v1+json" in importance.outputs[0]["data"]
