@@ -117,3 +117,15 @@ def test_plots_come_back_from_storage_in_a_fresh_process(runs_dir):
     assert off.plot_learning_curves().data  # learning curves come from the history, always kept
     with pytest.raises(ConfigError, match="diagnostics must be True or False"):
         Experiment("digits", name="bad", runs_dir=runs_dir, progress="none", diagnostics="yes")
+
+
+def test_the_cli_turns_diagnostics_off(tmp_path):
+    import optuna
+
+    space = json.dumps({**SPACE, "conv_blocks": 1})
+    out = subprocess.run([sys.executable, "-m", "hpo_nb", "run", "--trials", "1", "--max-epochs", "1", "--quiet",
+                          "--no-evaluate", "--no-diagnostics", "--name", "cli-off", "--search-space", space],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    study = optuna.load_study(study_name="cli-off", storage=f"sqlite:///{tmp_path / 'runs' / 'cli-off' / 'study.db'}")
+    assert study.trials[0].user_attrs["diagnostics"] == {} and study.trials[0].user_attrs["accuracy"] is not None
