@@ -224,7 +224,7 @@ def test_panel_draws_the_picked_trial_and_the_live_gradient_flow_of_a_running_on
     assert "diagnostics=False" in panel.output.outputs[0]["data"]["text/plain"]
 
     panel.view.value = "Gradient flow"
-    panel.show(1)  # running, no epoch yet
+    panel.trial.value = 1  # the user picks the running trial in the panel: running, no epoch yet
     assert "after the first epoch" in panel.output.outputs[0]["data"]["text/plain"]
     hub.publish(EpochDiagnostics(1, 1, ("a", "b"), (1.0, 2.0), (1.0, 3.0)))
     panel.update(hub.snapshot())
@@ -234,3 +234,7 @@ def test_panel_draws_the_picked_trial_and_the_live_gradient_flow_of_a_running_on
     second = panel.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]
     assert len(first["x"]) == 1 and len(second["x"]) == 2  # redrawn as the epoch ended
     assert source.calls == [("gradient", 0)]  # the live view never read storage
+    panel.show(0)  # the dashboard following its best trial does not take the user's pick away
+    assert panel.trial.value == 1
+    panel.show(0, force=True)  # a pick in the dashboard does
+    assert panel.trial.value == 0 and source.calls == [("gradient", 0)]  # drawn from the cache

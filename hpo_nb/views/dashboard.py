@@ -191,7 +191,7 @@ class Dashboard:
         with self._lock:
             self._picked_by_user = change["new"] is not None
             self.details.value = vm.details_html(self._finished(change["new"]))
-            self.diagnostics.show(change["new"])
+            self.diagnostics.show(change["new"], force=True)
 
     def stop(self) -> None:
         """What the Stop button does (any thread): ask the search to stop, without waiting."""

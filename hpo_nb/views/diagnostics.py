@@ -71,23 +71,36 @@ class DiagnosticsPanel:
         self.view = w.ToggleButtons(options=list(VIEWS), value="Gradient flow",
                                     style={"button_width": "136px"}).add_class("hpo-diag-view")
         self.output = w.Output(layout=w.Layout(min_height="120px")).add_class("hpo-diag-output")
-        self.trial.observe(lambda _c: self.refresh(), names="value")
+        self._own_pick = False  # the user chose the shown trial in the panel itself
+        self._setting = False
+        self.trial.observe(self._trial_changed, names="value")
         self.view.observe(lambda _c: self.refresh(), names="value")
         self.controls = (self.trial, self.view)
         self.root = w.VBox([self.heading, w.HBox([self.trial, self.view]), self.output]).add_class("hpo-diagnostics")
 
     # ------------------------------------------------------------------ inputs (any thread)
 
-    def show(self, number: int | None) -> None:
-        """Show trial ``number`` (the dashboard's picked trial); None leaves the choice as is."""
+    def show(self, number: int | None, force: bool = False) -> None:
+        """Show trial ``number`` (the dashboard's picked trial); None leaves the choice as is.
+
+        Args:
+            number: the trial number.
+            force: also when the user picked another trial in the panel itself (a pick made in the
+                dashboard); without it, a trial the user chose here (e.g. to watch it train) stays.
+        """
         with self._lock:
-            if number is None:
+            if number is None or (self._own_pick and not force):
                 return
             self._ensure_option(number)
-            if self.trial.value != number:
-                self.trial.value = number  # observe -> refresh
-            else:
-                self.refresh()
+            self._setting = True
+            try:
+                if self.trial.value != number:
+                    self.trial.value = number  # observe -> refresh
+                else:
+                    self.refresh()
+            finally:
+                self._setting = False
+            self._own_pick = False
 
     def update(self, snap: Any) -> None:
         """Follow a progress snapshot: running trials join the picker; a shown running trial's
@@ -108,6 +121,11 @@ class DiagnosticsPanel:
                 finally:
                     self._muted = False
             self.refresh()
+
+    def _trial_changed(self, change: dict[str, Any]) -> None:
+        if not self._muted and not self._setting and change["new"] is not None:
+            self._own_pick = True
+        self.refresh()
 
     def _ensure_option(self, number: int) -> None:
         if all(v != number for _, v in self.trial.options):
