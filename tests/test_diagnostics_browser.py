@@ -23,6 +23,11 @@ exp.run();
 """
 
 PANEL = ".hpo-diagnostics"
+# The panel as shown: the display is refreshed when the cell ends, leaving an older, hidden copy.
+SHOWN = PANEL + ":visible"
+TITLE = """sel => { const shown = [...document.querySelectorAll(sel)].filter(e => e.offsetParent !== null);
+    const t = shown.length ? shown[shown.length - 1].querySelector('.js-plotly-plot .gtitle') : null;
+    return t ? t.textContent : ''; }"""
 PICK_TRAINING = """s => {
     const o = [...s.options].find(o => o.text.includes('training'));
     if (!o) return;
@@ -30,8 +35,14 @@ PICK_TRAINING = """s => {
 }"""
 
 
+def wait_title(page, words: str, number: str) -> None:
+    page.wait_for_function(
+        f"([sel, words, n]) => {{ const t = ({TITLE})(sel); return t.includes(words) && t.includes('trial ' + n); }}",
+        arg=[PANEL, words, number], timeout=60_000)
+
+
 def panel_title(page) -> str:
-    return page.evaluate(f"() => document.querySelector('{PANEL} .js-plotly-plot .gtitle')?.textContent || ''")
+    return page.evaluate(TITLE, PANEL)
 
 
 def test_the_details_panel_shows_live_gradient_flow_then_every_view_of_a_picked_trial(lab, chromium, tmp_path: Path):
@@ -40,36 +51,46 @@ def test_the_details_panel_shows_live_gradient_flow_then_every_view_of_a_picked_
         page = session.page
         run_all(page)
         page.wait_for_selector(PANEL, timeout=120_000)
-        trial_select = page.locator(f"{PANEL} .hpo-diag-trial select")
+        trial_select = page.locator(f"{SHOWN} .hpo-diag-trial select")
         # While a trial trains (exp.run() blocks the kernel), pick it: its gradient flow draws live.
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            if "is training" in page.locator(f"{PANEL} .hpo-diag-output").inner_text() or "live" in panel_title(page):
+            if "is training" in page.locator(f"{SHOWN} .hpo-diag-output").inner_text() or "live" in panel_title(page):
                 break
             trial_select.evaluate(PICK_TRAINING)  # one step in the page: options change as trials end
             page.wait_for_timeout(200)
         # Each ended epoch redraws the figure; polled on every animation frame to catch one.
-        page.wait_for_function(
-            """sel => (document.querySelector(sel + ' .js-plotly-plot .gtitle')?.textContent || '')
-                       .includes('gradient flow, live')""", arg=PANEL, polling="raf", timeout=120_000)
+        page.wait_for_function(f"sel => ({TITLE})(sel).includes('gradient flow, live')", arg=PANEL, polling="raf",
+                               timeout=120_000)
         page.wait_for_selector(".jp-OutputArea-output:has-text('searched 2')", timeout=240_000)
 
         # A finished trial picked in the dashboard: the panel follows and draws each view from storage.
         picker = page.locator(".hpo-picker select")
         options = [o for o in picker.locator("option").all_inner_texts() if o.startswith("Trial")]
+        picker.select_option(label=options[0])  # two picks: the last is a change whatever was shown
+        page.wait_for_timeout(1000)
         picker.select_option(label=options[-1])
         number = options[-1].split()[1].strip("\xa0 ·")
-        expected = {"Gradient flow": "gradient flow", "Learning curves": "learning curves",
-                    "Confusion matrix": "confusion matrix", "Weights": "weights and biases",
+        # Each click changes the view (a figure JupyterLab's Plotly renderer parked as a picture while
+        # the display refreshed comes back interactive once redrawn).
+        page.locator(SHOWN).scroll_into_view_if_needed()
+        expected = {"Learning curves": "learning curves", "Confusion matrix": "confusion matrix",
+                    "Weights": "weights and biases", "Gradient flow": "gradient flow",
                     "Activations": "activations"}
         for button, words in expected.items():
-            page.locator(f"{PANEL} .hpo-diag-view button", has_text=button).click()
-            page.wait_for_function(
-                """([sel, words, n]) => { const t = document.querySelector(sel + ' .js-plotly-plot .gtitle');
-                     return t && t.textContent.includes(words) && t.textContent.includes('trial ' + n); }""",
-                arg=[PANEL, words, number], timeout=60_000)
-        assert page.locator(f"{PANEL} .js-plotly-plot .slider-group").count() == 0  # activations: no slider
-        page.locator(f"{PANEL} .hpo-diag-view button", has_text="Weights").click()
-        page.wait_for_selector(f"{PANEL} .js-plotly-plot .slider-group", timeout=60_000)  # the epoch slider
-        page.locator(PANEL).screenshot(path=str(tmp_path / "diagnostics-panel.png"))
+            page.locator(f"{SHOWN} .hpo-diag-view button", has_text=button).click()
+            seen = lambda: (button, number, panel_title(page), trial_select.evaluate(  # noqa: E731
+                "s => s.selectedIndex >= 0 ? s.options[s.selectedIndex].text : ''"),
+                page.locator(f"{SHOWN} .hpo-diag-output").inner_text()[:200])
+            try:
+                wait_title(page, words, number)
+            except Exception as exc:
+                dom = page.evaluate("""sel => [...document.querySelectorAll(sel)].map(e => [e.offsetParent !== null,
+                    e.querySelectorAll('.js-plotly-plot').length, e.querySelectorAll('.gtitle').length,
+                    e.innerText.slice(0, 80), e.querySelector('.hpo-diag-output')?.innerHTML.slice(0, 300)])""", PANEL)
+                raise AssertionError((seen(), dom)) from exc
+        assert page.locator(f"{SHOWN} .js-plotly-plot .slider-group").count() == 0  # activations: no slider
+        page.locator(f"{SHOWN} .hpo-diag-view button", has_text="Weights").click()
+        page.wait_for_selector(f"{SHOWN} .js-plotly-plot .slider-group", timeout=60_000)  # the epoch slider
+        page.locator(SHOWN).screenshot(path=str(tmp_path / "diagnostics-panel.png"))
         assert not session.widget_errors()
