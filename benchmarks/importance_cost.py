@@ -44,7 +44,7 @@ def study_of(n: int, seed: int = 0) -> optuna.Study:
         health = {"gradient_health": rng.uniform(0.8, 1), "dead_units": rng.uniform(0, 0.3) * (p["activation"] == "relu"),
                   "saturated_units": rng.uniform(0, 0.2) * (p["activation"] == "tanh"),
                   "overfitting_gap": rng.uniform(0, 0.1) + 0.2 * (0.5 - p["dropout"]),
-                  "loss_stability": rng.uniform(0.7, 1), "health_score": rng.uniform(0.6, 0.9)}
+                  "learning_progress": rng.uniform(0.8, 1), "loss_stability": rng.uniform(0.7, 1), "health_score": rng.uniform(0.6, 0.9)}
         study.add_trial(optuna.trial.create_trial(
             params=p, distributions=DISTRIBUTIONS, value=acc,
             user_attrs={"accuracy": acc, "health": health,

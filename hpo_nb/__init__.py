@@ -1,7 +1,8 @@
 """hpo-nb: notebook-first hyperparameter optimization for Keras, with live progress.
 
 Start with ``Experiment`` (``help(hpo_nb.Experiment)``); bring your data with ``datasets``
-(``from_arrays``, ``from_idx``, ``from_text_lines``, ...); or open the no-code page with
+(``from_directory``, ``from_csv``, ``from_dataframe``, ``from_arrays``, ``from_idx``,
+``from_text_lines``, ...); or open the no-code page with
 ``app()``. Extension points: an ``Executor`` runs ``TrialJob``s somewhere else; a ``Renderer``
 (any ``f(snapshot)``) shows each ``Snapshot`` of a running search. Everything not in
 ``__all__`` is internal and may change.
@@ -17,8 +18,12 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING, Any as _Any
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of notebooks
 
+from . import tf_stderr as _tf_stderr
+
+_tf_stderr.install()  # absl's pre-init block is written at fd level before that variable is read
+
 from . import datasets
-from .datasets import Dataset, from_arrays, from_idx, from_text_lines
+from .datasets import Dataset, from_arrays, from_csv, from_dataframe, from_directory, from_idx, from_text_lines
 from .devices import split_cpu
 from .errors import ConfigError, DatasetUnavailableError, HpoNbError
 from .executors.base import Executor, TrialJob
@@ -75,6 +80,9 @@ __all__ = [
     "app",
     "datasets",
     "from_arrays",
+    "from_csv",
+    "from_dataframe",
+    "from_directory",
     "from_idx",
     "from_text_lines",
     "split_cpu",

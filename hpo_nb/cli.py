@@ -5,21 +5,48 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
+from .datafile import dataset_from_args, options as _data_options
 from .errors import HpoNbError
-from .values import GRACE_BEATS
+from .values import GRACE_BEATS, OBJECTIVE_METRICS
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (``hpo-nb: error: ...``) and exit code 2, like ours."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"hpo-nb: error: {message} (see {self.prog} --help)\n")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless its help already says it or there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
+SPACE_HELP = ("JSON overrides of the search space: a value fixes a parameter, a list (or {\"choice\": [...]}) is a "
+              'choice, {"range": [lo, hi]} is a range (float where the parameter is a float, keeping its scale: '
+              'learning_rate is log-scaled), e.g. \'{"conv_blocks": [1, 2], "learning_rate": {"range": [1e-4, 1e-2]}}\'')
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hpo-nb", description="Hyperparameter search for Keras models, with live progress.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="hpo-nb", description="Hyperparameter search for Keras models, with live progress.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run (or resume) a search")
-    run.add_argument("--dataset", default="digits", help="registered dataset name (default: digits)")
+    run = sub.add_parser("run", help="run (or resume) a search", formatter_class=_Help)
+    run.add_argument("--dataset", default=None, help="registered dataset name (default: digits)")
+    _data_options(run)
     run.add_argument("--trials", type=int, default=20, help="number of trials (n_trials)")
     run.add_argument("--mode", default="simple", help="simple (accuracy) or health (accuracy + model health)")
-    run.add_argument("--max-epochs", type=int, default=10)
+    run.add_argument("--metric", default="accuracy", choices=OBJECTIVE_METRICS,
+                     help="what trials are scored on, on the validation split (balanced_accuracy: the mean "
+                          "per-class recall, for imbalanced classes; default: accuracy)")
+    run.add_argument("--max-epochs", type=int, default=10, help="epochs per trial at most")
     run.add_argument("--concurrency", type=int, default=1, help="trials running at once")
     run.add_argument("--executor", default="local", help="local or runpod")
     run.add_argument("--distribution", default=None, help="mirrored: MirroredStrategy over --devices")
@@ -32,22 +59,37 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"seconds between heartbeats of running trials; a trial silent for {GRACE_BEATS}x this "
                           "(+1 s) is failed and retried (default: 5)")
     run.add_argument("--name", default=None, help="run name: the study and runs/NAME/ (default: DATASET-MODE)")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=int, default=0, help="seeds the sampler, the splits and every trial")
     run.add_argument("--sample-fraction", type=float, default=1.0, help="train on this stratified fraction")
-    run.add_argument("--search-space", default=None, help='JSON overrides, e.g. \'{"conv_blocks": [1, 2]}\'')
+    run.add_argument("--search-space", default=None, help=SPACE_HELP)
     run.add_argument("--pruner", choices=["none", "median", "hyperband"], default="none",
                      help="stop weak trials early to save time (the budget still counts them; default: none)")
     run.add_argument("--no-pruning", action="store_true", help="same as --pruner none")
     run.add_argument("--no-diagnostics", action="store_true",
                      help="skip per-trial diagnostics (gradient flow, weight histograms, confusion matrix, "
                           "activation maps)")
-    run.add_argument("--runs-dir", default="runs")
+    run.add_argument("--runs-dir", default="runs", help="folder of run folders (study, run.log, models)")
     run.add_argument("--test-fraction", type=float, default=None,
                      help="fraction held out for the final test accuracy when the dataset has no official test "
                           "split (default: 0.2; 0: none)")
     run.add_argument("--no-evaluate", action="store_true",
                      help="skip the test accuracy of the best trial at the end")
     run.add_argument("--quiet", action="store_true", help="no live progress")
+
+    show = sub.add_parser("show", help="a stored study: its trials, best configuration, test accuracy, model path",
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    show.add_argument("name", help="the study name (hpo-nb run --name)")
+    show.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite under RUNS_DIR/NAME/)")
+    show.add_argument("--runs-dir", default="runs", help="folder of run folders")
+    show.add_argument("--rows", type=int, default=30, help="most trials listed, best first")
+
+    export = sub.add_parser("export", help="copy the best (or a given) trial's saved .keras model to PATH",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    export.add_argument("name", help="the study name (hpo-nb run --name)")
+    export.add_argument("path", help="a .keras file, or an existing folder")
+    export.add_argument("--trial", type=int, default=None, help="trial number (default: the best trial)")
+    export.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite under RUNS_DIR/NAME/)")
+    export.add_argument("--runs-dir", default="runs", help="folder of run folders")
 
     names = sub.add_parser("datasets", help="list registered datasets")
     names.set_defaults(command="datasets")
@@ -64,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "datasets":
             return _datasets()
+        if args.command == "show":
+            return _show(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "runpod-local":
             from .executors.runpod.loopback import serve
 
@@ -71,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except HpoNbError as exc:
         print(f"hpo-nb: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a --runs-dir that cannot be created
+        print(f"hpo-nb: error: {exc.filename or ''}: {exc.strerror or exc}".replace("error: : ", "error: "),
+              file=sys.stderr)
         return 2
 
 
@@ -84,27 +134,25 @@ def _datasets() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
+    import warnings
 
-    try:
-        space = json.loads(args.search_space) if args.search_space else None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--search-space is not valid JSON: {exc}") from None
-    if space is not None:
-        space = {k: tuple(v["range"]) if isinstance(v, dict) and "range" in v else v for k, v in space.items()}
+    # hpo-nb's notices (a fix to the data, a small validation split) are logged to stderr already
+    warnings.filterwarnings("ignore", message="hpo-nb: ", category=UserWarning)
+
+    space = _search_space(args.search_space)
 
     from .experiment import Experiment
     from .views.console import results_table
 
     exp = Experiment(
-        dataset=args.dataset, mode=args.mode, n_trials=args.trials, max_epochs=args.max_epochs,
+        dataset=dataset_from_args(args), mode=args.mode, n_trials=args.trials, max_epochs=args.max_epochs,
         concurrency=args.concurrency, executor=args.executor, distribution=args.distribution,
         storage=args.storage, name=args.name, seed=args.seed, search_space=space,
         sample_fraction=args.sample_fraction, pruning=not args.no_pruning, pruner=args.pruner, runs_dir=args.runs_dir,
         diagnostics=not args.no_diagnostics,
         devices=args.devices.split(",") if args.devices else None, gpus_per_trial=args.gpus_per_trial,
         progress="none" if args.quiet else "console", heartbeat_interval=args.heartbeat_interval,
-        test_fraction=args.test_fraction,
+        test_fraction=args.test_fraction, metric=args.metric,
     )
     interrupted = False
     exp.start()
@@ -117,6 +165,8 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .views.console import evaluation_lines
+    from .views.viewmodel import baseline_line
+    from .views.console import best_lines
 
     report = None
     if not interrupted and not args.no_evaluate:
@@ -125,16 +175,82 @@ def _run(args: argparse.Namespace) -> int:
         except HpoNbError as exc:
             print(f"hpo-nb: no test accuracy: {exc}", file=sys.stderr)
     Console(width=None if sys.stdout.isatty() else 120).print(results_table(exp.results))
+    print(baseline_line(exp.baseline.majority_rate, exp.baseline.majority_class, exp.baseline.n_val))
+    code = 130 if interrupted else 0
     try:
         best = exp.best
-        for line in evaluation_lines(best.number, best.accuracy, best.score,
-                                     report.test_accuracy if report and report.trial == best.number else None,
-                                     report.n_test if report else 0):
+        from .space import searched
+
+        for line in best_lines(best, report.test_accuracy if report and report.trial == best.number else None,
+                               report.n_test if report else 0, searched(exp.space)):
             print(line)
-    except HpoNbError:
-        pass
+    except HpoNbError as exc:  # e.g. every trial failed: say so, with the first error
+        print(f"hpo-nb: {exc}", file=sys.stderr)
+        code = code or 1
+    if args.quiet:  # otherwise the console bars printed these notices already
+        for message in exp._search_warnings():
+            if not message.startswith("all "):
+                print(f"hpo-nb: warning: {message}", file=sys.stderr)
     print(f"run folder: {exp.run_dir}")
-    return 130 if interrupted else 0
+    return code
+
+
+def _search_space(text: str | None) -> dict | None:
+    """``--search-space`` as ``Experiment(search_space=)`` takes it: a JSON object whose values are a
+    list or ``{"choice": [...]}`` (a choice), ``{"range": [low, high]}`` (a range) or one value
+    (fixed); see ``space.from_json``."""
+    from .errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        space = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--search-space is not valid JSON: {exc}") from None
+    if not isinstance(space, dict):
+        raise ConfigError(f"--search-space must be a JSON object such as '{{\"filters\": [8, 16]}}', not "
+                          f"{type(space).__name__} {text[:40]!r}.")
+    from .space import from_json
+
+    return from_json(space)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .stored import StoredStudy
+    from .views.console import best_lines, results_table
+
+    study = StoredStudy(args.name, storage=args.storage, runs_dir=args.runs_dir)
+    settings = study.settings
+    print(f"study {args.name}: dataset {settings.get('dataset', '?')} · mode {study.mode} · "
+          f"{settings.get('max_epochs', '?')} epochs max")
+    Console(width=None if sys.stdout.isatty() else 120).print(results_table(study.results, max_rows=args.rows))
+    try:
+        best = study.best
+    except HpoNbError as exc:
+        print(f"no best trial: {exc}")
+        return 0
+    found = study.model_file(best.number)
+    best.model_path = str(found) if found else (f"{best.model_path} (not found here)" if best.model_path else None)
+    from .space import searched
+
+    for line in best_lines(best, *study.test_accuracy(best.number), searched(study.space) if study.space else None):
+        print(line)
+    if study.test_accuracy(best.number)[0] is None:
+        print("test accuracy: not measured yet (exp.evaluate() in Python, or hpo-nb run without --no-evaluate)")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .stored import StoredStudy
+
+    study = StoredStudy(args.name, storage=args.storage, runs_dir=args.runs_dir)
+    target = study.export_model(args.path, trial=args.trial)
+    trial = study.trial(args.trial)
+    print(f"trial {trial.number} of {args.name} -> {target} "
+          "(load with keras.models.load_model; it takes raw inputs: the dataset's preprocessing is inside)")
+    return 0
 
 
 if __name__ == "__main__":

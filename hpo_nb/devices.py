@@ -124,12 +124,11 @@ def plan_device_groups(distribution: str | None, devices: Sequence[str] | None, 
             raise ConfigError(f"unknown devices {unknown}: this process has {gpus + cpus}.{hint}")
     else:
         pool = default_devices(gpus, cpus)
-        if not pool:
-            message = (f"distribution={distribution!r}, gpus_per_trial={gpus_per_trial!r}: this machine has no GPU, so "
-                       f"every trial trains on the one CPU device. {_SPLIT_HINT}")
-            warnings.warn(message, UserWarning, stacklevel=3)
-            log.warning(message)
-            return None
+        if not pool:  # asked for GPUs on a machine with none: refuse rather than train on one CPU device
+            raise ConfigError(
+                f"distribution={distribution!r}, gpus_per_trial={gpus_per_trial!r} need GPUs, and this machine "
+                f"has none (only {cpus}). Leave both out to train on the CPU, run where GPUs are, or try the "
+                f"mirrored path on CPU: {_SPLIT_HINT}")
 
     per_trial = gpus_per_trial or (len(pool) // concurrency if distribution == "mirrored" else 1)
     if per_trial < 1 or per_trial * concurrency > len(pool):

@@ -9,6 +9,7 @@ on raw inputs. A mixin of ``Experiment`` (which sets ``dataset``, the split sett
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,8 @@ class TestSplitResults(StudyResults):
         ``run()`` evaluates the best trial itself when the search ends.
 
         Args:
-            k: how many trials to evaluate, best first (1: the selected model only).
+            k: how many trials to evaluate, best first (1: the selected model only); when fewer
+                have completed, those are evaluated and a ``UserWarning`` says so.
 
         Returns:
             records.Evaluation: ``test_accuracy``, ``validation_accuracy``, ``per_class`` (DataFrame:
@@ -82,6 +84,9 @@ class TestSplitResults(StudyResults):
         if not complete:
             raise ConfigError("no trial has completed yet; run() the experiment first.")
         chosen = sorted(complete, key=lambda t: (-t.value, t.number))[:k]
+        if k > len(complete):
+            warnings.warn(f"evaluate(k={k}): only {len(complete)} trial(s) completed; evaluating those.",
+                          UserWarning, stacklevel=2)
         stored = records.stored_evaluations(self.study)
         x_test = self.dataset.prepare_raw(split.x_test)
         names = self._class_names()

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import optuna
 
-from . import datasets, health, records, space as spaces, trial_memory
+from . import datasets, health, objective, records, space as spaces, trial_memory
+from .baseline import baseline_of, small_validation
 from .errors import ConfigError
 from .executors.base import Backend, Executor, backend as executor_backend
-from .progress import ProgressHub, Renderer, Snapshot
+from .progress import Notice, ProgressHub, Renderer, Snapshot
 from .background import Background
 from .evaluation import TestSplitResults
 from .diagnostic_results import DiagnosticsResults
@@ -47,7 +49,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         dataset: a registered name (``hpo_nb.datasets.names()``: "digits", "mnist", ...) or a
             ``Dataset`` (``from_arrays``, ``from_idx``, ``from_text_lines``, ...). Images get a
             CNN search space, text an LSTM one.
-        mode: "simple" maximizes validation accuracy; "health" maximizes
+        mode: "simple" maximizes validation accuracy (or ``metric``); "health" maximizes
             ``accuracy_weight * accuracy + (1 - accuracy_weight) * health_score``.
         n_trials: trials to run, >= 1; shared by every process on the study, and counting
             the trials a resumed study already ran (stopped trials do not count).
@@ -88,6 +90,10 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         test_fraction: fraction of every class held out as the test split before validation is
             drawn, in [0, 1); default None: the dataset's official test split, else 0.2 (fixed
             seed). ``evaluate()`` scores the chosen model on it; no trial ever sees it.
+        metric: what a trial is scored on, on the validation split: "accuracy" (default) or
+            "balanced_accuracy" (the mean of per-class recalls: always answering the majority class
+            scores 1/K, so imbalanced classes cannot be "solved" that way). Computed each epoch
+            inside the training path (local and RunPod alike); the best epoch by it is kept.
         test: ``(x_test, y_test)``, your own held-out data for your own ``Dataset`` (raw
             samples and labels like those it was built from), instead of ``test_fraction``.
         runs_dir: folder for run folders (study database, ``run.log``, saved models).
@@ -101,7 +107,9 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             of a trial's time, benchmarks/diagnostics_cost.py).
         heartbeat_interval: seconds between heartbeats of running trials, >= 1. A trial silent
             for ``6 * heartbeat_interval + 1`` s belongs to a dead process: it is failed and
-            retried by a process sharing the study.
+            retried by a process sharing the study (or the next run), resuming from its last
+            completed epoch (``runs/<name>/checkpoints/``), or, for a RunPod job, followed to
+            its end on the original trial.
 
     Raises:
         ConfigError: a setting is invalid, the dataset cannot be loaded, the storage cannot be
@@ -110,6 +118,8 @@ class Experiment(DiagnosticsResults, TestSplitResults):
 
     Attributes:
         dataset (Dataset): the loaded dataset.
+        baseline (hpo_nb.baseline.Baseline): the validation split's majority-class rate (what
+            always answering the most common class scores), shown beside accuracy.
         space (dict): the search space in effect.
         study (optuna.Study): the study (ask/tell; ``optuna-dashboard`` can open its storage).
         hub (ProgressHub): the live progress of the current (or last) search.
@@ -145,9 +155,11 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         heartbeat_interval: int = 5,
         test_fraction: float | None = None,
         test: tuple[Any, Any] | None = None,
+        metric: str = "accuracy",
         diagnostics: bool = True,
     ) -> None:
         check_choice("mode", mode, MODES)
+        objective.check_metric(metric)
         check_int("n_trials", n_trials, 1)
         check_int("max_epochs", max_epochs, 1)
         check_int("concurrency", concurrency, 1)
@@ -179,6 +191,8 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         n_train = int(len(self.dataset.x) * (1 - self.test_fraction) * (1 - validation_fraction) * sample_fraction)
         self.space = spaces.build_space(self.dataset.modality, search_space, n_train=n_train)
         self.mode = mode
+        self.metric = metric
+        self._set_baseline(validation_fraction, seed)
         self.n_trials = n_trials
         self.max_epochs = max_epochs
         self.concurrency = concurrency
@@ -229,7 +243,10 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             self._storage = open_storage(storage or default_url(self.run_dir), heartbeat_interval=heartbeat_interval,
                                          grace_period=self._grace_period)
             self.study = self._open_study()
+        # Until start(): the stored study as a search that is not running (what exp.dashboard() shows).
         self.hub = ProgressHub(n_trials, mode, concurrency)
+        self.hub.add_finished([records.finished_trial(t) for t in self._stored_trials() if shown(t)])
+        self.hub.close()
         self._background: Background | None = None
         self._search: Search | None = None
         self._error: BaseException | None = None
@@ -238,6 +255,16 @@ class Experiment(DiagnosticsResults, TestSplitResults):
                  mode, n_trials, mask_url(storage or default_url(self.run_dir)))
 
     # ------------------------------------------------------------------ set-up
+
+    def _set_baseline(self, validation_fraction: float, seed: int) -> None:
+        """The validation split's majority-class rate (``baseline``), and a warning (log and
+        ``UserWarning``) when the split is too small to rank trials (``baseline.small_validation``)."""
+        y_val = self.dataset.validation_labels(validation_fraction, seed, self.test_fraction)
+        self.baseline = baseline_of(y_val, self.dataset.num_classes, self.dataset.class_names)
+        small = self._small_validation = small_validation(len(y_val))
+        if small:
+            log.warning("dataset %s: %s", self.dataset.name, small)
+            warnings.warn(f"hpo-nb: {small}", UserWarning, stacklevel=3)
 
     def _plan_devices(self, distribution: str | None, devices: list[str] | None,
                       gpus_per_trial: int | None) -> list[tuple[str, ...]] | None:
@@ -258,7 +285,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             pruner=self._pruner, modality=self.dataset.modality, space=self.space,
             settings={"dataset": self.dataset.name, "mode": self.mode, "modality": self.dataset.modality},
             split={"test_fraction": self.test_fraction, "validation_fraction": self.validation_fraction},
-            comparable={"fingerprint": self.dataset.fingerprint, "max_epochs": self.max_epochs,
+            comparable={"fingerprint": self.dataset.fingerprint, "max_epochs": self.max_epochs, "metric": self.metric,
                         "search_space": {k: repr(v) for k, v in sorted(self.space.items())}},
         )
         return study
@@ -275,6 +302,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             seed=self.seed, mode=self.mode, sample_fraction=self.sample_fraction,
             validation_fraction=self.validation_fraction, health_weights=self.health_weights,
             accuracy_weight=self.accuracy_weight, devices=self._spec_devices, test_fraction=self.test_fraction,
+            metric=self.metric,
             diagnostics=self.diagnostics,
         )
 
@@ -284,7 +312,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             concurrency=self.concurrency, suggest=lambda trial: spaces.suggest(trial, self.space),
             spec_for=self._spec_for, pruning=self.pruning,
             model_dir=self.run_dir / "models" if self.save_models else None,
-            heartbeat_interval=self.heartbeat_interval, grace_period=self._grace_period,
+            checkpoint_dir=self.run_dir / "checkpoints", heartbeat_interval=self.heartbeat_interval, grace_period=self._grace_period,
             artifact_store=self._artifact_store() if self.diagnostics else None,
         )
 
@@ -333,6 +361,8 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         self._error = None
         self.hub = ProgressHub(self.n_trials, self.mode, self.concurrency)
         self.hub.add_finished([records.finished_trial(t) for t in self._stored_trials() if shown(t)])
+        if self._small_validation:  # on the dashboard and the console too, not only under the cell
+            self.hub.publish(Notice(self._small_validation))
         self._search = self._new_search()
         self._attach_renderer()
         search = self._search
@@ -377,7 +407,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         """
         if self._search is not None:
             self._search.stop()
-        else:
+        elif not self.hub.snapshot().done:
             self.hub.set_stopping()
         if wait:
             for left in (2, 1, 0):  # Ctrl+C while stopping: keep waiting for the record, twice
@@ -406,6 +436,12 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             log.exception("search failed")
             self._error = exc
         finally:
+            try:  # every trial failed; the best did not beat the majority class
+                for message in self._search_warnings():
+                    log.warning("%s", message)
+                    self.hub.publish(Notice(message))
+            except Exception:  # the storage went away: what broke the search is the error to show
+                log.exception("could not read the finished search back")
             self.hub.close()
             for r in self._renderers:
                 close = getattr(r, "close", None)

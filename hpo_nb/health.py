@@ -1,4 +1,4 @@
-"""Model health: five metrics in [0, 1] and the health-aware score.
+"""Model health: six metrics in [0, 1] and the health-aware score.
 
 Metrics (what each means; "good" is the direction the health score rewards):
 
@@ -12,8 +12,19 @@ Metrics (what each means; "good" is the direction the health score rewards):
   limits (|tanh| > 0.99, sigmoid < 0.01 or > 0.99) for more than 90 % of samples.
 - ``overfitting_gap`` (0 good): final training accuracy minus validation accuracy, clipped to
   [0, 1]. The health score tolerates up to ``GAP_TOLERANCE`` before it counts as fully bad.
+- ``learning_progress`` (1 good): how far the lowest loss (training or validation) fell below
+  ln(K), the cross-entropy of a uniform guess over K classes, as a share of
+  ``PROGRESS_TOLERANCE`` x ln(K): 1.0 once it fell by a quarter of ln(K) or more, 0.0 for a loss
+  that stayed at (or above) chance level. A network that learned nothing is not healthy, however
+  calm its gradients and units look.
 - ``loss_stability`` (1 good): 1 minus the mean relative change of the validation loss over
-  the last (up to four) epochs; 0 when the loss became NaN. A single epoch scores 1.
+  the last (up to four) epochs, times ``learning_progress``: a loss that never fell is stuck, not
+  stable. 0 when the loss became NaN. A single epoch counts as settled.
+
+What health does not say: whether the accuracy is good (that is ``accuracy``), or whether the
+model will generalise beyond the validation split (that is the test split, ``exp.evaluate()``).
+It flags training pathologies: vanishing/exploding gradients, dead or saturated units,
+overfitting, a loss that did not fall or did not settle.
 
 ``health_score`` is the weighted mean of the goodness of each (equal weights by default), and
 ``score`` in health mode is ``accuracy_weight * accuracy + (1 - accuracy_weight) * health_score``.
@@ -26,36 +37,52 @@ from typing import Any, Mapping
 
 import numpy as np
 
-METRICS = ("gradient_health", "dead_units", "saturated_units", "overfitting_gap", "loss_stability")
+METRICS = ("gradient_health", "dead_units", "saturated_units", "overfitting_gap", "learning_progress",
+           "loss_stability")
 DEFAULT_WEIGHTS: dict[str, float] = {m: 1.0 for m in METRICS}
 GAP_TOLERANCE = 0.25
+PROGRESS_TOLERANCE = 0.25
 # What each metric (and the health score) is called and means, for every view of it: the
 # dashboard's short column heads, the importance heatmap's labels, the app's health table.
 HIGHER_IS_BETTER = {"gradient_health": True, "dead_units": False, "saturated_units": False,
-                    "overfitting_gap": False, "loss_stability": True, "health_score": True}
+                    "overfitting_gap": False, "learning_progress": True, "loss_stability": True, "health_score": True}
 LABELS = {m: m.replace("_", " ") for m in (*METRICS, "health_score")}
 SHORT = {"gradient_health": "grad", "dead_units": "dead", "saturated_units": "sat",
-         "overfitting_gap": "gap", "loss_stability": "stab", "health_score": "health"}
+         "overfitting_gap": "gap", "learning_progress": "learn", "loss_stability": "stab", "health_score": "health"}
 DESCRIPTIONS = {
     "gradient_health": "1 = gradients neither vanish nor explode",
     "dead_units": "share of ReLU units that never fire (0 is best)",
     "saturated_units": "share of tanh/sigmoid/LSTM units stuck at their limits (0 is best)",
     "overfitting_gap": "train accuracy minus validation accuracy (0 is best)",
-    "loss_stability": "1 = validation loss settled over the last epochs",
-    "health_score": "weighted mean of the five, as 'higher is healthier'",
+    "learning_progress": "1 = the loss fell well below chance level (0 = nothing was learned)",
+    "loss_stability": "1 = validation loss fell and then settled over the last epochs",
+    "health_score": "weighted mean of the six, as 'higher is healthier'",
 }
 _GRAD_OK = (1e-3, 10.0)
 
 
 def goodness(health: Mapping[str, float]) -> dict[str, float]:
-    """Each metric turned into 'higher is healthier', in [0, 1]."""
+    """Each metric turned into 'higher is healthier', in [0, 1].
+
+    Trials stored before ``learning_progress`` existed have no such key; they count as having
+    learned (their ``loss_stability`` was measured without the progress factor).
+    """
     return {
         "gradient_health": health["gradient_health"],
         "dead_units": 1.0 - health["dead_units"],
         "saturated_units": 1.0 - health["saturated_units"],
         "overfitting_gap": 1.0 - min(1.0, health["overfitting_gap"] / GAP_TOLERANCE),
+        "learning_progress": health.get("learning_progress", 1.0),
         "loss_stability": health["loss_stability"],
     }
+
+
+def stored_goodness(health: Mapping[str, Any]) -> dict[str, float]:
+    """``goodness`` of a stored trial's metrics; empty when one it needs was not recorded."""
+    try:
+        return goodness(health)
+    except (KeyError, TypeError):
+        return {}
 
 
 def health_score(health: Mapping[str, float], weights: Mapping[str, float] | None = None) -> float:
@@ -92,7 +119,7 @@ def validate_weights(weights: Mapping[str, float] | None) -> None:
 
 def measure(model: Any, history: Mapping[str, list[float]], x_val: np.ndarray, y_val: np.ndarray,
             sample: int = 256, gradient_sample: int = 64) -> dict[str, float]:
-    """All five metrics for a trained model.
+    """All six metrics for a trained model.
 
     The gradient is taken on one batch of ``gradient_sample`` inputs: an eager backward pass is
     the costliest probe (0.3 s per trial on MNIST for four batches of 64), and one batch
@@ -100,12 +127,14 @@ def measure(model: Any, history: Mapping[str, list[float]], x_val: np.ndarray, y
     """
     xs, ys = x_val[:sample], y_val[:sample]
     dead, saturated = activation_health(model, xs)
+    progress = learning_progress(history, int(model.output_shape[-1]))
     return {
         "gradient_health": gradient_health(gradient_norm(model, xs[:gradient_sample], ys[:gradient_sample])),
         "dead_units": dead,
         "saturated_units": saturated,
         "overfitting_gap": overfitting_gap(history),
-        "loss_stability": loss_stability(history.get("val_loss", [])),
+        "learning_progress": progress,
+        "loss_stability": loss_stability(history.get("val_loss", [])) * progress,
     }
 
 
@@ -180,6 +209,24 @@ def overfitting_gap(history: Mapping[str, list[float]]) -> float:
         return 0.0
     gap = float(train[-1]) - float(val[-1])
     return float(min(1.0, max(0.0, gap))) if math.isfinite(gap) else 1.0
+
+
+def learning_progress(history: Mapping[str, list[float]], num_classes: int) -> float:
+    """How far the loss fell below chance level, in [0, 1].
+
+    Args:
+        history: Keras ``History.history``; reads ``loss`` and ``val_loss`` (cross-entropy, nats).
+        num_classes: K, the width of the softmax output; chance level is ln(K) nats.
+
+    Returns:
+        float: (ln K - lowest finite loss) / (``PROGRESS_TOLERANCE`` x ln K), clipped to [0, 1];
+        0.0 when no finite loss was recorded or K < 2.
+    """
+    losses = [float(v) for key in ("loss", "val_loss") for v in history.get(key, []) if math.isfinite(float(v))]
+    if not losses or num_classes < 2:
+        return 0.0
+    chance = math.log(num_classes)
+    return float(min(1.0, max(0.0, (chance - min(losses)) / (PROGRESS_TOLERANCE * chance))))
 
 
 def loss_stability(val_loss: list[float], window: int = 4) -> float:

@@ -128,8 +128,9 @@ def _lstm_body(params: dict[str, Any], input_shape: tuple[int, ...], vocabulary_
         )
         x = (layers.Bidirectional(lstm, name=f"bilstm_{i + 1}") if params.get("bidirectional") else lstm)(x)
     # Pooling over every step's output instead of the last state gives the classifier every
-    # position's evidence. Mean pooling skips padding (it reads the mask); max pooling does not,
-    # and a bidirectional LSTM outputs zeros at padded steps, so "max" floors short texts at 0.
+    # position's evidence. Mean pooling skips padding (it reads the mask); max pooling does not:
+    # a masked LSTM outputs zeros at padded steps, so "max" is max(0, max over real steps), a ReLU
+    # of the max. Kept that way (no custom layer), so a saved model loads with plain Keras.
     if pooling == "max":
         x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
     elif pooling == "average":

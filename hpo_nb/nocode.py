@@ -97,7 +97,7 @@ def health_html(result: Any) -> str:
     values = dict(result.health or {})
     if not values:
         return "<div class='hpo-app-health'><i>no health metrics stored for this trial</i></div>"
-    good = health.goodness(values) if all(m in values for m in health.METRICS) else {}
+    good = health.stored_goodness(values)
     rows = []
     for key in (*health.METRICS, "health_score"):
         if key not in values:
@@ -113,6 +113,23 @@ def health_html(result: Any) -> str:
     return (f"<div class='hpo-app-health'><b>Best trial {result.number}</b>: val accuracy {acc} · score {score}"
             f"<table style='margin-top:6px'>{''.join(rows)}</table>"
             f"<div style='color:#555;margin-top:6px;max-width:520px'>{html.escape(params)}</div></div>")
+
+
+def status_html(name: str, states: list[str], n_trials: int, best: int, accuracy: float | None,
+                stopped: bool) -> str:
+    """The status line once the search ended: 'Done: …' or 'Stopped: …', with what counted.
+    Stopped trials are named apart: partly trained, not counted toward the budget, never the best."""
+    counted = sum(s in ("complete", "pruned", "failed") for s in states)
+    complete = states.count("complete")
+    partly = states.count("stopped")
+    acc = "–" if accuracy is None else f"{accuracy:.4f}"
+    parts = f"{counted} of {n_trials} trials done ({complete} complete"
+    parts += f"; {partly} stopped, partly trained and not counted)" if partly else ")"
+    if stopped:
+        return (f"<span class='hpo-app-stopped'>Stopped: <b>{html.escape(name)}</b>, {parts}; "
+                f"best complete trial is {best} (val accuracy {acc}).</span>")
+    return (f"<span class='hpo-app-done'>Done: <b>{html.escape(name)}</b>, {parts}; best is trial {best} "
+            f"(val accuracy {acc}).</span>")
 
 
 def download_html(path: str | Path | None, filename: str) -> str:
@@ -166,7 +183,7 @@ class App:
 
     def __init__(self, dataset: str = "digits", mode: str = "health", n_trials: int = 10, max_epochs: int = 5,
                  concurrency: int = 1, executor: str = "local", space: str = "quick", backend: str = "pythreejs",
-                 **experiment_options: Any) -> None:
+                 header: bool = True, **experiment_options: Any) -> None:
         import ipywidgets as w
 
         self.defaults = experiment_options
@@ -174,6 +191,7 @@ class App:
         self.exp: Any = None
         self.dashboard: Any = None
         self._lock = threading.Lock()
+        self._stop_requested = False
         mode_label = next((label for label, m in MODES.items() if m == mode or label == mode), None)
         if mode_label is None:
             raise ConfigError(f"mode must be 'simple' or 'health', not {mode!r}.")
@@ -181,8 +199,14 @@ class App:
         wide = w.Layout(width="340px")
         self.dataset = w.Dropdown(options=dataset_options(), value=dataset, description="Dataset", style=style,
                                   layout=wide).add_class("hpo-app-dataset")
-        self.mode = w.ToggleButtons(options=list(MODES), value=mode_label, description="Optimize for",
-                                    style={**style, "button_width": "140px"}).add_class("hpo-app-mode")
+        # Its own label, as wide as the other descriptions: a ToggleButtons description would sit on a
+        # line of its own once the buttons do not fit beside it.
+        self.mode = w.ToggleButtons(options=list(MODES), value=mode_label, style={"button_width": "130px"},
+                                    layout=w.Layout(width="auto")).add_class("hpo-app-mode")
+        mode_row = w.HBox([w.HTML("<div style='width:110px;text-align:right;padding-right:8px;box-sizing:border-box;"
+                                  "color:var(--jp-widgets-label-color, inherit)'>Optimize for</div>",
+                                  layout=w.Layout(width="118px", flex="0 0 118px")).add_class("hpo-app-mode-label"),
+                           self.mode], layout=w.Layout(align_items="center", flex_flow="row nowrap"))
         self.n_trials = w.BoundedIntText(value=n_trials, min=1, max=1000, description="Trials", style=style,
                                          layout=wide).add_class("hpo-app-trials")
         self.max_epochs = w.BoundedIntText(value=max_epochs, min=1, max=500, description="Max epochs", style=style,
@@ -200,27 +224,31 @@ class App:
         self.api_key = w.Password(description="API key", placeholder="RUNPOD_API_KEY", style=style, layout=wide)
         self.base_url = w.Text(description="Base URL", placeholder="default: RunPod's API (…/v2)", style=style,
                                layout=wide)
-        self.runpod_box = w.VBox([w.HTML("<span style='color:#555'>RunPod serverless endpoint (empty fields: "
+        self.runpod_box = w.VBox([w.HTML("<span style='color:var(--jp-ui-font-color2, #555)'>RunPod serverless endpoint (empty fields: "
                                          "the RUNPOD_* environment variables)</span>"),
                                   self.endpoint_id, self.api_key, self.base_url],
                                  layout=w.Layout(display="flex" if executor == "runpod" else "none"))
         self.executor.observe(self._executor_changed, names="value")
         self.start_button = w.Button(description="Start", icon="play", button_style="success").add_class("hpo-app-start")
-        self.stop_button = w.Button(description="Stop", icon="stop", button_style="danger",
-                                    disabled=True).add_class("hpo-app-stop")
+        # Red only while it can act: a disabled red button reads as an error once the search is over.
+        self.stop_button = w.Button(description="Stop", icon="stop", disabled=True).add_class("hpo-app-stop")
         self.start_button.on_click(self.start)
         self.stop_button.on_click(lambda _b: self.stop())
         self.status = w.HTML("Pick a dataset and press <b>Start</b>.").add_class("hpo-app-status")
         self.dashboard_box = w.VBox().add_class("hpo-app-dashboard")
         self.results_box = w.VBox().add_class("hpo-app-results")
-        form = w.HBox([w.VBox([self.dataset, self.mode, self.space, self.executor, self.runpod_box]),
-                       w.VBox([self.n_trials, self.max_epochs, self.concurrency])])
+        form = w.HBox([w.VBox([self.dataset, mode_row, self.space, self.executor, self.runpod_box]),
+                       w.VBox([self.n_trials, self.max_epochs, self.concurrency])],
+                      layout=w.Layout(flex_flow="row wrap", grid_gap="0 16px"))
+        intro = ("<div style='color:var(--jp-ui-font-color2, #555)'>Bayesian search (Optuna TPE) over Keras CNNs "
+                 "(images) or LSTMs (text); <i>accuracy + health</i> also rewards sound training (no dead units, "
+                 "no overfitting).</div>")
+        title = "<h2 style='margin:4px 0'>hpo-nb · hyperparameter search</h2>" + intro if header else intro
         self.root = w.VBox([
-            w.HTML("<h2 style='margin:4px 0'>hpo-nb · hyperparameter search</h2>"
-                   "<div style='color:#555'>Bayesian search (Optuna TPE) over Keras CNNs (images) or LSTMs (text); "
-                   "<i>accuracy + health</i> also rewards sound training (no dead units, no overfitting).</div>"),
+            w.HTML(title),
             form,
-            w.HBox([self.start_button, self.stop_button, self.status], layout=w.Layout(align_items="center")),
+            w.HBox([self.start_button, self.stop_button, self.status],
+                   layout=w.Layout(align_items="center", flex_flow="row wrap", grid_gap="4px 8px")),
             self.dashboard_box,
             self.results_box,
         ]).add_class("hpo-app")
@@ -259,10 +287,14 @@ class App:
                 self._set_status(f"<span style='color:#c62828'>Cannot start: {html.escape(str(exc))}</span>")
                 self.start_button.disabled = False
                 return
+            from .space import searched
+
+            dashboard.set_params(searched(exp.space))
             self.exp, self.dashboard = exp, dashboard
+            self._stop_requested = False
             self.results_box.children = ()
             self.dashboard_box.children = (dashboard.root,)
-            self.stop_button.disabled = False
+            self.stop_button.disabled, self.stop_button.button_style = False, "danger"
             self._set_status(f"Running <b>{html.escape(exp.name)}</b>: {exp.n_trials} trials on "
                              f"{html.escape(exp.dataset.name)} …")
             exp.start()
@@ -271,7 +303,8 @@ class App:
         """Stop the search: no new trials; running ones end within one batch."""
         exp = self.exp
         if exp is not None and exp.running:
-            self.stop_button.disabled = True
+            self._stop_requested = True
+            self.stop_button.disabled, self.stop_button.button_style = True, ""
             self._set_status("Stopping: running trials end within one batch …")
             exp.stop(wait=False)
 
@@ -291,7 +324,7 @@ class App:
             self._set_status(f"<span style='color:#c62828'>Finished, but the results could not be shown: "
                              f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</span>")
         finally:
-            self.stop_button.disabled = True
+            self.stop_button.disabled, self.stop_button.button_style = True, ""
             self.start_button.disabled = False
 
     def _architecture(self, best: Any) -> Any:
@@ -304,7 +337,7 @@ class App:
             out = w.Output()
             out.outputs = (plotly_output(arch3d.show_trial(best, "plotly"), "3D architecture"),)
             return out
-        return arch3d.view_3d(arch3d.trial_scene(best), title=arch3d.trial_title(best), width=520, height=380)
+        return arch3d.view_3d(arch3d.trial_scene(best), title=arch3d.trial_title(best), width=480, height=360)
 
     def _diagnostics(self, exp: Any, number: int) -> tuple[Any, ...]:
         """The best trial's diagnostics panel (any trial can be picked in it)."""
@@ -324,12 +357,16 @@ class App:
         try:
             best = exp.best
         except ConfigError:
-            self._set_status(f"<b>{html.escape(exp.name)}</b> ended without a complete trial "
-                             "(stopped, pruned or failed: see the dashboard).")
+            name = html.escape(exp.name)
+            self._set_status(f"<span class='hpo-app-stopped'>Stopped: <b>{name}</b>, before any trial completed "
+                             "(stopped trials are partly trained: see the dashboard).</span>" if self._stop_requested
+                             else f"<b>{name}</b> ended without a complete trial (pruned or failed: see the dashboard).")
             return
         complete = int((exp.results["state"] == "complete").sum())
         view = self._architecture(best)
-        importance = w.Output(layout=w.Layout(min_height="200px")).add_class("hpo-app-importance")
+        # A wide heatmap scrolls inside its own box rather than widening the page.
+        importance = w.Output(layout=w.Layout(min_height="200px", max_width="100%", overflow="auto hidden")
+                              ).add_class("hpo-app-importance")
         min_trials = max(2, min(10, complete))
         importance.outputs = (plotly_output(exp.importance_heatmap(min_trials=min_trials)),)
         note = "" if complete >= 10 else (f"<div style='color:#777'>Only {complete} complete trials: read the "
@@ -341,12 +378,50 @@ class App:
                    layout=w.Layout(flex_flow="row wrap", align_items="flex-start", grid_gap="16px")),
             w.HTML("<h3 style='margin:8px 0 2px'>Which hyperparameters mattered</h3>" + note),
             importance,
+            study_explorer(exp),
             *self._diagnostics(exp, best.number),
             w.HTML(download_html(best.model_path, filename)).add_class("hpo-app-download"),
         )
-        acc = "–" if best.accuracy is None else f"{best.accuracy:.4f}"
-        self._set_status(f"<span class='hpo-app-done'>Done: <b>{html.escape(exp.name)}</b>, {complete} complete "
-                         f"trial(s); best is trial {best.number} (val accuracy {acc}).</span>")
+        self._set_status(status_html(exp.name, exp.results["state"].tolist(), exp.n_trials, best.number,
+                                     best.accuracy, self._stop_requested))
+
+
+def study_explorer(exp: Any) -> Any:
+    """Optuna's plots of the study (``exp.plot``) behind two compact menus: which view, which target.
+
+    Returns:
+        ipywidgets.VBox: the menus and an Output with the chosen figure (or why there is none).
+    """
+    import ipywidgets as w
+
+    from .analysis.importance import TARGETS
+    from .views import optuna_kinds
+
+    kinds = [(label, kind) for kind, label in optuna_kinds().items()]
+    targets = [("score (the objective)", "score"), *((t.label, t.key) for t in TARGETS)]
+    small = w.Layout(width="auto", min_width="170px")
+    kind = w.Dropdown(options=kinds, value="history", description="View", layout=small).add_class("hpo-app-plot-kind")
+    target = w.Dropdown(options=targets, value="score", description="Target", layout=small
+                        ).add_class("hpo-app-plot-target")
+    out = w.Output(layout=w.Layout(min_height="200px", max_width="100%", overflow="auto hidden")
+                   ).add_class("hpo-app-plot")  # a wide figure scrolls in its box, not the page
+
+    def draw(_change: Any = None) -> None:
+        target.disabled = kind.value == "intermediate"  # per-epoch validation accuracy, whatever the target
+        try:
+            fig = exp.plot(kind.value, target.value)
+            out.outputs = (plotly_output(fig, f"{kind.label}: {target.label}"),)
+        except HpoNbError as exc:
+            out.outputs = ({"output_type": "display_data", "metadata": {},
+                            "data": {"text/html": f"<div class='hpo-app-plot-note' style='color:#777'>"
+                                                  f"{html.escape(str(exc))}</div>", "text/plain": str(exc)}},)
+
+    kind.observe(draw, names="value")
+    target.observe(draw, names="value")
+    draw()
+    return w.VBox([w.HTML("<h3 style='margin:8px 0 2px'>Explore the study (Optuna's plots)</h3>"),
+                   w.HBox([kind, target], layout=w.Layout(flex_flow="row wrap", grid_gap="8px")), out]
+                  ).add_class("hpo-app-explorer")
 
 
 def app(**options: Any) -> App:

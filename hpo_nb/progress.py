@@ -114,6 +114,7 @@ class RunningTrial:
     accuracy: float | None = None
     val_accuracy: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    fit_started_at: float | None = None  # when its first batch was reported (Unix time, s): set-up ends
     gradients: tuple[EpochDiagnostics, ...] = ()  # per ended epoch, when diagnostics are on
 
     @property
@@ -123,6 +124,17 @@ class RunningTrial:
             return 0.0
         done = self.epochs_done + (self.epoch_fraction if self.epoch > self.epochs_done else 0.0)
         return min(1.0, done / self.total_epochs)
+
+    def projected_duration_s(self, now: float) -> float | None:
+        """Its whole duration, extrapolated once an epoch has ended: set-up (model build and
+        compile, up to the first batch) plus the epochs so far scaled to the full budget. None
+        before the first epoch ends."""
+        fraction = self.overall_fraction
+        if self.status != "running" or self.epochs_done < 1 or fraction <= 0:
+            return None
+        fit_start = self.fit_started_at if self.fit_started_at is not None else self.started_at
+        setup = max(0.0, fit_start - self.started_at)
+        return setup + max(0.0, now - fit_start) / fraction
 
 
 FinishedTrial = TrialFinished  # the snapshot keeps each finished trial as its own event (copied)
@@ -213,14 +225,20 @@ class Snapshot:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left: trials not started cost a mean trial each, running ones what is left of it."""
+        """Seconds left: trials not started cost a mean trial each, running ones what is left of it.
+        Before any trial finished, the mean comes from running trials extrapolated from their
+        first epoch (``RunningTrial.projected_duration_s``); None until then."""
         if self.done:
             return 0.0
+        projected = {t.trial: t.projected_duration_s(self.now) for t in self.running}
         mean = self.mean_duration_s
         if mean is None:
-            return None
+            guesses = [d for d in projected.values() if d is not None]
+            if not guesses:
+                return None
+            mean = sum(guesses) / len(guesses)
         not_started = max(0, self.total_trials - self.performed - len(self.running))
-        left_running = sum(max(0.0, mean - (self.now - t.started_at)) for t in self.running)
+        left_running = sum(max(0.0, (projected[t.trial] or mean) - (self.now - t.started_at)) for t in self.running)
         return (not_started * mean + left_running) / max(1, self.concurrency)
 
 
@@ -318,7 +336,7 @@ class ProgressHub:
                 return
             self._running[event.trial] = replace(
                 cur, epoch=event.epoch, total_epochs=event.total_epochs, epoch_fraction=fraction,
-                status="running",
+                status="running", fit_started_at=cur.fit_started_at or time.time(),
                 loss=event.loss if event.loss is not None else cur.loss,
                 accuracy=event.accuracy if event.accuracy is not None else cur.accuracy,
             )
@@ -329,7 +347,7 @@ class ProgressHub:
             m = event.metrics
             self._running[event.trial] = replace(
                 cur, epoch=event.epoch, epochs_done=event.epoch, total_epochs=event.total_epochs,
-                epoch_fraction=1.0, status="running",
+                epoch_fraction=1.0, status="running", fit_started_at=cur.fit_started_at or time.time(),
                 loss=finite_float(m.get("loss"), cur.loss), accuracy=finite_float(m.get("accuracy"), cur.accuracy),
                 val_accuracy=finite_float(m.get("val_accuracy"), cur.val_accuracy),
             )

@@ -97,7 +97,8 @@ def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Itera
                   evaluations: Mapping[int, Mapping[str, Any]] | None = None) -> "Any":
     """One row per trial: number, state, every param, accuracy (validation: what the search
     optimized), test_accuracy (held-out test split; set for trials ``Experiment.evaluate`` has
-    evaluated, else None), score, each health metric, duration, epochs run, parameter count (plus
+    evaluated, else None), score, each health metric, duration, epochs run, parameter count,
+    resumed_from_epoch (epochs a retry restored from its checkpoint; 0: trained from the start) (plus
     where it ran). ``evaluations``: trial number -> stored evaluation (``stored_evaluations``)."""
     import pandas as pd
 
@@ -118,7 +119,8 @@ def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Itera
             "replicas": r.replicas, "devices": ",".join(r.devices), "executor": r.extra.get("executor", "local"),
             "model_path": r.model_path, "error": r.error,
         })
-        for key in ("cost_usd", "delay_s", "execution_s", "worker"):
+        row["resumed_from_epoch"] = int(r.extra.get("resumed_from_epoch") or 0)  # 0: trained from epoch 0
+        for key in ("balanced_accuracy", "cost_usd", "delay_s", "execution_s", "worker"):
             if key in r.extra:
                 row[key] = r.extra[key]
         rows.append(row)
@@ -127,7 +129,7 @@ def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Itera
     if df.empty:
         return pd.DataFrame(columns=[*columns, "accuracy", "test_accuracy", "score", *METRICS, "health_score", "duration_s",
                                      "epochs_run", "param_count", "replicas", "devices", "executor", "model_path",
-                                     "error"])
+                                     "error", "resumed_from_epoch"])
     return df
 
 

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from . import datasets, records, space as spaces
+from .baseline import all_failed, not_beaten
 from .errors import ConfigError
+from .study_plots import StudyPlots
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -25,9 +27,9 @@ if TYPE_CHECKING:
     from .analysis.importance import ImportanceTable
 
 
-class StudyResults:
+class StudyResults(StudyPlots):
     """Results of a study, for ``Experiment`` (which sets ``study``, ``space``, ``name`` and
-    ``mode``)."""
+    ``mode``); Optuna's plots of it come from ``StudyPlots`` (``plot_*``)."""
 
     study: optuna.Study
     space: dict[str, Any]
@@ -48,20 +50,42 @@ class StudyResults:
         ``accuracy`` (validation, 0-1), ``score``, each health metric and ``health_score``
         (0-1), ``duration_s`` (seconds), ``epochs_run``, ``param_count``, ``replicas``,
         ``devices``, ``executor``, ``model_path``, ``error`` (plus ``cost_usd``, ``delay_s``,
-        ``execution_s``, ``worker`` for RunPod trials), and ``test_accuracy`` for trials that
-        ``evaluate()`` scored on the test split."""
-        return records.results_frame(self._stored_trials(), list(self.space), records.stored_evaluations(self.study))
+        ``execution_s``, ``worker`` for RunPod trials), ``resumed_from_epoch`` (epochs a retried
+        trial restored from its dead process's checkpoint; 0: trained from the start), and
+        ``test_accuracy`` for trials that
+        ``evaluate()`` scored on the test split. Beside ``accuracy``: ``balanced_accuracy`` (with
+        ``metric="balanced_accuracy"``) and ``majority_rate``, the validation accuracy of always
+        answering the most common class (the same on every row: what a trial must beat; also in
+        ``.attrs["majority_rate"]``)."""
+        frame = records.results_frame(self._stored_trials(), list(self.space), records.stored_evaluations(self.study))
+        base = getattr(self, "baseline", None)
+        if base is not None:
+            at = list(frame.columns).index("accuracy") + 1
+            if "balanced_accuracy" in frame.columns:
+                frame.insert(at, "balanced_accuracy", frame.pop("balanced_accuracy"))
+                at += 1
+            frame.insert(at, "majority_rate", base.majority_rate)
+            frame.attrs["majority_rate"] = base.majority_rate
+            frame.attrs["majority_class"] = base.majority_class
+        return frame
 
     @property
     def best(self) -> records.TrialResult:
         """The complete trial with the highest score (``score`` is accuracy in simple mode).
 
         Raises:
-            ConfigError: no trial has completed yet.
+            ConfigError: no trial has completed yet; after a search where every trial failed, the
+                message says so and quotes the first error.
         """
-        complete = [t for t in self._stored_trials() if records.state_of(t) == "complete" and t.value is not None]
+        trials = self._stored_trials()
+        complete = [t for t in trials if records.state_of(t) == "complete" and t.value is not None]
         if not complete:
-            raise ConfigError("no trial has completed yet; run() the experiment first.")
+            failed = self._failed_errors(trials)
+            if failed and all(records.state_of(t) in ("failed", "waiting") for t in trials):
+                raise ConfigError(f"{all_failed(failed)}. Fix that and run() again (results['error'] has every "
+                                  "trial's error; run.log the tracebacks).")
+            raise ConfigError("no trial has completed yet; run() the experiment first."
+                              + (f" ({len(failed)} failed so far; the first error: {failed[0][1]})" if failed else ""))
         return records.TrialResult.from_trial(max(complete, key=lambda t: t.value))
 
     def trial(self, number: int | None = None) -> records.TrialResult:
@@ -211,6 +235,28 @@ class StudyResults:
             ConfigError: as for ``architecture_3d``.
         """
         return _views().show_pair(self.trial(a), self.trial(b), backend)
+
+    @staticmethod
+    def _failed_errors(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[int, str | None]]:
+        return [(t.number, records.TrialResult.from_trial(t).error) for t in trials
+                if records.state_of(t) == "failed"]
+
+    def _search_warnings(self) -> list[str]:
+        """What a finished search must tell the user (dashboard notices, console, log): every
+        trial failed (with the first error), or the best trial does not beat the majority class."""
+        trials = self._stored_trials()
+        complete = [t for t in trials if records.state_of(t) == "complete" and t.value is not None]
+        if not complete:
+            failed = self._failed_errors(trials)
+            return [all_failed(failed)] if failed and len(failed) == sum(
+                records.state_of(t) != "waiting" for t in trials) else []
+        base, metric = getattr(self, "baseline", None), getattr(self, "metric", "accuracy")
+        if base is None:
+            return []
+        best = records.TrialResult.from_trial(max(complete, key=lambda t: t.value))
+        value = best.accuracy if metric == "accuracy" else best.extra.get(metric)
+        message = not_beaten(value, base, metric)
+        return [message] if message else []
 
     def _stored_trials(self) -> list[optuna.trial.FrozenTrial]:
         return self.study.get_trials(deepcopy=False)

@@ -17,14 +17,16 @@ What it guarantees:
 - Every trial ends recorded: an executor that breaks its contract (its future raises) gets
   the trial recorded as failed, and the search goes on.
 - Shared studies: running trials beat (``storage.Heartbeat``); a dead process's silent trials
-  are failed and retried here; trials other processes finish show up on the hub.
+  are failed and retried here (resuming from their epoch checkpoints), except those whose
+  journaled remote work (a RunPod job) this executor can follow: it is followed to its end on the
+  original trial, or cancelled if not followed (``reattach``); trials other processes finish show
+  up on the hub.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
-import socket
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -35,12 +37,12 @@ from typing import Any, Callable
 
 import optuna
 
-from . import records
+from . import reattach, records
 from .diagnostics.store import upload_inline
-from .executors.base import Executor, TrialJob
+from .executors.base import Executor, TrialJob, abandon
 from .progress import Notice, ProgressHub, TrialFinished, TrialStarted
 from .spec import TrialOutcome, TrialSpec
-from .storage import Heartbeat, study_lock
+from .storage import Heartbeat, died_here, runner_id, study_lock
 
 log = logging.getLogger("hpo_nb")
 
@@ -70,6 +72,7 @@ class Search:
         spec_for: the ``TrialSpec`` for a trial number and its hyperparameters.
         pruning: hand each trial a pruning reporter (Optuna's pruner decides).
         model_dir: where trials save their model, or None.
+        checkpoint_dir: where running trials keep epoch checkpoints (a retry resumes), or None.
         heartbeat_interval: seconds between beats of running trials (> 0).
         grace_period: seconds after which a silent trial counts as dead (the storage enforces
             it for trials that beat; here it is the age of an orphan, see ``_fail_orphans``).
@@ -79,7 +82,8 @@ class Search:
 
     def __init__(self, study: optuna.Study, storage: Any, executor: Executor, hub: ProgressHub, *,
                  n_trials: int, concurrency: int, suggest: Suggest, spec_for: SpecFor, pruning: bool = True,
-                 model_dir: Path | None = None, heartbeat_interval: float = 5.0, grace_period: float = 31.0,
+                 model_dir: Path | None = None, checkpoint_dir: Path | None = None, heartbeat_interval: float = 5.0,
+                 grace_period: float = 31.0,
                  sync_interval: float = 2.0, artifact_store: Any = None) -> None:
         self.study = study
         self.storage = storage
@@ -91,6 +95,7 @@ class Search:
         self.spec_for = spec_for
         self.pruning = pruning
         self.model_dir = model_dir
+        self.checkpoint_dir = checkpoint_dir
         self.grace_period = grace_period
         self.sync_interval = sync_interval
         self.artifact_store = artifact_store
@@ -98,6 +103,7 @@ class Search:
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._heartbeat = Heartbeat(storage, heartbeat_interval, self._running_ids)
+        self._last_orphan_check = float("-inf")
 
     # ------------------------------------------------------------------ control
 
@@ -163,15 +169,86 @@ class Search:
         """Fail dead processes' trials (queueing their retries) and start trials while the budget
         allows, under a lock shared by every process on this study: counting and ``ask()`` are one
         step, so processes sharing a study together start exactly ``n_trials``."""
-        if self._stop.is_set() or len(futures) >= self.concurrency:
+        if self._stop.is_set():
+            return
+        full = len(futures) >= self.concurrency
+        if full and time.monotonic() - self._last_orphan_check < self.sync_interval:
             return
         with study_lock(self.storage, self.study.study_name):
+            dead = self._died_here()
+            self._follow_orphans(futures, dead)  # before they are failed: followed work is not redone
+            self._last_orphan_check = time.monotonic()
+            if full:
+                return
             optuna.storages.fail_stale_trials(self.study)
+            self._fail_died_here()
             self._fail_orphans()
             while not self._stop.is_set() and len(futures) < self.concurrency and self.executor.accepting() \
                     and self._budget_left() > 0:
                 number, future = self._launch()
                 futures[future] = number
+
+    def _died_here(self) -> list[int]:
+        """Ids of RUNNING trials whose process, on this host, is gone: no need to wait for their
+        heartbeat to go stale (a kernel restart, a killed script on this machine)."""
+        if not self._heartbeat.enabled:
+            return []
+        with self._lock:
+            mine = set(self._running)
+        return [t._trial_id for t in self._stored_trials() if t.state == optuna.trial.TrialState.RUNNING
+                and t.number not in mine and died_here(t.user_attrs.get("runner"))]
+
+    def _fail_died_here(self) -> None:
+        """Fail and retry (as Optuna does for stale trials) the trials of a process of this host that
+        is gone and whose work nobody follows: the retry resumes from the trial's checkpoint now,
+        not after the grace period."""
+        callback = getattr(self.storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+        for trial_id in self._died_here():
+            try:
+                if not self.storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:  # finished meanwhile
+                continue
+            frozen = self.storage.get_trial(trial_id)
+            log.warning("trial %d: its process (%s) is gone: failed and retried", frozen.number,
+                        frozen.user_attrs.get("runner"))
+            if callback is not None:
+                callback(self.study, frozen)
+
+    def _follow_orphans(self, futures: dict[Future, int], dead: list[int]) -> None:
+        """Take over the trials of a dead process whose journaled work (a RunPod job) the executor
+        can follow: they beat from here on and end recorded as if never interrupted. Work it will
+        not follow is cancelled, and its trial left to be failed and retried (``reattach``)."""
+        for frozen, entry in reattach.orphaned(self.storage, self.study, dead):
+            params = dict(frozen.user_attrs.get("params_all") or frozen.params)
+            spec = self.spec_for(frozen.number, params)
+            if frozen.system_attrs.get("failed_trial") is not None:
+                spec = dataclasses.replace(spec, retry_of=int(frozen.system_attrs["failed_trial"]))
+            trial = optuna.trial.Trial(self.study, frozen._trial_id)
+            stop = threading.Event()
+            job = TrialJob(spec=spec, publish=self.hub.publish, stop=stop,
+                           report=_reporter(trial) if self.pruning else None, model_dir=self.model_dir,
+                           checkpoint_dir=self.checkpoint_dir,
+                           journal=reattach.journal_writer(self.storage, frozen._trial_id))
+            future = self.executor.follow(job, entry)
+            if future is None:
+                done = abandon(entry)
+                self.storage.set_trial_system_attr(frozen._trial_id, reattach.JOURNAL_ATTR, None)  # handled
+                message = f"trial {frozen.number}: its process died; {done}; the trial is retried"
+            else:
+                self._heartbeat.beat(frozen._trial_id)  # ours now: no longer stale for anyone
+                trial.set_user_attr("runner", runner_id())
+                with self._lock:
+                    self._running[frozen.number] = _Running(trial, spec, stop)
+                    if self._stop.is_set():
+                        stop.set()
+                futures[future] = frozen.number
+                self.hub.publish(TrialStarted(frozen.number, spec.max_epochs, params, status="running",
+                                              where=self.executor.name))
+                message = f"trial {frozen.number}: its process died; following its {entry.get('executor')} " \
+                          f"job {entry.get('id')} instead of starting it again"
+            log.warning("%s", message)
+            self.hub.publish(Notice(message))
 
     def _fail_orphans(self) -> None:
         """Fail trials whose process died between ``ask()`` and their first heartbeat.
@@ -218,10 +295,14 @@ class Search:
     def _launch(self) -> tuple[int, Future]:
         trial = self.study.ask()
         self._heartbeat.beat(trial._trial_id)  # from its first moment: a death is detectable
-        trial.set_user_attr("runner", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("runner", runner_id())
         params = self.suggest(trial)
         trial.set_user_attr("params_all", params)
         spec = self.spec_for(trial.number, params)
+        retried = self.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+        if retried is not None:  # a dead process's trial, again: its seed, and its checkpoint if any
+            spec = dataclasses.replace(spec, retry_of=int(retried))
+            self.storage.set_trial_system_attr(trial._trial_id, reattach.JOURNAL_ATTR, None)  # not the original's work
         stop = threading.Event()
         with self._lock:
             self._running[trial.number] = _Running(trial, spec, stop)
@@ -231,7 +312,9 @@ class Search:
                                       where=self.executor.name))
         log.info("trial %d started: %s", trial.number, params)
         job = TrialJob(spec=spec, publish=self.hub.publish, stop=stop,
-                       report=_reporter(trial) if self.pruning else None, model_dir=self.model_dir)
+                       report=_reporter(trial) if self.pruning else None, model_dir=self.model_dir,
+                       checkpoint_dir=self.checkpoint_dir,
+                       journal=reattach.journal_writer(self.storage, trial._trial_id))
         return trial.number, self.executor.submit(job)
 
     def _finish(self, number: int, future: Future) -> None:

@@ -22,8 +22,10 @@ class TrialSpec:
     JSON-serializable (``to_json`` / ``from_dict``), under 1 KB: the same object goes to a local
     thread or a RunPod worker. Fields: the trial's number, the registered dataset name, the
     hyperparameters, the epoch budget, the experiment's seed, the mode, the training and
-    validation fractions, the health weights, the accuracy weight, and the devices (None:
-    the default device; 2+: MirroredStrategy over them)."""
+    validation fractions, the health weights, the accuracy weight, the devices (None:
+    the default device; 2+: MirroredStrategy over them), the test fraction, the metric the
+    trial is scored on ("accuracy" or "balanced_accuracy", ``objective``), and the trial a retry
+    continues (``retry_of``)."""
 
     trial_number: int
     dataset: str
@@ -39,6 +41,10 @@ class TrialSpec:
     # Held out for the final test before validation is drawn, never trained or scored on
     # (Dataset.splits); ignored for data with an official test split. Experiment passes its own.
     test_fraction: float = 0.2
+    metric: str = "accuracy"  # what the trial is scored on (objective.METRICS), on the validation split
+    # The trial this one retries (Optuna's ``failed_trial``: its process died), or None. A retry
+    # trains with the original's seed and resumes from its epoch checkpoint (hpo_nb.checkpoints).
+    retry_of: int | None = None
     # Per-trial diagnostics (gradient flow, weight histograms, confusion matrix, activation maps;
     # hpo_nb.diagnostics): measured inside training unless False.
     diagnostics: bool = True

@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
+import socket
 import threading
 import time
 import warnings
@@ -17,7 +19,7 @@ from urllib.parse import unquote
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from .errors import ConfigError
 
@@ -114,10 +116,10 @@ def open_storage(url: str, heartbeat_interval: int = 5, grace_period: int = 20, 
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
                 )
                 return _tune_sqlite(storage) if url.startswith("sqlite") else storage
-            except (IntegrityError, ProgrammingError):
-                # Processes starting together on a fresh database race to create Optuna's tables;
-                # the loser finds them made on the next try.
-                if attempt == 2:
+            except (IntegrityError, ProgrammingError, OperationalError) as exc:
+                # Processes starting together on a fresh database race to create Optuna's tables
+                # (SQLite says "table ... already exists"); the loser finds them made on the next try.
+                if attempt == 2 or (isinstance(exc, OperationalError) and "already exists" not in str(exc)):
                     raise
                 time.sleep(0.5 + attempt)
         raise AssertionError("unreachable")
@@ -323,6 +325,27 @@ class Heartbeat:
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
+
+
+def runner_id() -> str:
+    """Returns: ``"host:pid"``, the mark a search leaves on each trial it runs (user attribute ``runner``)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def died_here(runner: object) -> bool:
+    """True if ``runner`` (a trial's ``runner_id``) names a process of this host that no longer
+    exists: its trials need not wait out the heartbeat grace period. False whenever unsure (another
+    host, a pid now reused or not ours to signal, a malformed mark): the grace period then decides."""
+    host, _, pid = str(runner).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: alive, another user's; anything else: unsure
+        return False
+    return False
 
 
 _RUN_LOGS: dict[Path, logging.Handler] = {}

@@ -89,7 +89,7 @@ def open_study(storage: Any, name: str, *, n_trials: int, seed: int, concurrency
         settings: dataset name, mode, modality: a reopen with others is refused.
         split: test and validation fractions: a reopen with others is refused (the test split
             would overlap what trials trained on).
-        comparable: data fingerprint, max_epochs, search space (see ``incomparable``).
+        comparable: data fingerprint, max_epochs, metric, search space (see ``incomparable``).
 
     Returns:
         (optuna.Study, str | None): the study, and why new trials may not be added to it (other
@@ -147,6 +147,8 @@ def incomparable(name: str, stored: dict[str, Any], now: dict[str, Any]) -> tupl
     changed = []
     if stored.get("max_epochs", now["max_epochs"]) != now["max_epochs"]:
         changed.append(f"max_epochs={stored['max_epochs']} (now {now['max_epochs']})")
+    if stored.get("metric", "accuracy") != now.get("metric", "accuracy"):  # older studies scored accuracy
+        changed.append(f"metric={stored.get('metric', 'accuracy')!r} (now {now.get('metric', 'accuracy')!r})")
     old_space = stored.get("search_space", now["search_space"])
     keys = sorted(k for k in {*old_space, *now["search_space"]} if old_space.get(k) != now["search_space"].get(k))
     if keys:

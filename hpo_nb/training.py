@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import datasets, health, trial_memory
+from . import checkpoints, datasets, health, objective, trial_memory
 from .callbacks import EpochProgressCallback, PruningCallback
 from .progress import Report
 from .progress import Publish
@@ -30,20 +30,26 @@ def train_trial(
     *,
     report: Report | None = None,
     model_dir: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> TrialOutcome:
     """Build, fit, evaluate and score one trial. Never raises for a training failure: the
-    outcome's state says what happened (complete, pruned, stopped or failed, with the error)."""
+    outcome's state says what happened (complete, pruned, stopped or failed, with the error).
+    With ``checkpoint_dir``, each epoch end is saved there and a retry resumes from it; the
+    file goes once the trial ends here (hpo_nb.checkpoints)."""
     global _ACTIVE
     started = time.perf_counter()
+    resume = checkpoints.EpochCheckpoint(checkpoint_dir, spec) if checkpoint_dir is not None else None
     with _ACTIVE_LOCK:
         _ACTIVE += 1
     try:
-        return _train(spec, events or (lambda e: None), stop, report, model_dir, started)
+        return _train(spec, events or (lambda e: None), stop, report, model_dir, started, resume)
     except Exception as exc:  # recorded on the trial; the search goes on
         log.error("trial %d failed: %s\n%s", spec.trial_number, exc, traceback.format_exc())
         return TrialOutcome(spec.trial_number, "failed", error=f"{type(exc).__name__}: {exc}",
                             duration_s=time.perf_counter() - started)
     finally:
+        if resume is not None:  # ended and about to be recorded: nothing left to resume
+            resume.discard()
         with _ACTIVE_LOCK:
             _ACTIVE -= 1
             idle = _ACTIVE == 0
@@ -51,7 +57,8 @@ def train_trial(
 
 
 def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, report: Report | None,
-           model_dir: str | Path | None, started: float) -> TrialOutcome:
+           model_dir: str | Path | None, started: float,
+           resume: checkpoints.EpochCheckpoint | None = None) -> TrialOutcome:
     import tensorflow as tf
 
     from .devices import trial_devices
@@ -76,44 +83,48 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
             if replicas == 1:  # under MirroredStrategy Keras builds this state before tracing itself
                 _build_state_eagerly(model, x_train[:1], y_train[:1])
         batch = int(spec.params.get("batch_size", 32)) * replicas  # global batch grows with replicas
-        train_data = (
-            tf.data.Dataset.from_tensor_slices((x_train, y_train))
-            .shuffle(len(x_train), seed=trial_seed, reshuffle_each_iteration=True)
-            .batch(batch).prefetch(tf.data.AUTOTUNE)
-        )
+        best_epoch = _best_epoch_keeper(spec.max_epochs, objective.monitor(spec.metric))
+        first = resume.attach(ds.fingerprint, model, best_epoch, publish, report) if resume else 0
+        # Epoch e's batches depend on (seed, e) only, so a resumed fit sees what an uninterrupted one would.
+        train_data, steps = checkpoints.epoch_batches(x_train, y_train, batch, trial_seed, first, spec.max_epochs)
         val_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(max(batch, 256))
         progress = EpochProgressCallback(spec.trial_number, spec.max_epochs, publish, stop)
-        best_epoch = _best_epoch_keeper(spec.max_epochs)
-        diagnosis = _diagnostics(spec, publish, x_train, y_train, replicas)  # before progress: its epoch goes first
-        callbacks: list[Any] = [*diagnosis, progress, best_epoch]
-        pruning = PruningCallback(report) if report else None
+        # val_<metric> first: every later callback reads it from the same logs (objective.callbacks);
+        # diagnostics before progress (an epoch's gradient norms go out before its end);
+        # resume after the keeper, so a checkpoint holds the keeper's state for this epoch
+        diagnosis = _diagnostics(spec, publish, x_train, y_train, replicas, first)
+        callbacks: list[Any] = [*objective.callbacks(spec.metric, x_val, y_val, batch), *diagnosis, progress,
+                                best_epoch, *([resume] if resume else [])]
+        pruning = PruningCallback(report, objective.monitor(spec.metric)) if report else None
         if pruning:
             callbacks.append(pruning)
         fit_start = time.perf_counter()
         if stop is not None and stop.is_set():
             return TrialOutcome(spec.trial_number, "stopped", duration_s=time.perf_counter() - started)
         fit = model.fit(train_data, validation_data=val_data, epochs=spec.max_epochs, verbose=0,
-                        callbacks=callbacks, shuffle=False)  # tf.data shuffles, seeded
+                        callbacks=callbacks, shuffle=False, initial_epoch=first, steps_per_epoch=steps)
         fit_s = time.perf_counter() - fit_start
-        history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+        history = (resume.history(fit.history) if resume  # restored epochs first
+                   else {k: [float(x) for x in v] for k, v in fit.history.items()})
         # Scored by its best epoch, whose weights best_epoch restored at the end of fit: the
         # model that is saved and probed is the one the score describes (KerasTuner likewise
         # scores a trial by its best epoch).
-        accuracy = max(history.get("val_accuracy") or [0.0])
+        accuracy, value = objective.best_epoch(history, spec.metric)  # value: accuracy, or balanced accuracy
         metrics = health.measure(model, history, x_val, y_val) if replicas == 1 else None
     if metrics is None:  # mirrored variables refuse the probes' gradient tape: probe a one-device copy
         metrics = health.measure(_single_device_copy(model), history, x_val, y_val)
     diagnostics = diagnosis[0].finish(model if replicas == 1 else _single_device_copy(model), x_val, y_val,
                                       ds.num_classes, ds.class_names, ds.modality) if diagnosis else {}
     state = "stopped" if progress.stopped else "pruned" if pruning and pruning.pruned_at else "complete"
-    score = health.score(spec.mode, accuracy, metrics, spec.accuracy_weight, spec.health_weights)
+    score = health.score(spec.mode, value, metrics, spec.accuracy_weight, spec.health_weights)
     outcome = TrialOutcome(
         trial_number=spec.trial_number, state=state, accuracy=float(accuracy), score=score,
         health={**metrics, "health_score": health.health_score(metrics, spec.health_weights)},
         history=history, architecture=architecture(model, spec.params), fit_s=fit_s,
         epochs_run=len(history.get("loss", [])), param_count=int(model.count_params()), replicas=replicas,
         devices=list(devices or []),
-        extra={"best_epoch": int(best_epoch.best_epoch) + 1} if best_epoch.best_weights is not None else {},
+        extra={**({"best_epoch": int(best_epoch.best_epoch) + 1} if best_epoch.best_weights is not None else {}),
+               **({spec.metric: value} if spec.metric != "accuracy" else {}), "resumed_from_epoch": first},
         diagnostics=diagnostics,
     )
     if model_dir is not None and state == "complete":
@@ -125,23 +136,25 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
     return outcome
 
 
-def _diagnostics(spec: TrialSpec, publish: Publish, x_train: Any, y_train: Any, replicas: int) -> list[Any]:
+def _diagnostics(spec: TrialSpec, publish: Publish, x_train: Any, y_train: Any, replicas: int,
+                 first_epoch: int = 0) -> list[Any]:
     """The diagnostics callback (``hpo_nb.diagnostics.collect``), or none when the spec turns
-    them off. Its probe samples are the first training samples (only used under mirroring)."""
+    them off. Its probe samples are the first training samples (only used under mirroring). A
+    resumed trial (``first_epoch`` > 0) has diagnostics of the epochs it trained itself."""
     if not spec.diagnostics:
         return []
     from .diagnostics.collect import DiagnosticsCallback
 
-    return [DiagnosticsCallback(spec.trial_number, publish, x_train, y_train, replicas)]
+    return [DiagnosticsCallback(spec.trial_number, publish, x_train, y_train, replicas, first_epoch)]
 
 
-def _best_epoch_keeper(max_epochs: int) -> Any:
+def _best_epoch_keeper(max_epochs: int, monitor: str = "val_accuracy") -> Any:
     """Keras' own best-weights bookkeeping: EarlyStopping with a patience it never reaches
     keeps the weights of the epoch with the best validation accuracy and restores them when
     fit ends (also after pruning or Stop)."""
     import keras
 
-    return keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=max_epochs + 1,
+    return keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=max_epochs + 1,
                                          restore_best_weights=True)
 
 
@@ -157,8 +170,9 @@ def _save_for_raw_inputs(model: Any, ds: datasets.Dataset, spec: TrialSpec, repl
 
 
 def trial_seed_of(spec: TrialSpec) -> int:
-    """Seed for weights, dropout and shuffling: differs per trial, fixed per spec."""
-    return (spec.seed * 100_003 + spec.trial_number) % (2**31 - 1)
+    """Seed for weights, dropout and shuffling: differs per trial, fixed per spec; a retry
+    takes the seed of the trial it retries."""
+    return (spec.seed * 100_003 + checkpoints.seed_trial(spec)) % (2**31 - 1)
 
 
 def _build_state_eagerly(model: Any, x: Any, y: Any) -> None:

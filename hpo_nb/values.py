@@ -10,6 +10,8 @@ from typing import Any, Iterable
 
 from .errors import ConfigError
 
+OBJECTIVE_METRICS = ("accuracy", "balanced_accuracy")
+"""``Experiment(metric=)``: what trials are scored on, on the validation split (``objective``)."""
 GRACE_BEATS = 6  # heartbeats a running trial may miss before it counts as its dead process's
 
 
@@ -48,6 +50,11 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
     choices = tuple(choices)
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, not {value!r}.")
+
+
+def check_metric(value: Any) -> None:
+    """Raise ``ConfigError`` unless ``value`` is one of ``OBJECTIVE_METRICS``."""
+    check_choice("metric", value, OBJECTIVE_METRICS)
 
 
 def check_fraction(name: str, value: Any, low_open: bool = False, high_open: bool = False) -> None:

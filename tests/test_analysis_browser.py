@@ -34,7 +34,8 @@ def outcome(job):
     p = job.spec.params
     acc = 0.95 - 0.12 * abs(math.log10(p["learning_rate"]) + 2.5)
     health = {{"gradient_health": 1.0, "dead_units": 0.1 * p["dropout"], "saturated_units": 0.0,
-              "overfitting_gap": 0.05, "loss_stability": 0.9, "health_score": 1.0 - p["dropout"]}}
+              "overfitting_gap": 0.05, "learning_progress": 1.0, "loss_stability": 0.9,
+              "health_score": 1.0 - p["dropout"]}}
     return TrialOutcome(job.spec.trial_number, "complete", accuracy=acc, score=acc, health=health,
                         duration_s=200.0 / p["batch_size"], architecture=ARCH)
 

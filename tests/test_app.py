@@ -95,6 +95,15 @@ def test_a_config_error_is_shown_in_the_page_and_nothing_starts(tmp_path: Path, 
     assert ui.exp is None and not ui.start_button.disabled and ui.runpod_box.layout.display == "flex"
 
 
+def test_status_says_how_the_search_ended_and_names_stopped_trials_apart():
+    done = appmod.status_html("s", ["complete", "pruned", "complete"], 3, 2, 0.91234, stopped=False)
+    assert "hpo-app-done" in done and "Done: <b>s</b>, 3 of 3 trials done (2 complete); best is trial 2" in done
+    stopped = appmod.status_html("s", ["complete", "stopped", "complete", "stopped"], 6, 0, 0.8, stopped=True)
+    assert "hpo-app-stopped" in stopped and "hpo-app-done" not in stopped
+    assert "Stopped: <b>s</b>, 2 of 6 trials done (2 complete; 2 stopped, partly trained and not counted)" in stopped
+    assert "best complete trial is 0" in stopped
+
+
 @pytest.mark.slow
 def test_start_runs_a_search_and_shows_the_results(tmp_path: Path):
     ui = hpo_nb.app(runs_dir=tmp_path / "runs", n_trials=2, max_epochs=1, mode="simple",
@@ -105,9 +114,10 @@ def test_start_runs_a_search_and_shows_the_results(tmp_path: Path):
     while "hpo-app-done" not in ui.status.value and "without a complete" not in ui.status.value:
         assert time.monotonic() < deadline, ui.status.value
         time.sleep(0.2)
-    assert "2 complete trial(s)" in ui.status.value, ui.status.value
+    assert "2 of 2 trials done (2 complete)" in ui.status.value, ui.status.value
     assert ui.stop_button.disabled and not ui.start_button.disabled
-    heading, arch, _, importance, _, diagnostics, download = ui.results_box.children
+    heading, arch, _, importance, explorer, _, diagnostics, download = ui.results_box.children
+    assert "hpo-app-explorer" in explorer._dom_classes
     best = ui.exp.best.number  # the diagnostics panel shows the best trial's gradient flow, from storage
     assert ui.diagnostics.root is diagnostics and ui.diagnostics.trial.value == best
     assert "application/vnd.plotly.v1+json" in ui.diagnostics.output.outputs[0]["data"]

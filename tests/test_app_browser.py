@@ -78,11 +78,22 @@ def test_start_watch_finish_and_download_from_the_page(chromium, tmp_path: Path)
         context = browser.new_context(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
         page = context.new_page()
         errors: list[str] = []
+        cdn: list[str] = []  # what the offline page could not fetch (reported, not hpo-nb's)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(f"console: {msg.text} ({msg.location.get('url')})")
+                if msg.type == "error" and "Unsatisfied version" not in msg.text
+                and "ERR_NAME_NOT_RESOLVED" not in msg.text else None)  # offline: Voila's CDN links
+        page.on("requestfailed", lambda req: cdn.append(req.url))
         page.goto(url, timeout=180_000)
         page.wait_for_selector(".hpo-app-start", timeout=180_000)  # the notebook ran; the app is shown
-        assert "hpo-nb" in page.locator(".hpo-app").inner_text()
+        assert "hpo-nb" in page.locator("body").inner_text()
         assert not page.locator(".jp-OutputArea-output pre, .lm-Widget pre").filter(has_text="Traceback").count()
+        # No notebook wording on a page without cells; "Optimize for" sits on the line of its buttons.
+        assert "cell below" not in page.locator("body").inner_text()
+        label = page.locator(".hpo-app-mode-label").bounding_box()
+        buttons = page.locator(".hpo-app-mode button").first.bounding_box()
+        assert label["x"] + label["width"] <= buttons["x"] + 1, (label, buttons)
+        assert abs((label["y"] + label["height"] / 2) - (buttons["y"] + buttons["height"] / 2)) < 6, (label, buttons)
 
         set_number(page, ".hpo-app-trials", 2)
         set_number(page, ".hpo-app-epochs", 2)
@@ -107,7 +118,7 @@ def test_start_watch_finish_and_download_from_the_page(chromium, tmp_path: Path)
         final = page.locator(".hpo-overall-label").inner_text()
         assert "2/2 trials" in final and "done" in final, final
         status = page.locator(".hpo-app-status").inner_text()
-        assert "Done" in status and "complete trial" in status, status
+        assert status.startswith("Done:") and "2 of 2 trials done (2 complete)" in status, status
         assert page.locator("button.hpo-app-stop").is_disabled()
 
         results = page.locator(".hpo-app-results")
@@ -119,7 +130,9 @@ def test_start_watch_finish_and_download_from_the_page(chromium, tmp_path: Path)
             DOCS_SHOT.parent.mkdir(exist_ok=True)
             page.set_viewport_size({"width": 1400, "height": 2400})  # Voila scrolls inside the page
             page.wait_for_timeout(1000)
-            page.locator(".hpo-app").screenshot(path=str(DOCS_SHOT))
+            app = page.locator(".hpo-app").bounding_box()  # the page from its title to the download link
+            page.screenshot(path=str(DOCS_SHOT), clip={"x": 0, "y": 0, "width": 1400,
+                                                       "height": app["y"] + app["height"] + 12})
 
         with page.expect_download(timeout=60_000) as download_info:
             results.locator(".hpo-app-download-link").click()
@@ -131,5 +144,41 @@ def test_start_watch_finish_and_download_from_the_page(chromium, tmp_path: Path)
             assert {"config.json", "model.weights.h5"} <= set(keras_file.namelist())
         models = list((tmp_path / "served" / "runs").glob("*/models/*.keras"))
         assert any(m.read_bytes() == saved.read_bytes() for m in models)  # exactly the saved best model
+        # Narrow: nothing but the heatmap's own scroll box is wider than an 800 px window.
+        page.set_viewport_size({"width": 800, "height": 1400})
+        page.wait_for_timeout(1500)
+        assert not page_overflow(page), page_overflow(page)
+        page.screenshot(path=str(tmp_path / "app-800.png"), full_page=True)
+
+        # Stop: a second search, stopped once a trial completed; the status says so, the results stay.
+        page.set_viewport_size({"width": 1400, "height": 1400})
+        set_number(page, ".hpo-app-trials", 4)
+        page.locator(".hpo-app-start").click()
+        page.wait_for_selector(".hpo-app-dashboard .hpo-overall-label:has-text('/4 trials')", timeout=120_000)
+        page.wait_for_selector(".hpo-app-dashboard .hpo-row", timeout=240_000)  # a trial of this search completed
+        page.locator(".hpo-app-stop").click()
+        page.wait_for_selector(".hpo-app-stopped", timeout=120_000)
+        status = page.locator(".hpo-app-status").inner_text()
+        assert status.startswith("Stopped:") and "of 4 trials done" in status, status
+        assert "done" not in page.locator(".hpo-overall-label").inner_text().rsplit("·", 1)[-1]
+        page.screenshot(path=str(tmp_path / "app-stopped.png"), full_page=True)
         assert not errors, errors
+        assert all(not u.startswith("http://127.0.0.1") for u in cdn), cdn  # only outside links failed
         context.close()
+
+
+def page_overflow(page) -> list[str]:
+    """Elements whose right edge is past the window (skipping what scrolls inside its own box)."""
+    return page.evaluate("""() => {
+        const bad = [];
+        const width = document.documentElement.clientWidth + 1;
+        const scrolls = el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+        for (const el of document.querySelectorAll('.hpo-app *')) {
+            let p = el.parentElement, inside = false;
+            while (p && !p.classList.contains('hpo-app')) { if (scrolls(p)) { inside = true; break; } p = p.parentElement; }
+            if (inside) continue;
+            const r = el.getBoundingClientRect();
+            if (r.width > 0 && r.right > width) bad.push((el.className || el.tagName) + ' ends at ' + Math.round(r.right));
+        }
+        return bad.slice(0, 10);
+    }""")

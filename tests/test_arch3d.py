@@ -5,6 +5,7 @@ and the Experiment methods on a real (tiny) search on digits."""
 from __future__ import annotations
 
 import json
+import math
 
 import optuna
 import pytest
@@ -81,9 +82,9 @@ def test_labels_and_details_name_each_layer(cnn):
     scene = layout(cnn)
     conv1 = scene.block("conv_1")
     assert conv1.label == "conv_1 8×8×16"
-    assert conv1.label_at[1] > conv1.size[1] / 2  # main layers labelled above
-    bn = scene.block("conv_1_bn")
-    assert bn.label_at[1] < -bn.size[1] / 2  # thin plates labelled below
+    assert scene.block("image").label_at[1] > 0  # main layers labelled above where there is room
+    assert scene.block("conv_1_relu").label_at[1] < 0  # thin plates below
+    assert all(abs(b.label_at[1]) > b.size[1] / 2 for b in scene.blocks)  # never on the solid
     d = conv1.details()
     assert d["type"] == "Conv2D" and d["parameters"] == 160 and d["output shape"] == "8×8×16"
     assert scene.block("output").details()["activation"] == "softmax"
@@ -122,6 +123,25 @@ def test_metadata_round_trips_through_json_and_optuna_storage(which, request, tm
     assert layout(TrialResult.from_trial(stored).architecture) == layout(arch)
 
 
+@pytest.mark.parametrize("which", ["cnn", "lstm"])
+def test_labels_sit_near_their_solids_and_never_overlap(which, request):
+    from hpo_nb.analysis.layout import LABEL_HEIGHT, LABEL_LIFT, LABEL_STEP, label_width
+
+    scene = layout(request.getfixturevalue(which))
+    rects = []
+    for b in scene.blocks:
+        x, y, z = b.label_at
+        assert x == b.center[0] and z == pytest.approx(b.size[2] / 2 + 0.05)  # centred on, just in front of it
+        gap = abs(y) - b.size[1] / 2  # from the solid's top (bottom for thin plates)
+        assert LABEL_LIFT - 1e-9 <= gap <= LABEL_LIFT + 3 * LABEL_STEP, (b.name, gap)
+        w = label_width(b.label)
+        rects.append((x - w / 2, x + w / 2, y - LABEL_HEIGHT / 2, y + LABEL_HEIGHT / 2))
+    for i, a in enumerate(rects):
+        for j, c in enumerate(rects[:i]):
+            overlap = a[0] < c[1] and a[1] > c[0] and a[2] < c[3] and a[3] > c[2]
+            assert not overlap, (scene.blocks[i].label, scene.blocks[j].label)
+
+
 def test_missing_metadata_is_a_config_error():
     with pytest.raises(ConfigError, match="no architecture metadata"):
         layout({})
@@ -136,7 +156,16 @@ def test_pythreejs_view_has_a_solid_per_layer_orbit_controls_and_picking(cnn):
     scene = layout(cnn)
     view = arch3d.view_3d(scene, title="trial 0")
     assert isinstance(view.renderer, p3.Renderer)
-    assert any(isinstance(c, p3.OrbitControls) for c in view.renderer.controls)
+    orbit = next(c for c in view.renderer.controls if isinstance(c, p3.OrbitControls))
+    assert orbit is view.orbit and orbit.rotateSpeed < 0.5  # a small drag turns a little
+    assert -math.pi / 2 < orbit.minAzimuthAngle and orbit.maxAzimuthAngle < math.pi / 2  # stays in front
+    assert 0 < orbit.minDistance < orbit.maxDistance < float("inf")
+    light = view.renderer.camera.children[0]  # an unset shadow makes the front end log "t.on is not a function"
+    assert isinstance(light, p3.DirectionalLight) and isinstance(light.shadow, p3.DirectionalLightShadow)
+    sent = []
+    orbit.send = lambda content, buffers=None: sent.append(content)  # what the button asks the front end
+    view.reset_button.click()
+    assert sent == [{"type": "exec_three_obj_method", "method_name": "reset", "args": []}]
     assert view.picker in view.renderer.controls and view.picker.event == "click"
     assert set(view.meshes) == {b.name for b in scene.blocks}
     mesh = view.meshes["conv_2"]

@@ -55,36 +55,63 @@ def overall_width(page) -> str:
 
 
 def test_trial_bars_move_and_the_overall_bar_fills(lab, chromium, tmp_path: Path) -> None:
+    """Also: each bar's label says the share its bar shows, the set-up before the first batch is
+    named, the ETA shows from the first epoch (before any trial finished), and the finished view
+    is calm (no Stop button, a state badge)."""
     nb = write_notebook(tmp_path / "live.ipynb", [search_cell("live", 3, 2, 2), "print('rows', len(exp.results))"])
     with open_notebook(lab, chromium, nb, viewport=(1400, 1600)) as session:
         page = session.page
         run_all(page)
         page.wait_for_selector(".hpo-dashboard", timeout=120_000)
         samples: list[tuple[str, ...]] = []
+        labels_seen: set[str] = set()
+        agree = disagree = 0
+        eta_before_first_finish: list[str] = []
         shot_taken = False
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             rows = running_rows(page)
             labels = [label for label, _ in rows]
+            labels_seen.update(labels)
             if any("epoch" in label for label in labels):
                 samples.append(tuple(rows))
+            for label, width in rows:
+                share = re.search(r"epoch \d+/\d+ · (\d+) %", label)
+                bar = re.search(r"([\d.]+)%", width)
+                if share and bar:
+                    if abs(int(share.group(1)) - float(bar.group(1))) <= 5:
+                        agree += 1
+                    else:
+                        disagree += 1
+            overall = page.locator(".hpo-overall-label").inner_text()
+            if page.locator(".hpo-row").count() == 0 and "ETA" in overall:
+                eta_before_first_finish.append(overall)
             mid_epoch = any(re.search(r"epoch \d+/\d+ · ([1-9]\d?) %", label) for label in labels)
             if not shot_taken and mid_epoch and page.locator(".hpo-row").count() >= 1:
                 try:
                     page.locator(".hpo-dashboard").screenshot(path=str(tmp_path / "dashboard-running.png"))
-                    shot_taken = True
+                    # A picture of one moment: nothing changed while it was taken (else the next pass retakes it).
+                    shot_taken = page.locator(".hpo-overall-label").inner_text() == overall and \
+                        running_rows(page) == rows
                 except PlaywrightError:  # the output re-rendered under the screenshot: the next pass takes it
                     pass
-            if "done" in page.locator(".hpo-overall-label").inner_text():
+            if "done" in overall:
                 break
             page.wait_for_timeout(250)
         assert len(set(samples)) >= 2, samples  # two samples of the running bars differ
+        assert agree >= 4 and disagree <= agree // 5, (agree, disagree)  # label and bar tell the same share
+        assert any("building and compiling the model" in label for label in labels_seen), labels_seen
+        assert any(re.search(r"ETA \d", label) for label in eta_before_first_finish), eta_before_first_finish
         page.wait_for_selector(".jp-OutputArea-output:has-text('rows 3')", timeout=120_000)
         assert "3/3 trials" in page.locator(".hpo-overall-label").inner_text()
         assert re.search(r"width:\s*100%", overall_width(page)), overall_width(page)
         assert page.locator(".hpo-row").count() == 3
         assert not visible_trial_labels(page)  # finished trials left the running area
+        assert not page.locator(".hpo-stop").is_visible()  # calm when done: no faded red button
+        assert page.locator(".hpo-state").inner_text().strip() == "finished"
         assert not session.widget_errors()
+        console_errors = [m for m in session.console if m.startswith("error") and "Unsatisfied version" not in m]
+        assert not console_errors, console_errors
         session.screenshot(tmp_path / "lab-final.png")
         page.locator(".hpo-dashboard").screenshot(path=str(tmp_path / "dashboard-final.png"))
         if shot_taken and (os.environ.get("HPO_NB_DOCS_SHOTS") == "1" or not DOCS_SHOT.exists()):
@@ -110,10 +137,16 @@ def test_controls_work_while_run_blocks_and_stop_ends_the_search_early(lab, chro
         page.wait_for_selector(".hpo-trial-label:visible:has-text('epoch')", timeout=120_000)
         clicked_on = visible_trial_labels(page)
         page.locator(".hpo-stop").click()
-        page.wait_for_selector(".hpo-stop:has-text('Stopped')", timeout=120_000)
+        page.wait_for_selector(".hpo-state-stopped", timeout=120_000)
         page.wait_for_selector(".jp-OutputArea-output:has-text('ended')", timeout=120_000)
         session.screenshot(tmp_path / "lab-stopped.png")
-        assert "stopped" in page.locator(".hpo-overall-label").inner_text()
+        assert page.locator(".hpo-overall-label").inner_text().endswith("· stopped")
+        assert not page.locator(".hpo-stop").is_visible()
+        states = page.eval_on_selector_all(".hpo-row", "rows => rows.map(r => r.dataset.state)")
+        ranked = [s for s in states if s == "complete"] + [s for s in states if s != "complete"]
+        assert states == ranked, states  # stopped (partly trained) trials rank after complete ones
+        if "stopped" in states:
+            assert "stopped, not counted" in page.locator(".hpo-tile").first.inner_text()
         assert not session.widget_errors()
         storage_dir = session.dir / "runs" / "stopme"
 

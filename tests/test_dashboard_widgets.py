@@ -1,10 +1,15 @@
 """The dashboard's widgets follow snapshots (no kernel: ipywidgets without a front end)."""
 
+import re
 import threading
 
 from hpo_nb.progress import EpochProgress, ProgressHub, TrialFinished, TrialStarted
 from hpo_nb.views.dashboard import WIDGET_VIEW, Dashboard
 from tests.test_dashboard_viewmodel import search_snapshot
+
+
+def text(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
 
 
 def test_values_follow_snapshots_and_rows_are_reused():
@@ -13,13 +18,16 @@ def test_values_follow_snapshots_and_rows_are_reused():
     snap = search_snapshot()
     dash(snap)
     assert (dash.overall_bar.value, dash.overall_bar.max) == (4, 8)
-    assert dash.overall_label.value.startswith("4/8 trials")
+    assert text(dash.overall_label.value).startswith("4/8 trials")
     shown = [b for b in dash.trial_bars if b.box.layout.display != "none"]
-    assert [b.label.value for b in shown] == ["Trial 4 · epoch 4/10 · 74 %", "Trial 5 · starting"]
+    assert [text(b.label.value) for b in shown] == ["Trial 4 · epoch 4/10 · 37 %", "Trial 5 · building and compiling the model"]
     assert abs(shown[0].bar.value - 0.374) < 1e-9
     assert "RunPod unreachable" in dash.notices.value and dash.notices.layout.display == "block"
     assert "0.9100" in dash.tiles[2].value and "Best score (accuracy + health)" in dash.tiles[2].value
     assert dash.picker.value == 3 and "Trial 3" in dash.details.value  # follows the best trial
+    assert dash.details_section.selected_index is None  # details stay folded until asked for
+    assert dash.details_section.titles[0].startswith("Details · trial 3")
+    assert dash.stop_button.layout.display == "flex" and not dash.stop_button.disabled
     first_rows = [b.box for b in dash.trial_bars]
 
     hub = ProgressHub(total_trials=2, concurrency=2)
@@ -36,7 +44,8 @@ def test_values_follow_snapshots_and_rows_are_reused():
     dash(final)
     assert dash.overall_bar.value == 1 and dash.overall_bar.max == 2  # a stopped trial does not count
     assert all(b.box.layout.display == "none" for b in dash.trial_bars)
-    assert (dash.stop_button.description, dash.stop_button.disabled) == ("Finished", True)
+    assert dash.stop_button.disabled and dash.stop_button.layout.display == "none"  # no red button when done
+    assert ">stopped</span>" in dash.header.value  # 1 of 2 done, 1 stopped: the search was stopped
     assert dash.gallery.value.count('class="hpo-row"') == 2
 
 
@@ -47,11 +56,22 @@ def test_stop_button_calls_stop_once_per_click_and_sorting_reorders():
     assert len(stops) == 1
     dash(search_snapshot())
     dash.sort.value = "trial #"
+    assert dash.order.value is False  # a new sort key starts in its natural direction
     assert [label.split(" · ")[0] for label, _ in dash.picker.options] == ["Trial 0", "Trial 1", "Trial 2", "Trial 3"]
     assert dash.gallery.value.index('data-trial="0"') < dash.gallery.value.index('data-trial="3"')
-    dash.picker.value = 1  # the user's pick sticks across updates
+    dash.order.value = True
+    assert dash.gallery.value.index('data-trial="3"') < dash.gallery.value.index('data-trial="0"')
+    dash.picker.value = 1  # the user's pick sticks across updates, and unfolds the details
     dash(search_snapshot())
     assert dash.picker.value == 1 and "pruned" in dash.details.value
+    assert dash.details_section.selected_index == 0
+
+
+def test_gallery_columns_are_the_searched_parameters():
+    dash = Dashboard("x", params=["learning_rate"])
+    dash(search_snapshot())
+    assert "learning_rate" in list(dash.sort.options)
+    assert ">learning_rate</th>" in dash.gallery.value and ">batch_size</th>" not in dash.gallery.value
 
 
 def test_mimebundle_has_the_widget_and_a_static_summary():

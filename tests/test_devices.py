@@ -61,13 +61,27 @@ def test_impossible_device_plans_are_clear_errors(args, words):
     assert words in str(err.value)
 
 
-def test_without_gpus_mirroring_says_so_and_trains_on_one_device_unless_the_cpu_was_split():
-    with pytest.warns(UserWarning, match="no GPU.*split_cpu"):
-        assert plan_device_groups("mirrored", None, None, 1, available=([], ["/cpu:0"])) is None
+def test_without_gpus_asking_for_them_fails_before_training_unless_the_cpu_was_split():
+    """The README's multi-GPU examples on a machine without GPUs: a ConfigError that says what to
+    do (it used to warn and train every trial on the one CPU device)."""
+    no_gpu = ([], ["/cpu:0"])
+    for args in (("mirrored", None, None, 1), (None, None, 1, 4), ("mirrored", None, 2, 2)):
+        with pytest.raises(ConfigError, match=r"need GPUs, and this machine has none.*split_cpu"):
+            plan_device_groups(*args, available=no_gpu)
     split = ([], ["/cpu:0", "/cpu:1"])
     assert plan_device_groups("mirrored", None, None, 1, available=split) == [("/cpu:0", "/cpu:1")]
     assert plan_device_groups(None, None, 1, 2, available=split) == [("/cpu:0",), ("/cpu:1",)]
     assert plan_device_groups(None, None, None, 3) is None  # nothing asked: TensorFlow's default device
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [{"distribution": "mirrored"}, {"concurrency": 4, "gpus_per_trial": 1},
+                                     {"distribution": "mirrored", "concurrency": 2, "gpus_per_trial": 2}])
+def test_the_readmes_multi_gpu_examples_fail_before_training_without_gpus(options, tmp_path):
+    """This test process has no GPU and an unsplit CPU (conftest): each README example refuses."""
+    with pytest.raises(ConfigError, match="need GPUs, and this machine has none"):
+        Experiment("digits", runs_dir=tmp_path, progress="none", **options)
+    assert not any((tmp_path).rglob("models/*"))
 
 
 def test_names_and_runpod_worker_devices():

@@ -88,6 +88,8 @@ def test_evaluate_on_a_stored_study_after_a_restart(runs_dir):
     assert got["cm"] == 359
     fresh = exp.results.set_index("number")["test_accuracy"]  # the other process stored the runner-up too
     assert fresh.notna().sum() == 2
+    with pytest.warns(UserWarning, match=r"evaluate\(k=5\): only 2 trial\(s\) completed"):
+        assert len(exp.evaluate(k=5).reports) == 2
 
 
 def test_raw_uint8_images_with_the_reloaded_keras_file_and_an_explicit_test_split(runs_dir):
@@ -181,7 +183,7 @@ def test_test_report_counts_per_class_and_confusion():
 def test_views_name_which_number_is_which(runs_dir, capsys):
     from hpo_nb import cli
     from hpo_nb.progress import ProgressHub, TrialFinished
-    from hpo_nb.views import viewmodel as vm
+    from hpo_nb.views import dashboard_html, viewmodel as vm
 
     line = vm.test_line(3, 0.961, 0.972, 359)
     assert line == ("Test accuracy of trial 3 (the search's pick): 96.10 % on 359 held-out samples · "
@@ -190,7 +192,7 @@ def test_views_name_which_number_is_which(runs_dir, capsys):
     hub.publish(TrialFinished(0, "complete", accuracy=0.97, score=0.97, duration_s=1.0))
     hub.close()
     snap = hub.snapshot()
-    assert line in vm.summary_text(snap, "t", line) and "96.10 %" in vm.summary_html(snap, "t", line)
+    assert line in vm.summary_text(snap, "t", line) and "96.10 %" in dashboard_html.summary_html(snap, "t", line)
     assert "Test accuracy" not in vm.summary_text(snap, "t")
     space = json.dumps({k: v for k, v in FAST_CNN.items()})
     assert cli.main(["run", "--trials", "1", "--max-epochs", "1", "--runs-dir", str(runs_dir), "--name", "cli-t",

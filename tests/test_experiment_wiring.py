@@ -85,3 +85,21 @@ def test_overlapping_quiet_blocks_restore_the_callers_state_whatever_order_they_
     assert [f for f in warnings.filters if getattr(f[1], "pattern", "") != "the user's own filter"] == before_filters
     assert any(getattr(f[1], "pattern", "") == "the user's own filter" for f in warnings.filters)
     warnings.filters[:] = before_filters
+
+
+def test_a_reopened_experiment_shows_its_stored_study_as_not_running(runs_dir):
+    def outcome(job: TrialJob) -> TrialOutcome:
+        n = job.spec.trial_number
+        return TrialOutcome(n, "stopped" if n == 1 else "complete", accuracy=0.5 + 0.01 * n, score=0.5 + 0.01 * n)
+
+    Experiment("digits", n_trials=3, executor=InMemoryExecutor(outcome), runs_dir=runs_dir, progress="none",
+               name="again").run()
+    fresh = Experiment("digits", n_trials=3, runs_dir=runs_dir, progress="none", name="again")  # a new kernel
+    snap = fresh.hub.snapshot()
+    assert snap.done and not fresh.running  # nothing runs: the dashboard offers no Stop
+    assert (snap.completed, snap.stopped, snap.performed) == (3, 1, 3)
+    assert snap.best_trial.trial == 3  # the stopped trial (1) is listed, never the best
+    fresh.stop()  # nothing to stop: the stored study does not turn into a stopped search
+    assert not fresh.hub.snapshot().stopping
+    empty = Experiment("digits", n_trials=2, runs_dir=runs_dir, progress="none", name="never-run")
+    assert empty.hub.snapshot().done and not empty.hub.snapshot().finished

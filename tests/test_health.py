@@ -10,9 +10,9 @@ from hpo_nb import health
 from hpo_nb.errors import ConfigError
 
 PERFECT = {"gradient_health": 1.0, "dead_units": 0.0, "saturated_units": 0.0, "overfitting_gap": 0.0,
-           "loss_stability": 1.0}
+           "learning_progress": 1.0, "loss_stability": 1.0}
 WORST = {"gradient_health": 0.0, "dead_units": 1.0, "saturated_units": 1.0, "overfitting_gap": 1.0,
-         "loss_stability": 0.0}
+         "learning_progress": 0.0, "loss_stability": 0.0}
 
 
 def test_goodness_turns_every_metric_into_higher_is_healthier():
@@ -26,9 +26,9 @@ def test_goodness_turns_every_metric_into_higher_is_healthier():
 def test_health_score_is_the_weighted_mean_of_goodness():
     assert health.health_score(PERFECT) == 1.0 and health.health_score(WORST) == 0.0
     one_bad = {**PERFECT, "dead_units": 1.0}
-    assert health.health_score(one_bad) == pytest.approx(0.8)
+    assert health.health_score(one_bad) == pytest.approx(5 / 6)
     assert health.health_score(one_bad, {"dead_units": 0.0}) == 1.0  # weight 0: ignored
-    assert health.health_score(one_bad, {"dead_units": 4.0}) == pytest.approx(4 / 8)
+    assert health.health_score(one_bad, {"dead_units": 4.0}) == pytest.approx(5 / 9)
     with pytest.raises(ValueError):
         health.health_score(PERFECT, {m: 0.0 for m in health.METRICS})
 
@@ -88,3 +88,61 @@ def test_every_metric_and_the_score_are_named_and_described_once():
         assert set(table) == keys
     assert {m for m in health.METRICS if health.HIGHER_IS_BETTER[m]} == \
         {m for m in health.METRICS if health.goodness(PERFECT)[m] == PERFECT[m]}
+
+
+def test_learning_progress_is_the_fall_below_chance_level():
+    ln10 = math.log(10)
+    assert health.learning_progress({"loss": [ln10] * 5, "val_loss": [ln10] * 5}, 10) == 0.0
+    assert health.learning_progress({"loss": [3.0, 2.9], "val_loss": [2.5, 2.6]}, 10) == 0.0  # above chance
+    assert health.learning_progress({"loss": [ln10, 0.875 * ln10]}, 10) == pytest.approx(0.5)
+    assert health.learning_progress({"loss": [2.0, 0.3], "val_loss": [2.1, 0.4]}, 10) == 1.0
+    # the lower of training and validation loss counts (dropout inflates the training loss)
+    assert health.learning_progress({"loss": [ln10], "val_loss": [0.1]}, 10) == 1.0
+    assert health.learning_progress({"loss": [math.nan]}, 10) == 0.0
+    assert health.learning_progress({}, 10) == 0.0
+
+
+def test_old_records_without_learning_progress_still_score():
+    old = {k: v for k, v in PERFECT.items() if k != "learning_progress"}
+    assert health.health_score(old) == 1.0
+
+
+def _digits_model(learning_rate: float):
+    import keras
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype("float32")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((64,))
+    hidden = keras.layers.Activation("relu")(keras.layers.Dense(32)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden))
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model, x[:1400], y[:1400], x[1400:], y[1400:]
+
+
+@pytest.mark.slow
+def test_a_network_that_learned_nothing_is_not_healthy():
+    """A real Keras net whose loss stays flat near ln(10) (learning rate 0, 11 % accuracy) used to
+    score health 1.0: its gradients, units and gap all look calm. Now it scores low, and a net that
+    learned scores near 1."""
+    flat, x, y, xv, yv = _digits_model(0.0)
+    # the loss of an untrained softmax sits near ln(10); make the flat history exactly that
+    fit = flat.fit(x, y, validation_data=(xv, yv), epochs=3, batch_size=64, verbose=0)
+    flat_history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    assert max(flat_history["val_accuracy"]) < 0.3
+    assert abs(flat_history["val_loss"][-1] - flat_history["val_loss"][0]) < 1e-6  # flat
+    flat_metrics = health.measure(flat, flat_history, xv, yv)
+    assert flat_metrics["learning_progress"] < 0.2
+    assert flat_metrics["loss_stability"] < 0.2
+    assert health.health_score(flat_metrics) < 0.75
+
+    learner, x, y, xv, yv = _digits_model(0.5)
+    fit = learner.fit(x, y, validation_data=(xv, yv), epochs=3, batch_size=64, verbose=0)
+    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    assert max(history["val_accuracy"]) > 0.8
+    good = health.measure(learner, history, xv, yv)
+    assert good["learning_progress"] == 1.0
+    assert health.health_score(good) > 0.85
+    assert health.health_score(good) - health.health_score(flat_metrics) > 0.2

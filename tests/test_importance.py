@@ -36,7 +36,7 @@ def _outcome(job) -> TrialOutcome:
         return TrialOutcome(n, "failed", error="RuntimeError: out of memory")
     acc = 0.95 - 0.12 * abs(math.log10(p["learning_rate"]) + 2.5)
     health = {"gradient_health": 1.0, "dead_units": 0.0, "saturated_units": 0.0, "overfitting_gap": 0.05,
-              "loss_stability": 0.9, "health_score": 1.0 - p["dropout"]}
+              "learning_progress": 1.0, "loss_stability": 0.9, "health_score": 1.0 - p["dropout"]}
     return TrialOutcome(n, "complete", accuracy=acc, score=acc, health=health,
                         duration_s=200.0 / p["batch_size"], epochs_run=1)
 
@@ -82,7 +82,8 @@ def test_the_parameter_that_drives_a_target_is_the_most_important_for_it(exp, ev
 
 def test_constant_targets_say_so_instead_of_showing_equal_shares(exp):
     table = importance_table(exp.study, searched(exp.space))
-    for metric in ("gradient_health", "dead_units", "saturated_units", "overfitting_gap", "loss_stability"):
+    for metric in ("gradient_health", "dead_units", "saturated_units", "overfitting_gap", "learning_progress",
+                   "loss_stability"):
         assert table.importance[metric].isna().all()
         assert table.notes[metric].startswith("constant:") and f"{N_TRIALS - 1} trials" in table.notes[metric]
     assert "accuracy" not in table.notes

@@ -184,11 +184,58 @@ def test_worker_killed_mid_trial_is_retried_and_the_search_finishes(tmp_path, re
     assert list(df.state) == ["complete"] * 2  # nothing lost
     retried = exp.trial(victim.trial)
     assert retried.extra["attempts"] == 2 and retried.epochs_run == 12
+    # The workers share a checkpoint folder (a network volume in the cloud): the retry resumed.
+    assert 1 <= retried.extra["resumed_from_epoch"] < 12
     failed = [j for j in ready.jobs() if j["status"] == "FAILED"]
     assert any(f"worker {worker} exited (signal 9)" in j.get("error", "") for j in failed)
     assert any(f"trial {victim.trial}: RunPod job failed" in n for n in snaps[-1].notices)
     wait_for(lambda: len(ready.workers()) == 2 and not {w["pid"] for w in ready.workers().values()} >= pids_before,
              what="the killed worker to be replaced")
+
+
+# The process that drives a search: `exp.run()` on RunPod, nothing else (killed mid-job below).
+DRIVER = """
+import os, sys
+from hpo_nb import Experiment
+Experiment(dataset="digits", executor="runpod", name="reattach", runs_dir=sys.argv[1], n_trials=1, max_epochs=30,
+           search_space={**SPACE, "batch_size": 16}, pruning=False, heartbeat_interval=1, progress="none",
+           runpod={"endpoint_id": "local", "api_key": os.environ["HPO_NB_TEST_KEY"], "base_url": sys.argv[2],
+                   "poll_interval_s": 0.25}).run()
+"""
+
+
+def test_a_new_process_reattaches_to_the_job_of_a_killed_one(tmp_path, ready):
+    import subprocess
+    import sys
+
+    before = {j["id"] for j in ready.jobs()}
+    driver = subprocess.Popen(
+        [sys.executable, "-c", f"SPACE = {SPACE!r}\n{DRIVER}", str(tmp_path / "runs"), ready.url],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=open(tmp_path / "driver.log", "w"),
+        env={**os.environ, "HPO_NB_TEST_KEY": KEY, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"})
+    try:
+        def running_job():
+            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+            jobs = [j for j in ready.jobs() if j["id"] not in before and j["status"] == "IN_PROGRESS"]
+            return jobs and len((jobs[0].get("output") or {}).get("epochs") or []) >= 2 and jobs[0]
+        job = wait_for(running_job, timeout=180, what="the driver's job past its second epoch")
+        driver.send_signal(signal.SIGKILL)  # a kernel restart, a killed script: the job runs on, billed
+        driver.wait(10)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    snaps: list = []
+    exp = experiment(tmp_path, ready, "reattach", snaps, n_trials=1, max_epochs=30, pruning=False,
+                     heartbeat_interval=1, search_space={**SPACE, "batch_size": 16})
+    exp.run()  # a new process on the same study: the old one is gone, so it follows the job at once
+    record(exp, snaps)
+    (trial,) = exp.trials  # the original trial: not failed, not retried
+    assert trial.number == 0 and trial.state == "complete" and trial.epochs_run == 30
+    assert trial.extra["job_id"] == job["id"] and trial.extra["attempts"] == 1
+    new_jobs = [j for j in ready.jobs() if j["id"] not in before]
+    assert [j["id"] for j in new_jobs] == [job["id"]] and new_jobs[0]["status"] == "COMPLETED"  # one job billed
+    assert trial.extra["execution_s"] == pytest.approx(new_jobs[0]["executionTime"] / 1000, abs=0.01)
+    assert any(f"following its runpod job {job['id']}" in n for n in snaps[-1].notices)
 
 
 def test_stop_cancels_remote_jobs_and_workers_stop_within_one_batch(tmp_path, ready):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ..errors import ConfigError
@@ -27,8 +27,10 @@ MIN_SIZE = 0.3
 THIN = 0.15  # thickness of shape-preserving layers along the flow
 BAR = 0.5  # thickness of vectors and sequences along the flow
 GAP = 0.7  # space between consecutive solids (where the connectors are)
-LABEL_LIFT = 0.45
-LABEL_STEP = 0.6  # consecutive labels are staggered over three heights so that they do not overlap
+LABEL_LIFT = 0.3  # from a solid's top (or bottom, for thin plates) to its label's centre
+LABEL_HEIGHT = 0.32  # world units; a label's width follows its text (label_width)
+LABEL_STEP = 0.4  # a label that would overlap one already placed moves one step further out
+LABEL_MARGIN = 0.08
 
 SHAPE_PRESERVING = frozenset({
     "Activation", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
@@ -70,6 +72,33 @@ def extent(n: int | None) -> float:
     """Log-scaled length of an axis with ``n`` elements (unknown length: as one element)."""
     n = 1 if n is None or n < 1 else n
     return max(MIN_SIZE, SCALE * math.log2(1 + n))
+
+
+def label_width(text: str) -> float:
+    """Width in world units of a label sprite of ``text`` (as views/arch3d.py draws it)."""
+    return LABEL_HEIGHT * (0.56 * len(text) + 0.1)
+
+
+def _place_labels(blocks: list[tuple[float, float, float, bool, str]]) -> list[tuple[float, float]]:
+    """(y, z) of each label: just above its solid (below, for thin plates); where that would overlap
+    a label already placed (seen from the front), on the other side, then one step further out. ``blocks``:
+    (centre x, half height, half depth, thin, text) in data-flow order."""
+    placed: list[tuple[float, float, float, float]] = []  # x0, x1, y0, y1
+    out = []
+    for cx, half, half_depth, thin, text in blocks:
+        w = label_width(text) / 2 + LABEL_MARGIN
+        h = LABEL_HEIGHT / 2 + LABEL_MARGIN
+        sides = (-1.0, 1.0) if thin else (1.0, -1.0)  # its own side first, then the other one
+        for step in range(len(blocks) + 1):
+            spots = [side * (half + LABEL_LIFT + step * LABEL_STEP) for side in sides]
+            free = [y for y in spots if not any(cx - w < x1 and cx + w > x0 and y - h < y1 and y + h > y0
+                                                for x0, x1, y0, y1 in placed)]
+            if free:
+                y = free[0]
+                break
+        placed.append((cx - w, cx + w, y - h, y + h))
+        out.append((y, half_depth + 0.05))  # on the solid's front face: near it, drawn over it
+    return out
 
 
 def shape_text(shape: list[int | None]) -> str:
@@ -174,23 +203,20 @@ def layout(architecture: Mapping[str, Any]) -> Scene:
     sizes = [block_size(str(l.get("type", "?")), list(l.get("output_shape") or [])) for l in layers]
     total = sum(s[0] for s in sizes) + GAP * (len(sizes) - 1)
     x = -total / 2
-    front = max(s[2] for s in sizes) / 2 + 0.1  # labels on a plane in front of every solid: never hidden
     blocks: list[Block] = []
-    counts = {True: 0, False: 0}  # labels: main layers above, thin plates below; 3 heights each
     for i, (layer, size) in enumerate(zip(layers, sizes)):
         cx = x + size[0] / 2
         x += size[0] + GAP
         layer_type = str(layer.get("type", "?"))
-        thin = layer_type in SHAPE_PRESERVING
-        lift = size[1] / 2 + LABEL_LIFT + LABEL_STEP * (counts[thin] % 3)
-        counts[thin] += 1
         blocks.append(Block(
             index=i, name=str(layer.get("name", f"layer_{i}")), type=layer_type,
             shape=tuple(layer.get("output_shape") or ()), params=int(layer.get("params") or 0),
             activation=layer.get("activation"), config=dict(layer.get("config") or {}),
-            center=(cx, 0.0, 0.0), size=size, color=color_of(layer_type),
-            label_at=(cx, -lift if thin else lift, front),
+            center=(cx, 0.0, 0.0), size=size, color=color_of(layer_type), label_at=(cx, 0.0, 0.0),
         ))
+    spots = _place_labels([(b.center[0], b.size[1] / 2, b.size[2] / 2, b.type in SHAPE_PRESERVING, b.label)
+                           for b in blocks])
+    blocks = [replace(b, label_at=(b.center[0], y, z)) for b, (y, z) in zip(blocks, spots)]
     connectors = tuple(
         ((a.center[0] + a.size[0] / 2, 0.0, 0.0), (b.center[0] - b.size[0] / 2, 0.0, 0.0))
         for a, b in zip(blocks, blocks[1:])

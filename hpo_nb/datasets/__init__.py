@@ -8,13 +8,18 @@ Registered names resolve to loaders; ``digits`` (bundled with scikit-learn) is t
 Network datasets fail fast offline with a message that says what to use instead.
 
 Modules: ``dataset`` (Dataset, Splits), ``split`` (stratified hold-outs, vectorizing), ``validation``
-(the pass every constructor's input goes through), ``arrays`` (``from_arrays``), ``readers`` (files),
+(the pass every constructor's input goes through), ``arrays`` (``from_arrays``), ``directory``
+(``from_directory``: one folder per class), ``tables`` (``from_dataframe``, ``from_csv``), ``paths``
+(``from_path``: any of these by what a path is), ``encoding`` (bytes to text), ``readers`` (files),
 ``registry`` (names), ``builtin`` (the registered datasets).
 """
 
 from __future__ import annotations
 
 from .arrays import from_arrays, as_test_pair
+from .directory import from_directory
+from .paths import from_path
+from .tables import from_csv, from_dataframe
 from .dataset import DEFAULT_TEST_FRACTION, Dataset, Splits
 from .raw import network_of
 from .readers import download, from_idx, from_text_lines, read_gtsrb_zip, read_idx
@@ -25,6 +30,7 @@ from .builtin import GTSRB_MD5, GTSRB_URL, _keras_loader
 
 __all__ = [
     "DEFAULT_TEST_FRACTION", "Dataset", "DatasetInfo", "Modality", "Splits", "attach", "download", "from_arrays",
+    "from_csv", "from_dataframe", "from_directory", "from_path",
     "from_idx", "from_text_lines", "info", "as_test_pair", "is_registered", "load", "names", "network_of", "read_gtsrb_zip",
     "read_idx", "register",
 ]

@@ -95,6 +95,13 @@ def from_arrays(
     return ds
 
 
+def name_prefix(text: str, fallback: str) -> str:
+    """A default-name prefix from a file or folder name: letters, digits, '_' and '-' (up to 40),
+    starting with a letter or digit (run folders and study names take it); ``fallback`` if none."""
+    cleaned = "".join(c if c.isalnum() or c in "_-" else "-" for c in text)[:40].lstrip("_-")
+    return cleaned or fallback
+
+
 def as_test_pair(test: Any) -> tuple[Any, Any]:
     """``test=`` as ``(x_test, y_test)``, or ConfigError (e.g. for the samples alone)."""
     if isinstance(test, (tuple, list)) and len(test) == 2:

@@ -291,9 +291,16 @@ class Dataset:
             return self.x_test, self.y_test  # type: ignore[return-value]
         return self.x[test_idx], self.y[test_idx]
 
-    def _make_split(self, validation_fraction: float, seed: int, sample_fraction: float,
-                    test_fraction: float) -> tuple:
-        """(train_idx, val_idx, test_idx or None for an official test split, Splits, vocabulary)."""
+    def validation_labels(self, validation_fraction: float = 0.2, seed: int = 0,
+                          test_fraction: float | None = None) -> np.ndarray:
+        """The labels of the validation split ``splits`` draws (int32 class indices, shape (n_val,)),
+        without vectorizing anything: what the majority-class rate and the validation-size check
+        read. Arguments as for ``splits``."""
+        return self.y[self._indices(validation_fraction, seed, self.resolve_test_fraction(test_fraction))[1]]
+
+    def _indices(self, validation_fraction: float, seed: int,
+                 test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(train_idx, val_idx, test_idx or None for an official test split), before sample_fraction."""
         pool = np.arange(len(self.y))
         test_idx: np.ndarray | None = None
         if not self.has_test_split:
@@ -302,7 +309,12 @@ class Dataset:
                 pool, test_idx = stratified_split(self.y, test_fraction, _TEST_SEED)
                 pool = np.sort(pool)
         keep, held = stratified_split(self.y[pool], validation_fraction, seed)
-        train_idx, val_idx = pool[keep], pool[held]
+        return pool[keep], pool[held], test_idx
+
+    def _make_split(self, validation_fraction: float, seed: int, sample_fraction: float,
+                    test_fraction: float) -> tuple:
+        """(train_idx, val_idx, test_idx or None for an official test split, Splits, vocabulary)."""
+        train_idx, val_idx, test_idx = self._indices(validation_fraction, seed, test_fraction)
         if sample_fraction < 1.0:
             keep, _ = stratified_split(self.y[train_idx], 1.0 - sample_fraction, seed + 1)
             train_idx = train_idx[keep]

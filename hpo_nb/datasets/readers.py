@@ -17,10 +17,12 @@ import numpy as np
 from ..errors import ConfigError, DatasetUnavailableError
 from .arrays import from_arrays
 from .dataset import Dataset
+from .encoding import decode
+from .validation import Notes
 
 OFFLINE_HINT = (
     "Use the bundled dataset instead (dataset='digits'), or bring your own data with "
-    "hpo_nb.datasets.from_arrays(x, y), from_idx(...) or from_text_lines(...)."
+    "hpo_nb.datasets.from_arrays(x, y), from_directory(...), from_csv(...), from_idx(...) or from_text_lines(...)."
 )
 
 
@@ -72,40 +74,53 @@ def from_text_lines(
     sep: str | None = None,
     label_first: bool = True,
     label: Callable[[str], Any] | None = None,
+    header: bool | None = None,
     name: str | None = None,
     max_tokens: int = 10_000,
     sequence_length: int | None = None,
-    encoding: str = "utf-8",
+    encoding: str | None = None,
 ) -> Dataset:
     """Corpora of one sample a line.
 
-    Either a mapping ``{label: source}`` (every line of a source is one sample of that label), or
-    one source whose lines are ``label<sep>text`` (``label_first``) or ``text<sep>label``.
+    Either a mapping ``{label: source}`` (every line of a source is one sample of that label), a
+    directory (each file in it is one class, named by its file name: ``rt-polarity.pos`` and
+    ``rt-polarity.neg`` give the classes "neg" and "pos"; a README or LICENSE file is skipped), or
+    one source whose lines are
+    ``label<sep>text`` (``label_first``) or ``text<sep>label``.
 
     Args:
-        sources: the mapping, or one source. A source is a path, anything with ``read_bytes()`` or
-            ``open()`` (e.g. ``zipfile.Path``), a file object or ``io.StringIO`` (``read()``), or a
-            list of str (one line each).
+        sources: the mapping, a directory, or one source. A source is a path, anything with
+            ``read_bytes()`` or ``open()`` (e.g. ``zipfile.Path``), a file object or ``io.StringIO``
+            (``read()``), or a list of str (one line each).
         sep: the separator between label and text (one-source form), e.g. "\t".
         label_first: True: ``label<sep>text``; False: ``text<sep>label`` (split at the last ``sep``).
         label: maps each raw label (a str) to the label kept, e.g. ``lambda s: s.split(":")[0]``
-            for ``coarse:fine`` labels (in the mapping form, it maps the keys).
+            for ``coarse:fine`` labels (in the mapping and directory forms, it maps the keys).
+        header: one-source form: True drops the first line, False keeps it; None (default) drops
+            it when it reads as a header (a label seen once, such as "label", "class" or
+            "sentiment", or a text field such as "text" or "review"), and says so.
         name: the dataset's name; default ``text-<fingerprint>``.
         max_tokens, sequence_length: text vectorization (vocabulary size, tokens per sample).
-        encoding: of the bytes read. A UTF-8 byte-order mark is dropped; lines end at "\n" or
-            "\r\n" only (a U+0085 or U+2028 inside a sentence stays in it); blank lines are skipped.
+        encoding: of the bytes read; None: UTF-8, or UTF-16/32 when the file starts with their
+            byte-order mark (``datasets.encoding``). A byte-order mark is dropped; lines end at
+            "\n" or "\r\n" only (a U+0085 or U+2028 inside a sentence stays in it); blank lines
+            are skipped.
 
     Returns:
         Dataset: raw text, classes from the (mapped) labels.
 
     Raises:
-        ConfigError: a source cannot be read or decoded (the message names ``encoding=``); a line
-            without ``sep``; an empty corpus; more classes than make sense (the message says when the
-            label is probably at the other end: ``label_first=``); anything ``from_arrays`` refuses.
+        ConfigError: a source cannot be read or decoded (the message names the file and
+            ``encoding=``); a line without ``sep``; an empty corpus or directory; more classes than
+            make sense (the message says when the label is probably at the other end:
+            ``label_first=``); anything ``from_arrays`` refuses.
     """
     texts: list[str] = []
     labels: list[Any] = []
     hint = ""
+    notes = Notes()
+    if isinstance(sources, (str, os.PathLike)) and Path(sources).is_dir():
+        sources = _class_files(Path(sources), notes)
     if isinstance(sources, Mapping):
         for key, source in sources.items():
             lines = list(_read_lines(source, encoding))
@@ -117,17 +132,28 @@ def from_text_lines(
                 "one source of 'label<sep>text' lines needs sep= (e.g. sep='\\t'); "
                 "or pass a mapping {label: file} with one sample a line."
             )
-        other: set[str] = set()
+        other: list[str] = []
+        raw_labels: list[str] = []
         for number, line in enumerate(_read_lines(sources, encoding), 1):
             if sep not in line:
+                if number == 1 and header is not False:
+                    notes.append(f"the first line {line[:40]!r} has no separator and was skipped as a header")
+                    continue
                 raise ConfigError(f"line {number} of {_describe(sources)} has no separator {sep!r}: {line[:60]!r}")
             a, b = line.split(sep, 1) if label_first else line.rsplit(sep, 1)
             raw, text = (a, b) if label_first else (b, a)
-            texts.append(text)
-            labels.append(label(raw.strip()) if label else raw.strip())
-            other.add((line.rsplit(sep, 1)[1] if label_first else line.split(sep, 1)[0]).strip())
-        if 2 * len(other) <= len(texts) < 2 * len(set(map(str, labels))):
-            hint = (f"The {'last' if label_first else 'first'} field has only {len(other)} distinct values: "
+            texts.append(text.strip())
+            raw_labels.append(raw.strip())
+            other.append((line.rsplit(sep, 1)[1] if label_first else line.split(sep, 1)[0]).strip())
+        if raw_labels and _drop_header(raw_labels, texts, header):
+            if header is None:
+                notes.append(f"the first line ({raw_labels[0]!r}, {texts[0][:30]!r}) read as a header and skipped "
+                             "(pass header=False to keep it)")
+            del raw_labels[0], texts[0], other[0]
+        labels = [label(r) if label else r for r in raw_labels]
+        distinct_other = set(other)
+        if 2 * len(distinct_other) <= len(texts) < 2 * len(set(map(str, labels))):
+            hint = (f"The {'last' if label_first else 'first'} field has only {len(distinct_other)} distinct values: "
                     f"pass label_first={not label_first}.")
     if not texts:
         raise ConfigError("the text corpus is empty: no non-blank lines were found.")
@@ -136,14 +162,51 @@ def from_text_lines(
                           f"lines, one per line or so. {hint}")
     ds = from_arrays(np.array(texts, dtype=object), labels, modality="text", name=name, max_tokens=max_tokens,
                      sequence_length=sequence_length, _prefix="text")
+    notes.emit(ds.name)
     return ds
+
+
+_LABEL_WORDS = {"label", "labels", "class", "category", "target", "sentiment", "polarity", "y", "tag", "intent"}
+_TEXT_WORDS = {"text", "texts", "sentence", "review", "message", "comment", "content", "document", "body",
+               "question", "tweet", "sms", "title"}
+
+
+def _drop_header(raw_labels: list[str], texts: list[str], header: bool | None) -> bool:
+    """Whether the first parsed line is a header (see ``from_text_lines``' ``header``)."""
+    if header is not None:
+        return header
+    first = raw_labels[0]
+    once = raw_labels.count(first) == 1
+    return once and (first.lower() in _LABEL_WORDS or texts[0].lower() in _TEXT_WORDS)
+
+
+_DOCS = {"README", "LICENSE", "LICENCE", "COPYING", "CHANGES", "CHANGELOG", "CITATION", "NOTICE"}
+
+
+def _class_files(folder: Path, notes: Notes) -> dict[str, Path]:
+    """A directory of one file per class as ``{class name: file}``: file stems when they differ,
+    else their extensions (``rt-polarity.pos``/``.neg``), else the whole names. Documentation
+    shipped beside the data (README, LICENSE, ...) is skipped, and said so."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    docs = [p for p in files if p.name.split(".")[0].upper() in _DOCS]
+    if docs:
+        notes.append(f"{', '.join(p.name for p in docs)} in {folder} skipped (documentation, not a class)")
+        files = [p for p in files if p not in docs]
+    if len(files) < 2:
+        raise ConfigError(f"{folder} holds {len(files)} file(s); a directory of text lines needs one file per "
+                          "class (2 or more), or use from_directory() for one file per sample.")
+    for key in (lambda p: p.stem, lambda p: p.suffix.lstrip("."), lambda p: p.name):
+        names = [key(p) for p in files]
+        if all(names) and len(set(names)) == len(names):
+            return dict(zip(names, files))
+    raise AssertionError("file names in one directory are unique")  # pragma: no cover
 
 
 def _describe(source: Any) -> str:
     return f"{len(source)} lines" if isinstance(source, (list, tuple)) else str(getattr(source, "name", source))
 
 
-def _read_lines(source: Any, encoding: str) -> Iterable[str]:
+def _read_lines(source: Any, encoding: str | None) -> Iterable[str]:
     """The non-blank lines of a source, stripped (see ``from_text_lines``)."""
     if isinstance(source, (list, tuple)):
         if not all(isinstance(line, str) for line in source):
@@ -165,16 +228,7 @@ def _read_lines(source: Any, encoding: str) -> Iterable[str]:
         else:
             raise ConfigError(f"cannot read text from {type(source).__name__}; pass a path, a file object or a "
                               "list of str.")
-        try:
-            text = raw if isinstance(raw, str) else raw.decode(encoding)
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"{_describe(source)} is not valid {encoding} (byte 0x{exc.object[exc.start]:02x} at offset "
-                f"{exc.start}): pass encoding= with the file's encoding (e.g. encoding='latin-1')."
-            ) from None
-        except LookupError:
-            raise ConfigError(f"unknown encoding {encoding!r}; e.g. 'utf-8' or 'latin-1'.") from None
-    text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the first label
+        text = decode(raw, encoding, _describe(source))
     for line in text.split("\n"):  # not str.splitlines(): U+0085, U+2028 ... are not line ends here
         line = line.removesuffix("\r").strip()
         if line:

@@ -12,8 +12,8 @@ Rules:
   Refused: NaN/None labels, continuous targets (more than ``MAX_FLOAT_CLASSES`` distinct
   non-integer values), multi-hot rows, one class, more classes than half the samples (usually a
   wrong column or separator), classes too small to appear in every split.
-- **Samples**: a pandas DataFrame's rows are samples (``to_numpy()``); a Series or a list works
-  too. A list of images of different sizes is refused (resize them first).
+- **Samples**: a pandas DataFrame's rows are samples (``to_numpy()``); a Series, a list or any
+  array-like (``__array__``: another framework's tensors) works too. A list of images of different sizes is refused (resize them first).
 - **Modality** (when ``modality=`` is not given): strings or ragged sequences are text; samples
   of 2 or 3 dimensions are images; flat rows are images when their length is square and the values
   are pixels (floats, uint8, or integers in 0..255, e.g. ``pd.read_csv(...).values``), token ids
@@ -66,9 +66,14 @@ class Labels(NamedTuple):
 
 
 def _plain(a: Any) -> Any:
-    """pandas objects as NumPy; anything else untouched."""
-    if hasattr(a, "to_numpy") and not isinstance(a, np.ndarray):
+    """pandas objects and other array-likes (``__array__``: tensors of other frameworks, xarray,
+    ...) as NumPy; lists and anything else untouched."""
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "to_numpy"):
         return a.to_numpy()
+    if hasattr(a, "__array__") or hasattr(a, "__array_interface__"):
+        return np.asarray(a)
     return a
 
 
@@ -175,7 +180,11 @@ def as_sample_array(x: Any, what: str = "x") -> np.ndarray:
     x = _plain(x)
     if isinstance(x, np.ndarray) and x.dtype != object:
         return x
-    items = list(x)
+    try:
+        items = list(x)
+    except TypeError:
+        raise ConfigError(f"{what} must be an array, a list or a DataFrame of samples, not {type(x).__name__}.") \
+            from None
     if items and all(isinstance(i, str) for i in items):
         return np.array(items, dtype=object)
     if any(isinstance(i, str) for i in items):

@@ -69,11 +69,14 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         x_probe, y_probe: training samples for the probe (MirroredStrategy only), shapes (n, ...)
             and (n,).
         replicas: model replicas in sync (1: per-batch norms from the train step).
+        first_epoch: epochs already trained before this fit (a resumed trial); the first
+            histograms are labelled with it (0: the initialization).
     """
 
     def __init__(self, trial: int, publish: Any = None, x_probe: Any = None, y_probe: Any = None,
-                 replicas: int = 1) -> None:
+                 replicas: int = 1, first_epoch: int = 0) -> None:
         super().__init__()
+        self.first_epoch = first_epoch
         self.trial = trial
         self.publish = publish
         self.replicas = replicas
@@ -97,7 +100,7 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         self.layer_names = [layer.name for layer in layers]
         if self.replicas == 1:
             self._hook_optimizer(layers)
-        self._histograms(0)
+        self._histograms(self.first_epoch)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self._acc is not None:

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import ConfigError
 
@@ -33,6 +33,11 @@ class TrialJob:
         stop: set => end within one batch; the outcome's state is then "stopped".
         report: ``report(epoch, val_accuracy) -> prune?`` for pruning, or None (no pruning).
         model_dir: where to save the trained model (``.keras``), or None (don't save).
+        checkpoint_dir: where to keep epoch checkpoints while it trains, so that a retry after
+            a dead process resumes (``hpo_nb.checkpoints``), or None (none kept).
+        journal: ``journal(entry)`` records on the trial what the executor started for it (a
+            JSON-ready dict naming the executor, e.g. a RunPod job id), so that a later process
+            can follow it (``Executor.follow``) or cancel it (``abandon``); None: not recorded.
     """
 
     spec: TrialSpec
@@ -40,6 +45,8 @@ class TrialJob:
     stop: threading.Event  # set => end within one batch, outcome state "stopped"
     report: Report | None = None  # intermediate values for pruning; True => prune
     model_dir: Path | None = None  # where to save the trained model (.keras)
+    checkpoint_dir: Path | None = None  # epoch checkpoints while it trains (hpo_nb.checkpoints)
+    journal: Callable[[dict[str, Any]], None] | None = None  # what was started for it, stored on the trial
 
 
 class Executor(ABC):
@@ -79,6 +86,11 @@ class Executor(ABC):
         """False once this executor takes no more trials (e.g. a spending cap was reached)."""
         return True
 
+    def follow(self, job: TrialJob, entry: Mapping[str, Any]) -> "Future[TrialOutcome] | None":
+        """Follow work a process that died started for this trial (its journal ``entry``) to its
+        end, as ``submit`` would have. Default: None (this executor cannot; the work is abandoned)."""
+        return None
+
 
 # --------------------------------------------------------------------------- registry
 
@@ -97,6 +109,7 @@ class Backend:
     factory: str
     check_options: str | None = None
     remote: bool = False
+    abandon: str | None = None  # "module:function": cancel journaled work nobody will follow
 
     def check(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Validate this backend's options before anything trains.
@@ -132,9 +145,10 @@ class Backend:
 _BACKENDS: dict[str, Backend] = {}
 
 
-def register(name: str, factory: str, check_options: str | None = None, remote: bool = False) -> Backend:
+def register(name: str, factory: str, check_options: str | None = None, remote: bool = False,
+             abandon: str | None = None) -> Backend:
     """Make ``Experiment(executor=name)`` run trials on ``factory`` ("module:Class")."""
-    backend = Backend(name, factory, check_options, remote)
+    backend = Backend(name, factory, check_options, remote, abandon)
     _BACKENDS[name] = backend
     return backend
 
@@ -152,6 +166,22 @@ def names() -> list[str]:
     return list(_BACKENDS)
 
 
+def abandon(entry: Mapping[str, Any]) -> str:
+    """Cancel work a dead process started (a trial's journal entry) that no executor here follows.
+
+    Args:
+        entry: the journal entry; its ``"executor"`` names the registered backend that wrote it.
+
+    Returns:
+        What was done, one line for the user (e.g. "cancelled RunPod job ...", or why not).
+    """
+    name = str(entry.get("executor"))
+    found = _BACKENDS.get(name)
+    if found is None or found.abandon is None:
+        return f"{name} work {entry.get('id')!r} left as it is (no way to cancel it here)"
+    return str(_resolve(found.abandon)(entry))
+
+
 def _resolve(path: str) -> Any:
     module, _, attr = path.partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -159,4 +189,4 @@ def _resolve(path: str) -> Any:
 
 register("local", "hpo_nb.executors.local:LocalExecutor")
 register("runpod", "hpo_nb.executors.runpod:RunPodExecutor", check_options="hpo_nb.executors.runpod:check_options",
-         remote=True)
+         remote=True, abandon="hpo_nb.executors.runpod:abandon_job")

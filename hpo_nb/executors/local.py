@@ -32,7 +32,8 @@ class LocalExecutor(Executor):
         group = self._groups.get()
         try:
             spec = job.spec if group is None else dataclasses.replace(job.spec, devices=group)
-            return train_trial(spec, job.publish, job.stop, report=job.report, model_dir=job.model_dir)
+            return train_trial(spec, job.publish, job.stop, report=job.report, model_dir=job.model_dir,
+                               checkpoint_dir=job.checkpoint_dir)
         finally:
             self._groups.put(group)
 

@@ -62,30 +62,55 @@ def dashboard_for(exp: "Experiment", attach: bool = False) -> "Renderer":
 
 def importance_heatmap(table: Any) -> Any:
     """The Plotly heatmap of an ``analysis.importance.ImportanceTable``."""
+    from .exportable import exportable
     from .importance import heatmap
 
-    return heatmap(table)
+    return exportable(heatmap(table))
 
 
 def history_figure(frame: Any, objective: str, title: str) -> Any:
     """The Plotly optimization-history figure of an ``analysis.history.history_frame``."""
+    from .exportable import exportable
     from .history import history_figure as draw
 
-    return draw(frame, objective, title)
+    return exportable(draw(frame, objective, title))
+
+
+def optuna_kinds() -> dict[str, str]:
+    """Optuna's plots ``optuna_figure`` draws: kind -> menu label."""
+    from .optuna_plots import KINDS
+
+    return {kind: entry[1] for kind, entry in KINDS.items()}
+
+
+def optuna_figure(kind: str, view: Any, params: Any, title: str) -> Any:
+    """Optuna's ``kind`` plot of an ``analysis.targets.TargetStudy``."""
+    from .optuna_plots import optuna_figure as draw
+
+    return draw(kind, view, params, title)
 
 
 def show_trial(result: Any, backend: str = "auto") -> Any:
     """A trial's network in 3D (pythreejs widget or Plotly figure)."""
     from .arch3d import show_trial as show
 
-    return show(result, backend)
+    return _exportable_if_plotly(show(result, backend))
 
 
 def show_pair(a: Any, b: Any, backend: str = "auto") -> Any:
     """Two trials' networks side by side in 3D, at the same scale."""
     from .arch3d import show_pair as show
 
-    return show(a, b, backend)
+    return _exportable_if_plotly(show(a, b, backend))
+
+
+def _exportable_if_plotly(view: Any) -> Any:
+    """Plotly figures get a static-HTML representation (``exportable``); widgets stay as they are."""
+    import plotly.graph_objects as go
+
+    from .exportable import exportable
+
+    return exportable(view) if isinstance(view, go.Figure) else view
 
 
 def diagnostic_plot(kind: str, data: Any, title: str) -> Any:
@@ -93,4 +118,4 @@ def diagnostic_plot(kind: str, data: Any, title: str) -> Any:
     ``confusion_matrix``, ``gradient_flow``, ``weights``, ``activations``)."""
     from . import diagnostic_plots
 
-    return getattr(diagnostic_plots, kind)(data, title)
+    return _exportable_if_plotly(getattr(diagnostic_plots, kind)(data, title))

@@ -11,7 +11,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..analysis.layout import Block, Scene, layout
+from ..analysis.layout import LABEL_HEIGHT, Block, Scene, label_width, layout
 from ..errors import ConfigError
 from . import in_notebook
 
@@ -19,6 +19,12 @@ BACKENDS = ("auto", "pythreejs", "plotly")
 STATIC_ENV = "HPO_NB_STATIC"  # set to 1 to get static (Plotly) figures, e.g. before nbconvert
 BACKGROUND = "#f7f7f7"
 FOV = 40.0
+ROTATE_SPEED = 0.3  # three.js default 1.0 turns ~85 degrees for a 100 px drag on a 420 px canvas
+MUTED = "var(--jp-ui-font-color2, #616161)"
+# The canvas has a fixed size in pixels; in a narrower output it scales down (same aspect) rather
+# than pushing its details panel out of view. Flex items must be allowed to shrink below it.
+_FIT_CSS = ("<style>.hpo-nb-3d canvas{max-width:100%;height:auto !important}"
+            ".hpo-nb-3d .hpo-nb-canvas{min-width:0;max-width:100%}</style>")
 
 
 def choose_backend(backend: str = "auto") -> str:
@@ -73,7 +79,8 @@ def draw_pair(a: Scene, b: Scene, titles: tuple[str, str], backend: str = "auto"
     reach = tuple(max(i, j) for i, j in zip(a.reach, b.reach))
     views = [view_3d(s, title=t, width=480, height=380, reach=reach, legend=False) for s, t in zip((a, b), titles)]
     legend = {**a.legend, **b.legend}
-    return widgets.VBox([widgets.HBox(views), widgets.HTML(legend_html(legend))])
+    return widgets.VBox([widgets.HBox(views, layout=widgets.Layout(flex_flow="row wrap")),
+                         widgets.HTML(legend_html(legend))])
 
 
 # ---------------------------------------------------------------------------- pythreejs
@@ -84,18 +91,41 @@ class Architecture3D(widgets.VBox):
     details panel; ``select(name)`` shows a layer's details as a click on it does."""
 
     def __init__(self, scene: Scene, renderer: Any, picker: Any, meshes: dict[str, Any], title: str,
-                 legend: bool) -> None:
+                 legend: bool, orbit: Any = None) -> None:
         self.layout_scene = scene
         self.renderer = renderer
         self.picker = picker
         self.meshes = meshes
-        self.details = widgets.HTML(_details_html(None))
-        header = widgets.HTML(f"<b>{html.escape(title)}</b>" if title else "")
-        parts: list[Any] = [header, widgets.HBox([renderer, self.details])]
+        self.orbit = orbit
+        self.details = widgets.HTML(_details_html(None), layout=widgets.Layout(flex="0 1 200px"))
+        self.reset_button = widgets.Button(description="Reset view", icon="refresh",
+                                           tooltip="Back to the first camera position (drag: orbit, wheel: zoom, "
+                                                   "right-drag: pan)",
+                                           layout=widgets.Layout(width="auto")).add_class("hpo-nb-reset-view")
+        self.reset_button.on_click(lambda _button: self.reset_view())
+        header = widgets.HTML(_FIT_CSS + (f"<b>{html.escape(title)}</b>" if title else ""),
+                              layout=widgets.Layout(flex="1 1 auto"))
+        renderer.layout.min_width = "0"
+        renderer.layout.max_width = "100%"
+        renderer.add_class("hpo-nb-canvas")
+        parts: list[Any] = [
+            widgets.HBox([header, self.reset_button], layout=widgets.Layout(align_items="center",
+                                                                          flex_flow="row wrap")),
+            widgets.HBox([renderer, self.details], layout=widgets.Layout(flex_flow="row wrap", grid_gap="4px 8px",
+                                                                         align_items="flex-start")),
+        ]
         if legend:
             parts.append(widgets.HTML(legend_html(scene.legend)))
-        super().__init__(parts)
+        # As wide as the canvas and its details panel (the legend wraps under them), never wider
+        # than the output: beside it there is room for what the caller puts there.
+        super().__init__(parts, layout=widgets.Layout(width=f"{int(renderer.width) + 224}px", max_width="100%"))
+        self.add_class("hpo-nb-3d")
         picker.observe(self._on_pick, names="object")
+
+    def reset_view(self) -> None:
+        """Put the camera back where it started (three.js ``OrbitControls.reset``)."""
+        if self.orbit is not None:
+            self.orbit.reset()
 
     def select(self, name: str) -> Block:
         block = self.layout_scene.block(name)
@@ -108,7 +138,7 @@ class Architecture3D(widgets.VBox):
             self.select(name)
 
 
-def view_3d(scene: Scene, title: str = "", width: int = 760, height: int = 420,
+def view_3d(scene: Scene, title: str = "", width: int = 720, height: int = 420,
             reach: tuple[float, float, float] | None = None,
             legend: bool = True) -> Architecture3D:
     """An ``Architecture3D`` widget (an ipywidgets VBox around a pythreejs ``Renderer``)."""
@@ -133,15 +163,36 @@ def view_3d(scene: Scene, title: str = "", width: int = 760, height: int = 420,
     reach = reach or scene.reach
     r = max(1.0, *reach)
     camera = p3.PerspectiveCamera(position=camera_position(reach, width / height), up=[0, 1, 0], fov=FOV,
-                                  aspect=width / height, near=0.01 * r, far=20 * r,
-                                  children=[p3.DirectionalLight(color="white", position=[3, 5, 1], intensity=0.6)])
+                                  aspect=width / height, near=0.01 * r, far=20 * r, children=[_headlight()])
     world = p3.Scene(children=[*objects, camera, p3.AmbientLight(color="#ffffff", intensity=0.6)],
                      background=BACKGROUND)
     picker = p3.Picker(controlling=objects[0], event="click")
-    orbit = p3.OrbitControls(controlling=camera, target=[0, 0, 0])
-    renderer = p3.Renderer(camera=camera, scene=world, controls=[orbit, picker], width=width, height=height,
-                           antialias=True)
-    return Architecture3D(scene, renderer, picker, meshes, title, legend)
+    renderer = p3.Renderer(camera=camera, scene=world, controls=[orbit_controls(camera), picker], width=width,
+                           height=height, antialias=True)
+    return Architecture3D(scene, renderer, picker, meshes, title, legend, orbit=renderer.controls[0])
+
+
+def orbit_controls(camera: Any) -> Any:
+    """Orbit controls that keep the model in view: a third of three.js's rotation speed, the
+    camera kept in front of the model (within 80 degrees left or right, 18 to 162 degrees from
+    straight above) and between a quarter and three times its first distance."""
+    import pythreejs as p3
+
+    distance = math.dist(camera.position, (0.0, 0.0, 0.0))
+    return p3.OrbitControls(controlling=camera, target=[0, 0, 0], rotateSpeed=ROTATE_SPEED, zoomSpeed=0.6,
+                            panSpeed=0.5, minAzimuthAngle=-math.radians(80), maxAzimuthAngle=math.radians(80),
+                            minPolarAngle=math.radians(18), maxPolarAngle=math.radians(162),
+                            minDistance=0.25 * distance, maxDistance=3.0 * distance)
+
+
+def _headlight() -> Any:
+    """A light that moves with the camera. Its shadow is given explicitly (shadows stay off): left
+    unset, pythreejs 2.4 sends an uninitialized reference that its front end calls ``.on`` on,
+    logging "Error setting state: t.on is not a function" for every view."""
+    import pythreejs as p3
+
+    shadow = p3.DirectionalLightShadow(camera=p3.OrthographicCamera(-5, 5, 5, -5, 0.5, 500))
+    return p3.DirectionalLight(color="white", position=[3, 5, 1], intensity=0.6, shadow=shadow)
 
 
 def camera_position(reach: tuple[float, float, float], aspect: float) -> list[float]:
@@ -160,9 +211,8 @@ def _label_sprite(b: Block) -> Any:
 
     text = b.label
     texture = p3.TextTexture(string=text, size=48, color="#222222", squareTexture=False)
-    h = 0.32
     return p3.Sprite(material=p3.SpriteMaterial(map=texture, transparent=True, depthTest=False),
-                     position=list(b.label_at), scale=[h * 0.56 * len(text) + h * 0.1, h, 1])
+                     position=list(b.label_at), scale=[label_width(text), LABEL_HEIGHT, 1])
 
 
 def legend_html(legend: dict[str, str]) -> str:
@@ -175,8 +225,8 @@ def legend_html(legend: dict[str, str]) -> str:
 
 def _details_html(block: Block | None) -> str:
     if block is None:
-        return '<div class="hpo-nb-layer-details" style="min-width:200px;color:#666">click a layer for details</div>'
-    rows = "".join(f"<tr><td style='padding-right:8px;color:#555'>{html.escape(str(k))}</td>"
+        return f'<div class="hpo-nb-layer-details" style="min-width:200px;color:{MUTED}">click a layer for details</div>'
+    rows = "".join(f"<tr><td style='padding-right:8px;color:{MUTED}'>{html.escape(str(k))}</td>"
                    f"<td>{html.escape(v)}</td></tr>"
                    for k, v in (line.split(": ", 1) for line in block.details_text().split("\n")))
     return (f'<div class="hpo-nb-layer-details" style="min-width:200px"><b style="color:{block.color}">■</b> '

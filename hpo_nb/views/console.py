@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -99,11 +100,11 @@ def results_table(df: Any, max_rows: int = 30) -> Table:
     """The final results as a rich table (best score first). ``accuracy`` is the validation
     accuracy the search optimized; ``test_accuracy`` (shown once a trial is evaluated) is measured
     on the held-out test split."""
-    cols = [c for c in ("number", "state", "accuracy", "test_accuracy", "score", "health_score", "duration_s",
+    cols = [c for c in ("number", "state", "accuracy", "balanced_accuracy", "test_accuracy", "score", "health_score", "duration_s",
                         "epochs_run", "param_count")
             if c in df.columns and (c != "test_accuracy" or df[c].notna().any())]
     table = Table(title="hpo-nb results")
-    headers = {"accuracy": "val accuracy", "test_accuracy": "test accuracy"}
+    headers = {"accuracy": "val accuracy", "balanced_accuracy": "val balanced acc.", "test_accuracy": "test accuracy"}
     for c in cols:
         table.add_column(headers.get(c, c), justify="right" if c not in ("state",) else "left")
     shown = df.sort_values("score", ascending=False, na_position="last") if "score" in df.columns else df
@@ -129,4 +130,25 @@ def evaluation_lines(trial: int, validation_accuracy: float | None, score: float
     if test_accuracy is not None:
         lines.append(f"test accuracy {test_accuracy:.4f} on {n_test} held-out samples no trial trained or was "
                      "scored on (the honest estimate)")
+    return lines
+
+
+def best_lines(best: Any, test_accuracy: float | None = None, n_test: int = 0,
+               searched: Sequence[str] | None = None) -> list[str]:
+    """The answer under the table: the best trial's accuracies, its hyperparameters (the searched
+    ones first when ``searched`` names them, then the fixed ones), its architecture in one line
+    and where its model is saved (``best``: a ``TrialResult``)."""
+    lines = evaluation_lines(best.number, best.accuracy, best.score, test_accuracy, n_test)
+    if searched:
+        chosen = {k: v for k, v in best.params.items() if k in searched}
+        fixed = {k: v for k, v in best.params.items() if k not in searched}
+        lines.append(f"hyperparameters: {vm.params_line(chosen) or '–'}")
+        if fixed:
+            lines.append(f"fixed: {vm.params_line(fixed)}")
+    else:
+        lines.append(f"hyperparameters: {vm.params_line(best.params) or '–'}")
+    if best.architecture:
+        lines.append(f"architecture: {vm.arch_summary(best.architecture)}")
+    path = best.model_path
+    lines.append(f"model: {Path(path).resolve() if path and Path(path).exists() else path or 'not saved'}")
     return lines

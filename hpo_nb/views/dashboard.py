@@ -21,12 +21,12 @@ import collections
 import contextlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import ipywidgets as w
 
 from ..progress import FinishedTrial, Snapshot
-from . import ipython, viewmodel as vm
+from . import dashboard_html as H, ipython, viewmodel as vm
 from .diagnostics import DiagnosticsPanel
 
 if TYPE_CHECKING:
@@ -37,31 +37,56 @@ log = logging.getLogger("hpo_nb")
 
 
 class _TrialBar:
-    """One reusable row for a running trial; hidden while unused (widgets are never created late)."""
+    """One reusable row for a running trial; hidden while unused (widgets are never created late).
+    The row wraps: label, bar and metrics each shrink or move to the next line in a narrow output."""
 
     def __init__(self) -> None:
-        self.label = w.Label(layout=w.Layout(width="300px")).add_class("hpo-trial-label")
-        self.bar = w.FloatProgress(min=0.0, max=1.0, layout=w.Layout(width="260px")).add_class("hpo-trial-bar")
-        self.metrics = w.Label().add_class("hpo-trial-metrics")
-        self.box = w.HBox([self.label, self.bar, self.metrics], layout=w.Layout(display="none"))
+        self.label = w.HTML(layout=w.Layout(flex="0 1 330px", min_width="200px")).add_class("hpo-trial-label")
+        self.bar = w.FloatProgress(min=0.0, max=1.0, layout=w.Layout(flex="1 1 160px", width="auto", min_width="120px",
+                                                                      max_width="320px")).add_class("hpo-trial-bar")
+        self.metrics = w.HTML(layout=w.Layout(flex="1 1 200px")).add_class("hpo-trial-metrics")
+        self.box = w.HBox([self.label, self.bar, self.metrics],
+                          layout=w.Layout(display="none", flex_flow="row wrap", align_items="center",
+                                          grid_gap="0 8px"))
         self.box.add_class("hpo-trial")
 
     def plan(self, row: tuple[str, str, float] | None) -> list[tuple[w.Widget, dict[str, Any]]]:
         if row is None:
             return [(self.box.layout, {"display": "none"})]
         label, metrics, fraction = row
-        return [(self.label, {"value": label}), (self.metrics, {"value": metrics}),
+        return [(self.label, {"value": _line(label)}),
+                (self.metrics, {"value": _line(metrics, H.MUTED)}),
                 (self.bar, {"value": fraction}), (self.box.layout, {"display": "flex"})]
 
 
+# Flex items default to their content's width; a wide table would then push the whole output
+# sideways. Let HTML widgets shrink to the output, so the gallery scrolls inside its own box.
+_FIT_CSS = ("<style>.hpo-dashboard .widget-html,.hpo-dashboard .widget-html-content,.hpo-dashboard .widget-box"
+            "{min-width:0;max-width:100%}</style>")
+
+
+def _line(text: str, colour: str = H.TEXT) -> str:
+    """Text for an HTML widget that wraps in a narrow output (a Label would clip it)."""
+    return f'<div style="line-height:1.4;white-space:normal;color:{colour}">{H.esc(text)}</div>'
+
+
+def _wrap(children: list[w.Widget], gap: str = "4px 8px", **layout: Any) -> w.HBox:
+    """A row that wraps onto more lines instead of overflowing a narrow output."""
+    return w.HBox(children, layout=w.Layout(flex_flow="row wrap", align_items="center", grid_gap=gap, **layout))
+
+
 class Dashboard:
-    """Overall bar, one bar per running trial, tiles, trial gallery with details, Stop button.
+    """Overall bar, one bar per running trial, tiles, trial gallery with collapsible details, and
+    a Stop button shown only while the search runs (a quiet state badge otherwise).
 
     Use as a hub renderer: ``hub.subscribe(dashboard)``; ``Dashboard.for_experiment(exp)`` builds,
-    fills and displays one for an experiment."""
+    fills and displays one for an experiment. ``params``: the searched parameters, one gallery
+    column each (None: those that differ between trials)."""
 
-    def __init__(self, title: str = "", slots: int = 1, on_stop: Callable[[], Any] | None = None) -> None:
+    def __init__(self, title: str = "", slots: int = 1, on_stop: Callable[[], Any] | None = None,
+                 params: Sequence[str] | None = None) -> None:
         self.title = title
+        self.params = None if params is None else list(params)
         self._on_stop = on_stop
         self._lock = threading.RLock()  # renderer thread vs. the user's sort/pick on the kernel thread
         self._snap: Snapshot | None = None
@@ -73,49 +98,74 @@ class Dashboard:
         self._muted = False
         # The final test line (vm.test_line) once the search's pick is evaluated; set by for_experiment.
         self.evaluation: Callable[[], str | None] | None = None
+        self.majority_rate: float | None = None  # beside the best accuracy (Experiment.baseline)
+        self.metric = "accuracy"  # what the score is made of (Experiment.metric)
         self._build(max(1, slots))
 
     # ------------------------------------------------------------------ widgets
 
     def _build(self, slots: int) -> None:
-        self.header = w.HTML(f"<b>hpo-nb</b> · {vm._esc(self.title)}").add_class("hpo-title")
+        self.header = w.HTML(self._header_html(("", ""))).add_class("hpo-title")
         self.stop_button = w.Button(description="Stop search", icon="stop", button_style="danger",
                                     tooltip="Stop the search: running trials end within one batch; "
                                             "completed trials stay in storage.").add_class("hpo-stop")
         self.stop_button.on_click(self._clicked)
         self.notices = w.HTML(layout=w.Layout(display="none")).add_class("hpo-notices")
         self.overall_bar = w.IntProgress(min=0, max=1, value=0, description="Search",
-                                         layout=w.Layout(width="420px")).add_class("hpo-overall-bar")
-        self.overall_label = w.Label().add_class("hpo-overall-label")
-        self.tiles = [w.HTML().add_class("hpo-tile") for _ in range(4)]
+                                         layout=w.Layout(flex="1 1 260px", width="auto", max_width="460px")
+                                         ).add_class("hpo-overall-bar")
+        self.overall_label = w.HTML(layout=w.Layout(flex="1 1 300px")).add_class("hpo-overall-label")
+        self.tiles = [w.HTML(layout=w.Layout(flex="1 1 150px", max_width="260px")).add_class("hpo-tile")
+                      for _ in range(4)]
         self.test = w.HTML(layout=w.Layout(display="none")).add_class("hpo-test-accuracy")
         self.trial_bars = [_TrialBar() for _ in range(slots)]
         self.more = w.Label(layout=w.Layout(display="none")).add_class("hpo-more")
-        self.sort = w.Dropdown(options=list(vm.SORTS), value="score ↓", description="Sort by",
-                               layout=w.Layout(width="220px")).add_class("hpo-sort")
+        options = vm.sort_options(self.params or [])
+        self.sort = w.Dropdown(options=options, value="score", description="Sort by",
+                               layout=w.Layout(width="200px", max_width="100%")).add_class("hpo-sort")
+        self.order = w.Dropdown(options=[("high → low", True), ("low → high", False)], value=True,
+                                layout=w.Layout(width="120px")).add_class("hpo-order")
         self.sort.observe(self._resorted, names="value")
-        self.picker = w.Dropdown(options=[], value=None, description="Details",
-                                 layout=w.Layout(width="340px")).add_class("hpo-picker")
+        self.order.observe(self._resorted, names="value")
+        self.picker = w.Dropdown(options=[], value=None, description="Details of",
+                                 layout=w.Layout(width="320px", max_width="100%")).add_class("hpo-picker")
         self.picker.observe(self._picked, names="value")
-        for widget in (self.stop_button, self.sort, self.picker):
+        for widget in (self.stop_button, self.sort, self.order, self.picker):
             self._handle_early(widget)
-        self.gallery = w.HTML(vm.gallery_html([])).add_class("hpo-gallery-html")
-        self.details = w.HTML(vm.details_html(None)).add_class("hpo-details-html")
+        self.gallery = w.HTML(H.gallery_html([])).add_class("hpo-gallery-html")
+        self.details = w.HTML(H.details_html(None)).add_class("hpo-details-html")
+        # The details of the picked trial. Further per-trial panels (e.g. views/diagnostics.py)
+        # go into ``details_box`` after ``details`` and follow the pick in ``_show_details``.
         self.diagnostics = DiagnosticsPanel()  # the picked trial's plots; live gradient flow while it trains
         for widget in self.diagnostics.controls:
             self._handle_early(widget)
+        self.details_box = w.VBox([self.details, self.diagnostics.root]).add_class("hpo-details-box")
+        self.details_section = w.Accordion(children=[self.details_box], titles=("Details",),
+                                           selected_index=None).add_class("hpo-details-section")
         self.root = w.VBox([
-            w.HBox([self.header, self.stop_button], layout=w.Layout(justify_content="space-between")),
+            _wrap([self.header, self.stop_button], justify_content="space-between"),
             self.notices,
-            w.HBox([self.overall_bar, self.overall_label]),
-            w.HBox(self.tiles, layout=w.Layout(grid_gap="8px")),
+            _wrap([self.overall_bar, self.overall_label]),
+            _wrap(self.tiles, gap="8px"),
             self.test,
             w.VBox([b.box for b in self.trial_bars] + [self.more]),
-            w.HBox([self.sort, self.picker]),
+            _wrap([self.sort, self.order, self.picker]),
             self.gallery,
-            self.details,
-            self.diagnostics.root,
-        ]).add_class("hpo-dashboard")
+            self.details_section,
+        ], layout=w.Layout(max_width="100%")).add_class("hpo-dashboard")
+
+    def set_params(self, params: Sequence[str]) -> None:
+        """The searched parameters, one gallery column and sort key each (before the first snapshot)."""
+        with self._lock:
+            self.params = list(params)
+            with self._quiet_picker():
+                self.sort.options = vm.sort_options(self.params)
+                self.sort.value = "score"
+            self._gallery_key = None
+
+    def _header_html(self, chip: tuple[str, str]) -> str:
+        badge = f" {H.chip_html(*chip)}" if chip[0] else ""
+        return f"{_FIT_CSS}<b>hpo-nb</b> · {H.esc(self.title)}{badge}"
 
     # ------------------------------------------------------------------ renderer
 
@@ -129,16 +179,18 @@ class Dashboard:
 
     def _plan(self, s: Snapshot) -> list[tuple[w.Widget, dict[str, Any]]]:
         """The value of every live widget for this snapshot (the gallery has its own path)."""
-        description, disabled = vm.stop_button(s)
+        description, disabled, shown = vm.stop_button(s)
         total = max(1, s.total_trials)
         rows, more = vm.running_rows(s, len(self.trial_bars))
         plan: list[tuple[w.Widget, dict[str, Any]]] = [
+            (self.header, {"value": self._header_html(vm.state_chip(s))}),
             (self.stop_button, {"description": description, "disabled": disabled}),
-            (self.notices, {"value": vm.notices_html(s.notices)}),
+            (self.stop_button.layout, {"display": "flex" if shown else "none"}),
+            (self.notices, {"value": H.notices_html(s.notices)}),
             (self.notices.layout, {"display": "block" if s.notices else "none"}),
             (self.overall_bar, {"max": total, "value": min(s.performed, total)}),
-            (self.overall_label, {"value": vm.overall_label(s)}),
-            *((tile, {"value": vm.tile_html(label, value)}) for tile, (label, value) in zip(self.tiles, vm.tiles(s).items())),
+            (self.overall_label, {"value": _line(vm.overall_label(s))}),
+            *((tile, {"value": H.tile_html(t)}) for tile, t in zip(self.tiles, vm.tiles(s, self.majority_rate, self.metric))),
             (self.more, {"value": more}),
             (self.more.layout, {"display": "block" if more else "none"}),
         ]
@@ -146,23 +198,41 @@ class Dashboard:
             plan += bar.plan(rows[i] if i < len(rows) else None)
         return plan
 
+    def _columns(self, s: Snapshot) -> list[str]:
+        return vm.gallery_params(s, self.params)
+
     def _update_gallery(self, s: Snapshot) -> None:
-        key = (self.sort.value, s.finished)
+        key = (self.sort.value, self.order.value, s.finished)
         if key == self._gallery_key:
             return
         self._gallery_key = key
-        ordered = vm.sort_finished(s.finished, self.sort.value)
+        params = self._columns(s)
+        if self.params is None:  # columns found from the trials: offer them as sort keys too
+            options = vm.sort_options(params)
+            if list(self.sort.options) != options:
+                with self._quiet_picker():
+                    self.sort.options = options
+                    self.sort.value = self.sort.value if self.sort.value in options else "score"
+        ordered = vm.sort_finished(s.finished, self.sort.value, self.order.value)
         current = self.picker.value
         if not self._picked_by_user:  # follow the best trial until the user picks one
-            best = s.best_trial
+            best, _ = vm.best_of(s)
             current = best.trial if best else (ordered[0].trial if ordered else None)
         options = [(vm.trial_option(t), t.trial) for t in ordered]
         with self._quiet_picker(), self.picker.hold_sync():
             self.picker.options = options
             self.picker.value = current if any(n == current for _, n in options) else None
-        _apply([(self.gallery, {"value": vm.gallery_html(vm.gallery_rows(s, self.sort.value))}),
-                (self.details, {"value": vm.details_html(self._finished(self.picker.value))})])
-        self.diagnostics.show(self.picker.value)
+        rows = vm.gallery_rows(s, self.sort.value, self.order.value, params)
+        _apply([(self.gallery, {"value": H.gallery_html(rows, vm.gallery_columns(params),
+                                                       vm.sort_column(self.sort.value), self.order.value)})])
+        self._show_details(self.picker.value)
+
+    def _show_details(self, number: int | None) -> None:
+        """Show the picked trial in the details section (and in any panel added to ``details_box``)."""
+        trial = self._finished(number)
+        _apply([(self.details, {"value": H.details_html(trial)}),
+                (self.details_section, {"titles": (H.details_title(trial),)})])
+        self.diagnostics.show(number)  # unless the user picked another trial in the panel itself
 
     def _finished(self, number: int | None) -> FinishedTrial | None:
         if self._snap is None or number is None:
@@ -180,7 +250,12 @@ class Dashboard:
     # ------------------------------------------------------------------ user actions
 
     def _resorted(self, change: dict) -> None:
+        if self._muted:
+            return
         with self._lock:
+            if change["owner"] is self.sort:  # a new column: its natural direction first
+                with self._quiet_picker():
+                    self.order.value = vm.default_descending(change["new"])
             if self._snap is not None:
                 self._gallery_key = None
                 self._update_gallery(self._snap)
@@ -190,8 +265,10 @@ class Dashboard:
             return
         with self._lock:
             self._picked_by_user = change["new"] is not None
-            self.details.value = vm.details_html(self._finished(change["new"]))
+            self._show_details(change["new"])
             self.diagnostics.show(change["new"], force=True)
+            if change["new"] is not None:
+                self.details_section.selected_index = 0  # a pick is a request to see it
 
     def stop(self) -> None:
         """What the Stop button does (any thread): ask the search to stop, without waiting."""
@@ -251,8 +328,8 @@ class Dashboard:
                                               "model_id": self.root.model_id}}
         if snap is not None:
             line = self._final_test_line() if snap.done else None
-            data["text/html"] = vm.summary_html(snap, self.title, line)
-            data["text/plain"] = vm.summary_text(snap, self.title, line)
+            data["text/html"] = H.summary_html(snap, self.title, line, self.params, self.majority_rate, self.metric)
+            data["text/plain"] = vm.summary_text(snap, self.title, line, self.majority_rate, self.metric)
         else:
             data["text/plain"] = f"hpo-nb dashboard · {self.title}"
         return data
@@ -306,7 +383,7 @@ class Dashboard:
             log.warning("no test line for the dashboard: %s", exc)
             line = None
         if line:
-            _apply([(self.test, {"value": vm.test_html(line)}), (self.test.layout, {"display": "block"})])
+            _apply([(self.test, {"value": H.test_html(line)}), (self.test.layout, {"display": "block"})])
         return line
 
     def close(self) -> None:
@@ -320,14 +397,18 @@ class Dashboard:
         """Build, fill and display a dashboard for ``exp`` from the calling (cell) thread.
         ``attach``: also follow ``exp.hub`` (for ``exp.dashboard()``; at ``exp.start()`` the
         experiment subscribes the dashboard itself)."""
+        from ..space import searched
+
         dash = cls(title=f"{exp.name} · {exp.mode} mode", slots=exp.concurrency,
-                   on_stop=lambda: exp.stop(wait=False))
+                   on_stop=lambda: exp.stop(wait=False), params=searched(exp.space))
 
         def evaluation() -> str | None:
             r = exp.selected_test_report()
             return None if r is None else vm.test_line(r.trial, r.test_accuracy, r.validation_accuracy, r.n_test)
 
         dash.evaluation = evaluation
+        dash.majority_rate = getattr(getattr(exp, "baseline", None), "majority_rate", None)
+        dash.metric = getattr(exp, "metric", "accuracy")
         dash.diagnostics.source = exp
         snap = exp.hub.snapshot()
         dash(snap)

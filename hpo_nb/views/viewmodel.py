@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 from .. import health
 from ..progress import FinishedTrial, RunningTrial, Snapshot
@@ -26,18 +27,22 @@ def fmt_score(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
-def score_label(mode: str) -> str:
-    return "Best score (accuracy)" if mode == "simple" else "Best score (accuracy + health)"
+def score_label(mode: str, metric: str = "accuracy") -> str:
+    """'Best score (accuracy)', '... (balanced accuracy + health)': what the score is made of."""
+    what = metric.replace("_", " ")
+    return f"Best score ({what})" if mode == "simple" else f"Best score ({what} + health)"
 
 
 def trial_label(t: RunningTrial) -> str:
-    """'Trial 7 · epoch 4/10 · 74 %' (or the queue state of a remote trial)."""
+    """'Trial 7 · epoch 4/10 · 37 %': the percentage is of the trial's whole epoch budget, as its
+    bar shows (``running_rows``). Before the first batch: 'building and compiling the model';
+    a remote trial's queue state otherwise."""
     if t.status != "running":
         where = f" · {t.where}" if t.where and t.where != "local" else ""
         return f"Trial {t.trial} · {t.status.replace('_', ' ')}{where}"
     if t.epoch == 0:
-        return f"Trial {t.trial} · starting"
-    return f"Trial {t.trial} · epoch {t.epoch}/{t.total_epochs} · {int(100 * t.epoch_fraction)} %"
+        return f"Trial {t.trial} · building and compiling the model"
+    return f"Trial {t.trial} · epoch {t.epoch}/{t.total_epochs} · {int(100 * t.overall_fraction)} %"
 
 
 def trial_metrics(t: RunningTrial) -> str:
@@ -53,16 +58,32 @@ def trial_metrics(t: RunningTrial) -> str:
     return " · ".join(parts)
 
 
+def search_state(s: Snapshot) -> str:
+    """What the search is doing: running | stopping | stopped | finished | not started | not running.
+    A snapshot that is ``done`` may also come from a study reopened without running it (the
+    experiment's hub before ``start()``): its state then follows from the stored trials."""
+    if not s.done:
+        return "stopping" if s.stopping else "running"
+    if s.stopping or (s.stopped and s.performed < s.total_trials):
+        return "stopped"
+    if s.performed >= s.total_trials:
+        return "finished"
+    return "not started" if not s.finished else "not running"
+
+
 def overall_label(s: Snapshot) -> str:
+    """'4/6 trials (0 running, 3 complete, 1 pruned, 0 failed; 2 stopped, not counted) · stopped'."""
     counts = f"{s.performed}/{s.total_trials} trials"
-    details = [f"{len(s.running)} running", f"{s.completed} complete", f"{s.pruned} pruned", f"{s.failed} failed"]
+    details = ", ".join([f"{len(s.running)} running", f"{s.completed} complete", f"{s.pruned} pruned",
+                         f"{s.failed} failed"])
     if s.stopped:
-        details.append(f"{s.stopped} stopped")
+        details += f"; {s.stopped} stopped, not counted"
     eta = "" if s.done else f" · ETA {fmt_duration(s.eta_s)}"
     cost = remote_cost_usd(s)
     spent = "" if cost is None else f" · RunPod {fmt_usd(cost)}"
-    state = " · stopping…" if s.stopping and not s.done else " · done" if s.done else ""
-    return f"{counts} ({', '.join(details)}){eta}{spent}{state}"
+    state = search_state(s)
+    tail = {"running": "", "stopping": " · stopping…", "finished": " · done"}.get(state, f" · {state}")
+    return f"{counts} ({details}){eta}{spent}{tail}"
 
 
 def remote_cost_usd(s: Snapshot) -> float | None:
@@ -80,13 +101,45 @@ def overall_fraction(s: Snapshot) -> float:
     return min(1.0, s.performed / s.total_trials) if s.total_trials else 1.0
 
 
-def tiles(s: Snapshot) -> dict[str, str]:
-    return {
-        "Trials performed": f"{s.performed}/{s.total_trials}",
-        "Best accuracy": fmt_pct(s.best_accuracy, 2),
-        score_label(s.mode): fmt_score(s.best_score),
-        "Mean duration per trial": fmt_duration(s.mean_duration_s),
-    }
+def best_of(s: Snapshot) -> tuple[FinishedTrial | None, bool]:
+    """(the best trial, provisional): the complete trial with the highest score; only when no
+    trial completed, the best partly trained one (stopped or pruned), marked provisional."""
+    best = s.best_trial
+    if best is not None:
+        return best, False
+    partial = [t for t in s.finished if t.state in ("stopped", "pruned") and (t.score or t.accuracy) is not None]
+    return max(partial, key=lambda t: (t.score if t.score is not None else -1.0, t.accuracy or 0.0),
+               default=None), True
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One summary tile: a label, a big value and an optional small note under it."""
+
+    label: str
+    value: str
+    note: str = ""
+
+
+def tiles(s: Snapshot, majority_rate: float | None = None, metric: str = "accuracy") -> list[Tile]:
+    """Trials done (stopped ones noted, never counted), best accuracy and score (of a complete
+    trial; of a partly trained one, said so, only when none completed), mean duration.
+    ``majority_rate``: the validation accuracy of always answering the most common class, noted
+    under the best accuracy (what a model must beat); ``metric``: what the score is made of
+    (``Experiment(metric=)``)."""
+    best, provisional = best_of(s)
+    note = f"trial {best.trial}" + (f" ({best.state}, partly trained)" if provisional else "") if best else ""
+    accuracy = best.accuracy if best else None
+    score = best.score if best and not provisional else None
+    return [
+        Tile("Trials done", f"{s.performed}/{s.total_trials}",
+             f"+{s.stopped} stopped, not counted" if s.stopped else f"{len(s.running)} running" if s.running else ""),
+        Tile("Best accuracy", fmt_pct(accuracy, 2),
+             " · ".join(x for x in (note, majority_note(majority_rate).strip(" ()")) if x)),
+        Tile(score_label(s.mode, metric), fmt_score(score), note if not provisional else "no complete trial yet"),
+        Tile("Mean duration per trial", fmt_duration(s.mean_duration_s),
+             f"ETA {fmt_duration(s.eta_s)}" if not s.done else ""),
+    ]
 
 
 def arch_summary(architecture: Mapping[str, Any]) -> str:
@@ -124,20 +177,21 @@ def finished_line(t: FinishedTrial) -> str:
 
 # ------------------------------------------------------------------ notebook dashboard
 # Everything the dashboard shows is computed here from a snapshot, so it is tested as data;
-# views/dashboard.py only copies these values into widgets.
+# views/dashboard.py only copies these values into widgets (HTML from views/dashboard_html.py).
 
 HEALTH_SHORT = health.SHORT
 
-# Gallery orders: label -> (FinishedTrial field, descending). Missing values always sort last.
-SORTS: dict[str, tuple[str, bool]] = {
-    "score ↓": ("score", True),
-    "accuracy ↓": ("accuracy", True),
-    "trial #": ("trial", False),
-    "duration ↑": ("duration_s", False),
-}
-
-
 fmt_value = short_value  # a parameter value, short: 0.0031 -> '3.1e-03', 0.25 -> '0.25', True -> 'yes'
+
+# Gallery orders beside the parameter columns: label -> (what is sorted, high values first by default).
+SORTS: dict[str, tuple[str, bool]] = {
+    "score": ("score", True),
+    "accuracy": ("accuracy", True),
+    "health": ("health_score", True),
+    "trial #": ("trial", False),
+    "duration": ("duration_s", False),
+}
+RANKED = frozenset({"score", "accuracy", "health_score"})  # partly trained trials rank after complete ones
 
 
 def params_line(params: Mapping[str, Any]) -> str:
@@ -153,38 +207,90 @@ def health_line(health: Mapping[str, float]) -> str:
 
 def running_rows(s: Snapshot, slots: int) -> tuple[list[tuple[str, str, float]], str]:
     """(label, metrics, bar fraction) for the first ``slots`` running trials, and a note for the rest.
-    The bar shows the trial's whole epoch budget, so it moves within each epoch too."""
+    The bar and the label's percentage both show the trial's whole epoch budget."""
     rows = [(trial_label(t), trial_metrics(t), t.overall_fraction) for t in s.running[:slots]]
     rest = len(s.running) - slots
     return rows, (f"+{rest} more running" if rest > 0 else "")
 
 
-def sort_finished(trials: tuple[FinishedTrial, ...] | list[FinishedTrial], sort: str) -> list[FinishedTrial]:
-    key, descending = SORTS.get(sort, SORTS["score ↓"])
-
-    def order(t: FinishedTrial) -> tuple[int, float]:
-        v = getattr(t, key)
-        if v is None:
-            return (1, 0.0)
-        return (0, -float(v) if descending else float(v))
-
-    return sorted(trials, key=lambda t: (*order(t), t.trial))
-
-
-GALLERY_COLUMNS = ("Trial", "State", "Params", "Accuracy", "Score", "Health", "Duration", "Architecture")
+def gallery_params(s: Snapshot, searched: Sequence[str] | None = None) -> list[str]:
+    """The parameter columns: the searched ones (``searched``, in order) when known, else those
+    whose value differs between finished trials."""
+    if searched is not None:
+        return list(searched)
+    seen: dict[str, set[str]] = {}
+    for t in s.finished:
+        for k, v in t.params.items():
+            seen.setdefault(k, set()).add(repr(v))
+    return sorted(k for k, values in seen.items() if len(values) > 1)
 
 
-def gallery_rows(s: Snapshot, sort: str = "score ↓") -> list[dict[str, str]]:
-    """One row of display strings per finished trial, in the chosen order."""
+def sort_options(params: Sequence[str]) -> list[str]:
+    """What the gallery can be sorted by: the metrics, then each parameter column."""
+    return [*SORTS, *(p for p in params if p not in SORTS)]
+
+
+def sort_column(sort: str) -> str:
+    """The gallery column a sort key orders by."""
+    return {"score": "Score", "accuracy": "Accuracy", "health": "Health", "trial #": "Trial",
+            "duration": "Duration"}.get(sort, sort)
+
+
+def default_descending(sort: str) -> bool:
+    return SORTS.get(sort, ("", False))[1]
+
+
+def _sort_value(t: FinishedTrial, sort: str) -> Any:
+    key = SORTS.get(sort, (sort, False))[0]
+    if key == "health_score":
+        return t.health.get("health_score")
+    if sort in SORTS:
+        return getattr(t, key)
+    return t.params.get(sort)
+
+
+def sort_finished(trials: Sequence[FinishedTrial], sort: str = "score",
+                  descending: bool | None = None) -> list[FinishedTrial]:
+    """Trials in gallery order (ties by trial number). Missing values sort last; by score,
+    accuracy or health, complete trials come before partly trained ones (pruned, stopped), so no
+    stopped trial outranks a finished one."""
+    if descending is None:
+        descending = default_descending(sort)
+    base = sorted(trials, key=lambda t: t.trial)
+    present = [t for t in base if _sort_value(t, sort) is not None]
+    missing = [t for t in base if _sort_value(t, sort) is None]
+
+    def key(t: FinishedTrial) -> tuple[int, float, str]:
+        v = _sort_value(t, sort)
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        return (0, float(v), "") if number else (1, 0.0, str(v))
+
+    out = sorted(present, key=key, reverse=descending) + missing  # sorted() is stable, reversed too
+    if SORTS.get(sort, (sort, False))[0] in RANKED:
+        out = [t for t in out if t.state == "complete"] + [t for t in out if t.state != "complete"]
+    return out
+
+
+def gallery_columns(params: Sequence[str]) -> list[str]:
+    """Metrics first (they stay in view when the parameter columns scroll), then one per parameter."""
+    return ["Trial", "State", "Accuracy", "Score", "Health", "Duration", *params, "Architecture"]
+
+
+def gallery_rows(s: Snapshot, sort: str = "score", descending: bool | None = None,
+                 params: Sequence[str] | None = None) -> list[dict[str, str]]:
+    """One row of display strings per finished trial, in the chosen order: one column per
+    parameter (``gallery_params``), the health score as one number (the metrics are in the details)."""
+    names = gallery_params(s) if params is None else list(params)
     rows = []
-    for t in sort_finished(s.finished, sort):
+    for t in sort_finished(s.finished, sort, descending):
+        h = t.health.get("health_score")
         rows.append({
             "Trial": str(t.trial),
             "State": t.state,
-            "Params": params_line(t.params),
+            **{p: fmt_value(t.params[p]) if p in t.params else "–" for p in names},
             "Accuracy": fmt_pct(t.accuracy, 2),
             "Score": fmt_score(t.score),
-            "Health": health_line(t.health),
+            "Health": f"{h:.2f}" if isinstance(h, (int, float)) else "–",
             "Duration": fmt_duration(t.duration_s),
             "Architecture": arch_summary(t.architecture) or (t.error or ""),
         })
@@ -196,99 +302,23 @@ def trial_option(t: FinishedTrial) -> str:
     return f"Trial {t.trial} · {t.state} · score {fmt_score(t.score)}"
 
 
-def stop_button(s: Snapshot) -> tuple[str, bool]:
-    """(description, disabled) of the Stop button."""
-    if s.done:
-        return ("Stopped" if s.stopping else "Finished", True)
-    if s.stopping:
-        return ("Stopping…", True)
-    return ("Stop search", False)
+def stop_button(s: Snapshot) -> tuple[str, bool, bool]:
+    """(description, disabled, shown) of the Stop button: shown and enabled only while a search
+    runs; 'Stopping…' (disabled) while it ends; hidden afterwards (the state chip says how it ended)."""
+    state = search_state(s)
+    if state == "running":
+        return ("Stop search", False, True)
+    if state == "stopping":
+        return ("Stopping…", True, True)
+    return ("Stop search", True, False)
 
 
-# ------------------------------------------------------------------ HTML pieces
-
-def _esc(text: Any) -> str:
-    import html
-
-    return html.escape(str(text), quote=True)
-
-
-_STATE_COLOURS = {"complete": "#2e7d32", "pruned": "#8d6e00", "stopped": "#616161", "failed": "#c62828"}
-
-
-def tile_html(label: str, value: str) -> str:
-    return (f'<div style="padding:6px 14px;border:1px solid #ddd;border-radius:6px;min-width:150px;line-height:1.35">'
-            f'<div style="font-size:11px;color:#666">{_esc(label)}</div>'
-            f'<div style="font-size:20px;font-weight:600">{_esc(value)}</div></div>')
-
-
-def notices_html(notices: tuple[str, ...] | list[str]) -> str:
-    return "".join(f'<div style="background:#fff4e5;border-left:4px solid #ff9800;padding:4px 8px;'
-                   f'margin:2px 0">{_esc(n)}</div>' for n in notices)
-
-
-def gallery_html(rows: list[dict[str, str]]) -> str:
-    if not rows:
-        return '<div style="color:#666;padding:4px;line-height:1.35">No finished trials yet.</div>'
-    head = "".join(f'<th style="text-align:left;padding:2px 8px">{c}</th>' for c in GALLERY_COLUMNS)
-    body = []
-    for r in rows:
-        colour = _STATE_COLOURS.get(r["State"], "#000")
-        cells = []
-        for c in GALLERY_COLUMNS:
-            style = "padding:2px 8px;vertical-align:top"
-            if c == "State":
-                style += f";color:{colour};font-weight:600"
-            if c in ("Params", "Health", "Architecture"):
-                style += ";font-size:11px"
-            cells.append(f'<td style="{style}">{_esc(r[c])}</td>')
-        body.append(f'<tr class="hpo-row" data-trial="{_esc(r["Trial"])}">{"".join(cells)}</tr>')
-    return ('<table class="hpo-gallery" style="border-collapse:collapse;font-size:12px;line-height:1.35">'
-            f'<thead><tr style="border-bottom:1px solid #ccc">{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table>')
-
-
-def details_html(t: FinishedTrial | None) -> str:
-    """Everything stored about one finished trial: metrics, health, params, layers."""
-    if t is None:
-        return '<div style="color:#666">Pick a trial to see its details.</div>'
-    parts = [f'<div><b>Trial {t.trial}</b> · <span style="color:{_STATE_COLOURS.get(t.state, "#000")}">'
-             f'{_esc(t.state)}</span> · accuracy {_esc(fmt_pct(t.accuracy, 2))} · score {_esc(fmt_score(t.score))}'
-             f' · {_esc(fmt_duration(t.duration_s))}</div>']
-    if t.error:
-        parts.append(f'<div style="color:#c62828">{_esc(t.error)}</div>')
-    blocks = []
-    if t.params:
-        blocks.append(_kv_table("Hyperparameters", {k: fmt_value(v) for k, v in sorted(t.params.items())}))
-    if t.health:
-        blocks.append(_kv_table("Health", {k: f"{v:.3f}" for k, v in t.health.items()
-                                          if isinstance(v, (int, float))}))
-    layers = t.architecture.get("layers") or []
-    if layers:
-        head = "".join(f'<th style="text-align:left;padding:1px 6px">{c}</th>'
-                       for c in ("Layer", "Type", "Output", "Params", "Activation"))
-        body = "".join(
-            "<tr>" + "".join(f'<td style="padding:1px 6px">{_esc(v)}</td>' for v in (
-                layer.get("name", ""), layer.get("type", ""), _shape_text(layer.get("output_shape")),
-                fmt_count(layer.get("params") or 0), layer.get("activation") or "")) + "</tr>"
-            for layer in layers)
-        blocks.append(f'<div style="margin-top:4px"><b>Architecture</b> · {_esc(arch_summary(t.architecture))}'
-                      f'<table style="font-size:11px;border-collapse:collapse"><tr>{head}</tr>{body}</table></div>')
-    parts.append(f'<div style="display:flex;gap:28px;align-items:flex-start;flex-wrap:wrap">{"".join(blocks)}</div>')
-    return f'<div class="hpo-details" style="font-size:12px;line-height:1.35">{"".join(parts)}</div>'
-
-
-def _kv_table(title: str, values: Mapping[str, str]) -> str:
-    rows = "".join(f'<tr><td style="padding:1px 6px;color:#555">{_esc(k)}</td>'
-                   f'<td style="padding:1px 6px">{_esc(v)}</td></tr>' for k, v in values.items())
-    return (f'<div style="margin-top:4px"><b>{_esc(title)}</b>'
-            f'<table style="font-size:11px;border-collapse:collapse">{rows}</table></div>')
-
-
-def _shape_text(shape: Any) -> str:
-    if isinstance(shape, (list, tuple)):
-        return "×".join("?" if d is None else str(d) for d in shape)
-    return "" if shape is None else str(shape)
+def state_chip(s: Snapshot) -> tuple[str, str]:
+    """(text, kind) of the quiet state badge beside the title; kind is a CSS modifier."""
+    state = search_state(s)
+    text = {"running": "running", "stopping": "stopping…", "stopped": "stopped", "finished": "finished",
+            "not started": "not started", "not running": "not running"}[state]
+    return text, state.replace(" ", "-")
 
 
 # ------------------------------------------------------------------ final test evaluation
@@ -302,39 +332,32 @@ def test_line(trial: int, test_accuracy: float, validation_accuracy: float | Non
             f"on {n_test} held-out samples{val}")
 
 
-def test_html(line: str | None) -> str:
-    if not line:
-        return ""
-    return (f'<div class="hpo-test" style="padding:4px 8px;margin:4px 0;border-left:4px solid #2e7d32;'
-            f'background:#f1f8e9">{_esc(line)}</div>')
-
-
 # ------------------------------------------------------------------ static summary
 
-def summary_text(s: Snapshot, title: str = "", evaluation: str | None = None) -> str:
+def majority_note(majority_rate: float | None) -> str:
+    """' (majority class 62.5 %)', or '' when unknown."""
+    return "" if majority_rate is None else f" (majority class {fmt_pct(majority_rate)})"
+
+
+def baseline_line(majority_rate: float, majority_class: str, n_val: int) -> str:
+    """'majority-class rate 0.6250 on 40 validation samples (always answering 'neg'): what a model
+    must beat': printed under the CLI's final table."""
+    return (f"majority-class rate {majority_rate:.4f} on {n_val} validation samples (always answering "
+            f"{majority_class!r}): what a model must beat")
+
+
+def summary_text(s: Snapshot, title: str = "", evaluation: str | None = None,
+                 majority_rate: float | None = None, metric: str = "accuracy") -> str:
     """The plain-text fallback: what a terminal or a saved notebook without widgets shows.
-    ``evaluation``: the final test line (``test_line``), once the search's pick is evaluated."""
+    ``evaluation``: the final test line (``test_line``), once the search's pick is evaluated;
+    ``majority_rate`` and ``metric``: as for ``tiles``."""
     lines = [f"hpo-nb · {title}".rstrip(" ·"), overall_label(s)]
-    lines += [f"{k}: {v}" for k, v in tiles(s).items()]
+    lines += [f"{t.label}: {t.value}" + (f" ({t.note.strip()})" if t.note else "")
+              for t in tiles(s, majority_rate, metric)]
     lines += [evaluation] if evaluation else []
     lines += [f"! {n}" for n in s.notices]
     lines += [f"{trial_label(t)} {trial_metrics(t)}".rstrip() for t in s.running]
-    lines += [finished_line(t) for t in sort_finished(s.finished, "score ↓")]
+    lines += [finished_line(t) for t in sort_finished(s.finished)]
     return "\n".join(lines)
 
 
-def summary_html(s: Snapshot, title: str = "", evaluation: str | None = None) -> str:
-    """The HTML fallback shown where widgets cannot render (nbconvert offline, GitHub);
-    ``evaluation`` as for ``summary_text``."""
-    pct = int(round(100 * overall_fraction(s)))
-    bar = (f'<div style="background:#eee;width:420px;height:10px;border-radius:5px">'
-           f'<div style="background:#1976d2;width:{pct}%;height:10px;border-radius:5px"></div></div>')
-    tiles_row = "".join(tile_html(k, v) for k, v in tiles(s).items())
-    running = "".join(f"<div>{_esc(trial_label(t))} <span style='color:#666'>{_esc(trial_metrics(t))}</span></div>"
-                      for t in s.running)
-    return (f'<div class="hpo-summary" style="font-family:sans-serif;font-size:13px;line-height:1.35">'
-            f'<div><b>hpo-nb</b> · {_esc(title)}</div>{notices_html(s.notices)}'
-            f'<div style="margin:4px 0">{bar}<div>{_esc(overall_label(s))}</div></div>'
-            f'<div style="display:flex;gap:8px;margin:6px 0;flex-wrap:wrap">{tiles_row}</div>'
-            f'{test_html(evaluation)}{running}'
-            f'{gallery_html(gallery_rows(s))}</div>')

@@ -14,6 +14,7 @@ SDK, the loopback endpoint needs aiohttp, and neither belongs in a client's impo
 """
 
 from .executor import RunPodExecutor
+from .journal import abandon_job
 from .settings import RunPodSettings, check_options
 
-__all__ = ["RunPodExecutor", "RunPodSettings", "check_options"]
+__all__ = ["RunPodExecutor", "RunPodSettings", "abandon_job", "check_options"]

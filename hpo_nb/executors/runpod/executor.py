@@ -8,6 +8,8 @@ after its current batch). FAILED, TIMED_OUT and lost jobs (unknown id, or no pro
 ``stall_timeout_s``) are retried up to ``max_retries`` times; transport faults back off
 (``call_with_backoff``). An endpoint that cannot be reached or rejects the key falls back to
 local threads, or raises ``ConfigError`` with ``fallback=False``. A spending cap stops new trials.
+Each accepted job is journaled on its trial (``TrialJob.journal``, ``journal``); a later process on
+the same endpoint follows a dead process's job to its end (``follow``) instead of starting it again.
 
 The key lives in the settings' ``SecretStr`` and is masked out of every error text this module
 produces; it never reaches a log line, a repr, an outcome or an event.
@@ -20,13 +22,13 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ...errors import ConfigError
 from ...progress import Notice, TrialStarted, TrialStatus
 from ...spec import TrialOutcome
 from ..base import Executor, TrialJob
-from . import wire
+from . import journal, wire
 from .settings import check_options, mask
 from .tracking import Attempts, Tracker
 from .transport import (HttpError, HttpTransport, MaybeAccepted, NotFound, Transport, TransportError,
@@ -71,6 +73,8 @@ class RunPodExecutor(Executor):
         self.concurrency = concurrency
         self._local = local
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="hpo-nb-runpod")
+        # Jobs a dead process started, followed beside (not instead of) this search's own trials.
+        self._adopted = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hpo-nb-runpod-follow")
         self._lock = threading.Lock()
         self._publish: Callable[[Any], None] = lambda event: None
         self._fallback: Executor | None = None
@@ -142,8 +146,25 @@ class RunPodExecutor(Executor):
         if not wait:
             self._closing.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._adopted.shutdown(wait=wait, cancel_futures=True)
         if self._fallback is not None:
             self._fallback.shutdown(wait=wait)
+
+    def follow(self, job: TrialJob, entry: Mapping[str, Any]) -> "Future[TrialOutcome] | None":
+        """Follow a job a process that died started for this trial (its journal entry).
+
+        Args:
+            job: the trial (its spec and channels), as ``submit`` takes it.
+            entry: the trial's journal entry, as ``_attempt`` wrote it.
+
+        Returns:
+            A future of the outcome (the job's progress, result and cost, and retries if it
+            fails, as for a submitted trial), or None: not a job of this endpoint, or the
+            endpoint is out of reach (the search then has it cancelled and retries the trial).
+        """
+        if not journal.names_endpoint(entry, self.settings.endpoint_id) or self._fallback is not None:
+            return None
+        return self._adopted.submit(self._run_guarded, job, dict(entry))
 
     def describe(self) -> dict[str, object]:
         """Returns: ``{"executor": "runpod"}``, or ``"local"`` after a fallback."""
@@ -169,13 +190,16 @@ class RunPodExecutor(Executor):
 
     # ------------------------------------------------------------------ one trial
 
-    def _run_guarded(self, job: TrialJob) -> TrialOutcome:
+    def _run_guarded(self, job: TrialJob, adopted: dict[str, Any] | None = None) -> TrialOutcome:
         attempts = Attempts(price=self.settings.price_per_second, clock=self._clock)
+        if adopted:  # what the dead process's earlier attempts of this trial already spent
+            attempts.execution_ms = float(adopted.get("earlier_execution_ms") or 0)
+            attempts.delay_ms = float(adopted.get("earlier_delay_ms") or 0)
         with self._lock:
             self._live[job.spec.trial_number] = attempts
         started = time.monotonic()
         try:
-            outcome = self._run(job, attempts, started)
+            outcome = self._run(job, attempts, started, adopted)
         except Exception as exc:  # the future must not raise; never leak the key in the reason
             redact = self.settings.redact
             log.error("trial %d: RunPod executor error: %s", job.spec.trial_number, redact(repr(exc)))
@@ -192,15 +216,26 @@ class RunPodExecutor(Executor):
             outcome.extra = {**attempts.extra(), **outcome.extra}
         return outcome
 
-    def _run(self, job: TrialJob, attempts: Attempts, started: float) -> TrialOutcome:
+    def _run(self, job: TrialJob, attempts: Attempts, started: float,
+             adopted: dict[str, Any] | None = None) -> TrialOutcome:
         spec = job.spec
         try:
             payload = wire.encode_spec(spec)
         except ConfigError as exc:
             return TrialOutcome(spec.trial_number, "failed", error=str(exc))
         reason = ""
-        for attempt in range(self.settings.max_retries + 1):
-            if attempt:
+        first = max(0, int(adopted.get("attempt") or 1) - 1) if adopted else 0
+        for attempt in range(first, max(first, self.settings.max_retries) + 1):
+            if adopted and attempt == first:  # the dead process's job: follow it, do not send it again
+                attempts.attempts, attempts.job_id = attempt + 1, str(adopted["id"])
+                result = self._follow(job, str(adopted["id"]), attempts, Tracker(job, self._publish, self._clock),
+                                      started)
+                attempts.close_attempt()
+                if isinstance(result, TrialOutcome):
+                    return result
+                reason = result
+                continue
+            if attempt > first:
                 self._publish(Notice(f"trial {spec.trial_number}: RunPod job {reason}; retry "
                                      f"{attempt} of {self.settings.max_retries}."))
                 log.warning("trial %d: RunPod job %s; retry %d of %d", spec.trial_number, reason, attempt,
@@ -236,9 +271,20 @@ class RunPodExecutor(Executor):
             return self._run_locally(job, "RunPod endpoint not found (404)" if isinstance(exc, NotFound) else str(exc))
         attempts.attempts += 1
         attempts.job_id = job_id
+        self._journal(job, job_id, attempts)
         self._publish(TrialStarted(spec.trial_number, spec.max_epochs, dict(spec.params), status="queued",
                                    where="runpod"))
         return self._follow(job, job_id, attempts, tracker, started)
+
+    def _journal(self, job: TrialJob, job_id: str, attempts: Attempts) -> None:
+        """Record the accepted job on its trial, so a later process can follow it (no secrets:
+        the endpoint as a hash)."""
+        if job.journal is None:
+            return
+        try:
+            job.journal(journal.entry(job_id, self.settings.endpoint_id, attempts))
+        except Exception as exc:  # the job runs anyway; only a later process could not follow it
+            log.warning("trial %d: RunPod job %s not journaled: %s", job.spec.trial_number, job_id, exc)
 
     def _run_locally(self, job: TrialJob, reason: str) -> TrialOutcome:
         """The endpoint stopped answering mid-search: this trial (and the rest) run locally."""

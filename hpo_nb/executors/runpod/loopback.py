@@ -239,6 +239,9 @@ class LoopbackEndpoint:
             "PYTHONUNBUFFERED": "1",
             "TF_CPP_MIN_LOG_LEVEL": "2",
         })
+        # The workers share one checkpoint folder, as cloud workers share a network volume: a job
+        # retried after its worker died resumes from the last epoch (hpo_nb.checkpoints).
+        env.setdefault("HPO_NB_CHECKPOINT_DIR", str(self.log_dir / "checkpoints"))
         env.update(self._worker_env)
         root = Path(__file__).resolve().parents[3]  # where this hpo_nb was imported from
         if root.name not in ("site-packages", "dist-packages"):  # a checkout: workers import the same copy

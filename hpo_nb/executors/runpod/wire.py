@@ -50,6 +50,8 @@ class JobInput(BaseModel):
     devices: list[StrictStr] | None = Field(default=None, max_length=16)
     test_fraction: StrictFloat | StrictInt = Field(default=0.2, ge=0, lt=1)
     diagnostics: StrictBool = True
+    metric: Literal["accuracy", "balanced_accuracy"] = "accuracy"
+    retry_of: StrictInt | None = Field(default=None, ge=0, le=1_000_000)
 
     @field_validator("dataset")
     @classmethod

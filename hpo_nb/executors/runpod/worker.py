@@ -15,6 +15,10 @@ FAILED with a one-line reason and the worker keeps serving.
 
 Environment (all optional):
   HPO_NB_REFRESH_WORKER=true   restart the worker process after each job (a clean TensorFlow)
+  HPO_NB_CHECKPOINT_DIR=PATH   where running trials keep epoch checkpoints, so a job retried after
+                               its worker died resumes from the last epoch (hpo_nb.checkpoints);
+                               default /runpod-volume/hpo-nb/checkpoints when the endpoint has a
+                               network volume attached, else none (a worker's own disk dies with it)
   HPO_NB_SIMULATE_EPOCH_S=2.0  benchmark mode: no training, each epoch sleeps this long while
                                reporting progress like a real trial (measures the job plumbing)
   RUNPOD_LOG_LEVEL=INFO        the SDK logs every handler output at DEBUG
@@ -42,6 +46,9 @@ SIMULATE_EPOCH_S = float(os.environ.get("HPO_NB_SIMULATE_EPOCH_S") or 0)
 PROGRESS_INTERVAL_S = 0.5  # within-epoch updates; every epoch end is sent at once
 MAX_EPOCHS_IN_PAYLOAD = 200
 MAX_GRADIENTS_IN_PAYLOAD = 20  # the live gradient flow's latest epochs (the result holds them all)
+VOLUME = "/runpod-volume"  # where RunPod mounts an endpoint's network volume
+CHECKPOINT_DIR = os.environ.get("HPO_NB_CHECKPOINT_DIR") or (
+    os.path.join(VOLUME, "hpo-nb", "checkpoints") if os.path.isdir(VOLUME) else None)
 
 log = runpod.RunPodLogger()
 
@@ -137,7 +144,7 @@ def run_trial(spec: TrialSpec, publish: Any, stop: threading.Event) -> TrialOutc
         return simulate_trial(spec, publish, stop, SIMULATE_EPOCH_S)
     from ...training import train_trial
 
-    return train_trial(spec, publish, stop)
+    return train_trial(spec, publish, stop, checkpoint_dir=CHECKPOINT_DIR)
 
 
 def simulate_trial(spec: TrialSpec, publish: Any, stop: threading.Event, epoch_s: float,

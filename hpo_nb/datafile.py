@@ -1,0 +1,82 @@
+"""``hpo-nb run --data PATH``: the options each kind of data needs, and the dataset they open
+(``datasets.from_path``). Kept apart from ``cli.py`` so the command stays a thin layer."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .errors import ConfigError
+
+
+def options(run: argparse.ArgumentParser) -> None:
+    """Add ``--data`` and its options to the ``run`` subcommand."""
+    g = run.add_argument_group("your own data (--data)")
+    g.add_argument("--data", default=None, metavar="PATH",
+                   help="a folder of one subfolder per class (images or .txt files), a .csv/.tsv file, an .npz "
+                        "(x, y), an IDX pair IMAGES,LABELS, or a text file of label<TAB>text lines")
+    g.add_argument("--label-column", default=None, metavar="COLUMN", help="CSV: the label column (default: one named label, class, "
+                                                         "target, ...)")
+    g.add_argument("--text-column", default=None, metavar="COLUMN", help="CSV: the text column (text data; else pixel columns)")
+    g.add_argument("--image-shape", default=None, metavar="HxW[xC]",
+                   help="CSV of pixel rows: one image's shape, e.g. 28x28 or 32x32x3 (default: square, 1 channel)")
+    g.add_argument("--image-size", default=None, metavar="HxW",
+                   help="folder of images: resize every image to this size, e.g. 32x32 or 32 (default: their own "
+                        "size, or the most common one)")
+    g.add_argument("--color-mode", default=None, choices=["grayscale", "rgb", "rgba"],
+                   help="folder of images: channels (default: grayscale when every image is)")
+    g.add_argument("--class-names", default=None, metavar="A,B,...",
+                   help="folder: the class subfolders to use, in order (e.g. neg,pos for aclImdb/train)")
+    g.add_argument("--sep", default=None, help="text file: the label/text separator (default: a tab); CSV: the "
+                                              "field separator")
+    g.add_argument("--label-last", action="store_true", help="text file: lines are text<SEP>label")
+    g.add_argument("--encoding", default=None, help="text files: the encoding (default: UTF-8, or UTF-16/32 with a "
+                                                    "byte-order mark)")
+
+
+def dataset_from_args(args: argparse.Namespace) -> Any:
+    """The registered name (``--dataset``, default "digits") or the ``Dataset`` ``--data`` opens.
+
+    Raises:
+        ConfigError: both ``--dataset`` and ``--data``, a data option without ``--data``, a bad
+            size, or whatever the constructor refuses.
+    """
+    given = {"--label-column": args.label_column, "--text-column": args.text_column,
+             "--image-shape": args.image_shape, "--image-size": args.image_size, "--color-mode": args.color_mode,
+             "--class-names": args.class_names, "--sep": args.sep, "--label-last": args.label_last or None,
+             "--encoding": args.encoding}
+    if args.data is None:
+        stray = [k for k, v in given.items() if v is not None]
+        if stray:
+            raise ConfigError(f"{', '.join(stray)} {'goes' if len(stray) == 1 else 'go'} with --data PATH (your own data).")
+        return args.dataset or "digits"
+    if args.dataset is not None:
+        raise ConfigError("pass --dataset NAME (a registered dataset) or --data PATH (your own data), not both.")
+    from . import datasets
+
+    return datasets.from_path(
+        args.data, label=args.label_column, text=args.text_column,
+        image_shape=_dims("--image-shape", args.image_shape, (2, 3)),
+        image_size=_dims("--image-size", args.image_size, (1, 2)), color_mode=args.color_mode,
+        class_names=args.class_names.split(",") if args.class_names else None, sep=_unescape(args.sep),
+        label_first=False if args.label_last else None, encoding=args.encoding,
+    )
+
+
+def _dims(flag: str, text: str | None, lengths: tuple[int, ...]) -> tuple[int, ...] | None:
+    """'28x28' -> (28, 28); '32' -> (32, 32) for sizes."""
+    if text is None:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        dims = ()
+    if len(dims) not in lengths or any(d < 1 for d in dims):
+        raise ConfigError(f"{flag} must look like {'28x28 or 28x28x1' if 3 in lengths else '32x32 or 32'}, not {text!r}.")
+    return dims * 2 if len(dims) == 1 else dims
+
+
+def _unescape(sep: str | None) -> str | None:
+    """'\\t' typed in a shell is a tab."""
+    return None if sep is None else sep.replace("\\t", "\t")

@@ -1,0 +1,129 @@
+"""A stored study read back by name, without its dataset: what ``hpo-nb show`` and ``hpo-nb
+export`` read, and what a terminal user needs to see a result without Python.
+
+It never creates a study, never trains, never imports TensorFlow: reading a result back is an
+Optuna query. The search space is rebuilt from the reprs the study recorded (``study.open_study``
+stores ``{name: repr(param)}``), parsed with ``ast`` (never ``eval``: the storage may be shared).
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from . import records, space as spaces
+from .errors import ConfigError
+from .results import StudyResults
+from .storage import default_url, mask_url, open_storage, quiet_optuna, validate_url
+
+_PARAMS = {"IntRange": spaces.IntRange, "FloatRange": spaces.FloatRange, "Choice": spaces.Choice,
+           "Fixed": spaces.Fixed}
+
+
+def parse_param(text: str) -> Any:
+    """A parameter from its recorded repr, e.g. ``"Choice(options=(3, 5))"``.
+
+    Returns:
+        IntRange | FloatRange | Choice | Fixed, or None when ``text`` is not such a repr.
+    """
+    try:
+        node = ast.parse(text, mode="eval").body
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _PARAMS):
+            return None
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
+        return _PARAMS[node.func.id](*[ast.literal_eval(a) for a in node.args], **kwargs)
+    except (SyntaxError, ValueError, TypeError):
+        return None
+
+
+class StoredStudy(StudyResults):
+    """``Experiment``'s results, analysis and drawings for a study found by name.
+
+    Args:
+        name: the study name (``Experiment(name=...)``, ``hpo-nb run --name``).
+        storage: an Optuna storage URL; None: ``<runs_dir>/<name>/study.db``.
+        runs_dir: the folder of run folders (only for the default storage).
+
+    Raises:
+        ConfigError: the storage URL is malformed, or holds no study of that name (the message
+            lists the ones it does hold).
+    """
+
+    def __init__(self, name: str, storage: str | None = None, runs_dir: str | Path = "runs") -> None:
+        self.name = name
+        self.run_dir = Path(runs_dir) / name
+        if storage is None:
+            if not (self.run_dir / "study.db").exists():
+                known = sorted(p.parent.name for p in Path(runs_dir).glob("*/study.db"))
+                raise ConfigError(f"no study {name!r} under {runs_dir}/ (no {self.run_dir / 'study.db'}); "
+                                  + (f"studies there: {', '.join(known)}." if known else
+                                     "run one with `hpo-nb run --name NAME`, or pass --storage URL."))
+            storage = default_url(self.run_dir)
+        validate_url(storage)
+        with quiet_optuna():
+            rdb = open_storage(storage)
+            names = [s.study_name for s in optuna.get_all_study_summaries(rdb, include_best_trial=False)]
+            if name not in names:
+                raise ConfigError(f"no study {name!r} in {mask_url(storage)}; studies there: "
+                                  f"{', '.join(sorted(names)) or 'none'}.")
+            self.study = optuna.load_study(study_name=name, storage=rdb)
+        recorded = self.study.user_attrs.get("hpo_nb") or {}
+        self.settings: dict[str, Any] = dict(recorded)
+        self.mode = str(recorded.get("mode", "simple"))
+        parsed = {k: parse_param(v) for k, v in (recorded.get("search_space") or {}).items()}
+        self.space = {k: p for k, p in parsed.items() if p is not None}
+
+    def test_accuracy(self, trial: int) -> tuple[float | None, int]:
+        """(test accuracy, test samples) stored by ``evaluate()`` for a trial; (None, 0) if never evaluated."""
+        stored = records.stored_evaluations(self.study).get(trial) or {}
+        return stored.get("test_accuracy"), int(stored.get("n_test") or 0)
+
+    def model_file(self, trial: int | None = None) -> Path | None:
+        """Where a trial's saved model is on this machine, or None.
+
+        The study stores the path as the search saw it (relative to where it ran); from another
+        folder the file is found in this run folder's ``models/``.
+        """
+        stored = self.trial(trial).model_path
+        if not stored:
+            return None
+        for candidate in (Path(stored), self.run_dir / "models" / Path(stored).name):
+            if candidate.exists():
+                return candidate.resolve()
+        return None
+
+    def export_model(self, path: str | Path, trial: int | None = None) -> Path:
+        """Copy a trial's saved model (the best by default) to ``path``.
+
+        The file is the ``.keras`` the search saved: the network with the dataset's preprocessing
+        inside (``best_model(raw_inputs=True)``), loadable with ``keras.models.load_model``.
+
+        Args:
+            path: a ``.keras`` file, or an existing folder (the file is then ``<name>-trial<N>.keras``).
+            trial: a trial number; None: the best trial.
+
+        Returns:
+            pathlib.Path: the written file.
+
+        Raises:
+            ConfigError: no such trial, it has no saved model here, or ``path`` is not a ``.keras``
+                file or a folder.
+        """
+        result = self.trial(trial)
+        source = self.model_file(result.number)
+        if source is None:
+            raise ConfigError(f"trial {result.number} of {self.name!r} has no saved model here "
+                              f"({result.model_path or 'not saved'}); models are saved for complete trials.")
+        target = Path(path)
+        if target.is_dir():
+            target = target / f"{self.name}-trial{result.number}.keras"
+        elif target.suffix != ".keras":
+            raise ConfigError(f"export path {str(path)!r} must end in .keras (Keras refuses other names) "
+                              "or be an existing folder.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return target

@@ -1,0 +1,183 @@
+"""The terminal shows the answer: ``hpo-nb run``'s final lines, ``hpo-nb show NAME`` and
+``hpo-nb export NAME PATH``, each as a real subprocess; the search-space JSON form as data.
+
+The fast tests read a real SQLite study built by a real ``Experiment`` whose training is
+replaced (``InMemoryExecutor``); the slow one trains, shows and exports for real.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hpo_nb import Experiment
+from hpo_nb.errors import ConfigError
+from hpo_nb.executors import InMemoryExecutor
+from hpo_nb.space import FloatRange, from_json
+from hpo_nb.spec import TrialOutcome
+from hpo_nb.stored import StoredStudy, parse_param
+
+HPO = [sys.executable, "-m", "hpo_nb"]
+SPACE = {"conv_blocks": 1, "filters": 8, "kernel_size": 3, "dense_layers": 0, "batch_norm": False,
+         "activation": "relu", "pooling": "max", "optimizer": "adam", "dense_units": 32,
+         "learning_rate": (1e-4, 1e-1), "batch_size": [16, 32]}
+
+
+def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*HPO, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> Path:
+    """runs/shown/: 4 trials; trial 2 is the best and has a 'saved model' (a stand-in file)."""
+    root = tmp_path_factory.mktemp("cli-show")
+    model = root / "trial2.keras"
+    model.write_bytes(b"PK stand-in for a saved model")
+
+    def outcome(job) -> TrialOutcome:
+        n = job.spec.trial_number
+        acc = 0.97 if n == 2 else 0.5 + 0.05 * n
+        return TrialOutcome(n, "complete", accuracy=acc, score=acc, duration_s=1.0, epochs_run=1,
+                            model_path=str(model) if n == 2 else None,
+                            architecture={"summary": {"conv_layers": 1, "filters": [8], "activations": ["relu"]},
+                                          "total_params": 1234})
+
+    Experiment("digits", n_trials=4, executor=InMemoryExecutor(outcome), progress="none", runs_dir=root / "runs",
+               name="shown", search_space=SPACE, pruning=False).run()
+    return root
+
+
+def test_show_prints_the_table_the_best_configuration_and_its_model(stored):
+    proc = _cli("show", "shown", cwd=stored)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "hpo-nb results" in out and "study shown: dataset digits" in out
+    assert "best trial 2: validation accuracy 0.9700" in out
+    params = next(line for line in out.splitlines() if line.startswith("hyperparameters: "))
+    assert "learning_rate=" in params and "batch_size=" in params and "filters" not in params  # searched ones
+    fixed = next(line for line in out.splitlines() if line.startswith("fixed: "))
+    assert "filters=8" in fixed and "learning_rate" not in fixed
+    assert "architecture: 1 conv (8) · relu · 1.2k params" in out
+    assert f"model: {stored / 'trial2.keras'}" in out
+    assert "test accuracy: not measured yet" in out
+    assert "WARNING: All log messages" not in proc.stderr  # reading a result does not import TensorFlow
+
+
+def test_show_reads_the_stored_test_accuracy(stored):
+    from hpo_nb.records import make_test_report, store_evaluation
+
+    study = StoredStudy("shown", runs_dir=stored / "runs")
+    store_evaluation(study.study, make_test_report(2, [0, 1, 1, 0], [0, 1, 0, 0], ["a", "b"], 0.97, 0.97))
+    proc = _cli("show", "shown", cwd=stored)
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy 0.7500 on 4 held-out samples" in proc.stdout
+    assert "not measured yet" not in proc.stdout
+
+
+def test_export_copies_the_best_model(stored, tmp_path):
+    proc = _cli("export", "shown", str(tmp_path / "best.keras"), "--runs-dir", str(stored / "runs"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "best.keras").read_bytes() == (stored / "trial2.keras").read_bytes()
+    assert "trial 2 of shown" in proc.stdout
+    into_folder = _cli("export", "shown", str(tmp_path), "--runs-dir", str(stored / "runs"), cwd=tmp_path)
+    assert into_folder.returncode == 0 and (tmp_path / "shown-trial2.keras").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["show", "nope"], "no study 'nope' under runs/"),
+    (["export", "shown", "out.h5"], "must end in .keras"),
+    (["export", "shown", "x.keras", "--trial", "1"], "trial 1 of 'shown' has no saved model"),
+    (["export", "shown", "x.keras", "--trial", "99"], "no trial number 99"),
+])
+def test_show_and_export_refuse_with_one_line(stored, args, words):
+    proc = _cli(*args, cwd=stored)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hpo-nb: error: ") and words in lines[0], proc.stderr
+    if args[:2] == ["show", "nope"]:
+        assert "studies there: shown" in lines[0]
+
+
+def test_show_finds_a_study_by_storage_url(stored, tmp_path):
+    url = f"sqlite:///{stored / 'runs' / 'shown' / 'study.db'}"
+    proc = _cli("show", "shown", "--storage", url, cwd=tmp_path)
+    assert proc.returncode == 0 and "best trial 2" in proc.stdout, proc.stderr
+    other = _cli("show", "other", "--storage", url, cwd=tmp_path)
+    assert other.returncode == 2 and "studies there: shown" in other.stderr
+
+
+def test_stored_space_is_parsed_without_eval():
+    assert parse_param("FloatRange(low=0.0001, high=0.1, log=True)") == FloatRange(1e-4, 0.1, log=True)
+    assert parse_param("__import__('os').system('true')") is None
+    assert parse_param("Choice(options=(open('x'),))") is None
+
+
+def test_help_shows_defaults():
+    text = subprocess.run([*HPO, "run", "--help"], capture_output=True, text=True, timeout=60).stdout
+    flat = " ".join(text.split())
+    for option, default in (("--trials", "20"), ("--max-epochs", "10"), ("--concurrency", "1"),
+                            ("--seed", "0"), ("--runs-dir", "runs"), ("--sample-fraction", "1.0")):
+        section = flat.split(option, 2)[-1].split(" --", 1)[0]  # the option's own help text
+        assert f"(default: {default})" in section, (option, section)
+    assert '{"range": [lo, hi]}' in flat
+
+
+def test_search_space_json_form():
+    assert from_json({"learning_rate": {"range": [1e-4, 1e-2]}, "filters": [16, 32], "optimizer": "adam",
+                      "dropout": {"choice": [0.0, 0.5]}}) == \
+        {"learning_rate": (1e-4, 1e-2), "filters": [16, 32], "optimizer": "adam", "dropout": [0.0, 0.5]}
+    assert from_json({"conv_blocks": [1, 2]}) == {"conv_blocks": [1, 2]}  # ints: a choice, as documented
+    assert from_json({"dropout": [0.0, 0.25, 0.5]}) == {"dropout": [0.0, 0.25, 0.5]}  # 3 values: clearly a choice
+    with pytest.raises(ConfigError, match=r'ambiguous.*\{"range": \[0.0001, 0.01\]\}.*\{"choice"'):
+        from_json({"learning_rate": [1e-4, 1e-2]})
+    with pytest.raises(ConfigError, match="two numbers"):
+        from_json({"learning_rate": {"range": [1e-4]}})
+    with pytest.raises(ConfigError, match="an object is"):
+        from_json({"learning_rate": {"low": 1e-4}})
+    with pytest.raises(ConfigError, match="JSON object"):
+        from_json([1, 2])  # type: ignore[arg-type]
+
+
+def test_cli_refuses_an_ambiguous_float_list_before_training(tmp_path):
+    proc = _cli("run", "--search-space", json.dumps({"learning_rate": [1e-4, 1e-2]}), cwd=tmp_path)
+    assert proc.returncode == 2 and "is ambiguous" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_run_ends_with_the_answer_and_show_export_read_it_back(tmp_path):
+    space = json.dumps({"conv_blocks": 1, "filters": 8, "kernel_size": 3, "dense_layers": 0, "batch_size": 32,
+                        "batch_norm": False, "optimizer": "adam", "learning_rate": {"range": [0.003, 0.01]}})
+    run = _cli("run", "--name", "answer", "--trials", "2", "--max-epochs", "1", "--search-space", space,
+               "--no-pruning", "--quiet", cwd=tmp_path, timeout=400)
+    assert run.returncode == 0, run.stderr
+    # TensorFlow's absl/oneDNN block is not printed (it breaks the live bars), but run.log has it
+    assert "absl" not in run.stderr and "oneDNN" not in run.stderr and "absl" not in run.stdout, run.stderr
+    assert "absl::InitializeLog" in (tmp_path / "runs" / "answer" / "run.log").read_text()
+    lines = run.stdout.splitlines()
+    best = next(line for line in lines if line.startswith("best trial "))
+    number = int(best.split()[2].rstrip(":"))
+    assert any(line.startswith("test accuracy ") for line in lines)
+    searched = next(line for line in lines if line.startswith("hyperparameters: "))
+    assert "learning_rate=" in searched and "filters" not in searched and "conv_blocks" not in searched
+    assert "filters=8" in next(line for line in lines if line.startswith("fixed: "))
+    assert next(line for line in lines if line.startswith("architecture: ")).startswith("architecture: 1 conv (8)")
+    model_line = next(line for line in lines if line.startswith("model: "))
+    assert Path(model_line[len("model: "):]).is_absolute() and Path(model_line[len("model: "):]).exists()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    show = _cli("show", "answer", "--runs-dir", str(tmp_path / "runs"), cwd=elsewhere)
+    assert show.returncode == 0, show.stderr
+    assert best in show.stdout and model_line in show.stdout and "test accuracy " in show.stdout
+
+    export = _cli("export", "answer", "best.keras", cwd=tmp_path)
+    assert export.returncode == 0, export.stderr
+    assert f"trial {number} of answer" in export.stdout
+    with zipfile.ZipFile(tmp_path / "best.keras") as z:  # a Keras archive: config and weights
+        assert {"config.json", "model.weights.h5"} <= set(z.namelist())
