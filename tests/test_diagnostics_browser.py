@@ -50,8 +50,12 @@ def test_the_details_panel_shows_live_gradient_flow_then_every_view_of_a_picked_
     with open_notebook(lab, chromium, nb, viewport=(1400, 2400)) as session:
         page = session.page
         run_all(page)
-        page.wait_for_selector(PANEL, timeout=120_000)
+        page.wait_for_selector(PANEL, state="attached", timeout=120_000)
         trial_select = page.locator(f"{SHOWN} .hpo-diag-trial select")
+        # The panel sits in the dashboard's (collapsed) details section: open it, as a user would.
+        page.locator(".hpo-details-section .lm-AccordionPanel-title, .hpo-details-section .jupyter-widget-Collapse-header, "
+                     ".hpo-details-section .lm-Collapse-header, .hpo-details-section .p-Collapse-header").first.click()
+        page.wait_for_selector(SHOWN, timeout=30_000)
         # While a trial trains (exp.run() blocks the kernel), pick it: its gradient flow draws live.
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
