@@ -345,7 +345,7 @@ class App:
 
         from .views.diagnostics import DiagnosticsPanel
 
-        panel = DiagnosticsPanel(exp, title=f"Diagnostics · trial {number}")
+        panel = DiagnosticsPanel(exp, title=f"Diagnostics · trial {number}", opened=True)
         panel.update(exp.hub.snapshot())
         panel.show(number)
         self.diagnostics = panel

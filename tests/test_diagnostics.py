@@ -210,7 +210,10 @@ def test_panel_draws_the_picked_trial_and_the_live_gradient_flow_of_a_running_on
     from hpo_nb.views.diagnostics import DiagnosticsPanel
 
     source = _Source()
-    panel = DiagnosticsPanel(source)
+    closed = DiagnosticsPanel(source, background=False)
+    closed.show(0)
+    assert closed.output.outputs == () and source.calls == []  # collapsed: nothing drawn, nothing read
+    panel = DiagnosticsPanel(source, background=False, opened=True)  # drawn at once (the dashboard's draws on a thread)
     hub = ProgressHub(2)
     hub.publish(TrialStarted(0, 2))
     hub.publish(TrialFinished(0, "complete", accuracy=0.9, score=0.9))
@@ -238,3 +241,32 @@ def test_panel_draws_the_picked_trial_and_the_live_gradient_flow_of_a_running_on
     assert panel.trial.value == 1
     panel.show(0, force=True)  # a pick in the dashboard does
     assert panel.trial.value == 0 and source.calls == [("gradient", 0)]  # drawn from the cache
+
+
+def test_the_dashboards_panel_draws_on_its_own_thread():
+    import threading
+    import time
+
+    from hpo_nb.progress import TrialFinished
+    from hpo_nb.views.diagnostics import DiagnosticsPanel
+
+    gate = threading.Event()
+
+    class Slow(_Source):
+        def plot_gradient_flow(self, number):
+            gate.wait(10)  # a slow storage read
+            return super().plot_gradient_flow(number)
+
+    panel = DiagnosticsPanel(Slow(), opened=True)
+    hub = ProgressHub(1)
+    hub.publish(TrialStarted(0, 2))
+    hub.publish(TrialFinished(0, "complete", accuracy=0.9, score=0.9))
+    panel.update(hub.snapshot())
+    started = time.monotonic()
+    panel.show(0)  # returns at once: the caller (the kernel's message routing) never waits for a drawing
+    assert time.monotonic() - started < 5 and not gate.is_set()
+    gate.set()
+    deadline = time.monotonic() + 10
+    while not panel.output.outputs or "application/vnd.plotly.v1+json" not in panel.output.outputs[0]["data"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)

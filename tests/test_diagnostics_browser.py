@@ -55,6 +55,8 @@ def test_the_details_panel_shows_live_gradient_flow_then_every_view_of_a_picked_
         # The panel sits in the dashboard's (collapsed) details section: open it, as a user would.
         page.locator(".hpo-details-section .lm-AccordionPanel-title, .hpo-details-section .jupyter-widget-Collapse-header, "
                      ".hpo-details-section .lm-Collapse-header, .hpo-details-section .p-Collapse-header").first.click()
+        page.locator(".hpo-diagnostics-section .lm-AccordionPanel-title, "
+                     ".hpo-diagnostics-section .jupyter-widget-Collapse-header").first.click()  # and the panel's
         page.wait_for_selector(SHOWN, timeout=30_000)
         # While a trial trains (exp.run() blocks the kernel), pick it: its gradient flow draws live.
         deadline = time.monotonic() + 180

@@ -54,18 +54,27 @@ class DiagnosticsPanel:
     Args:
         source: what draws stored diagnostics (an ``Experiment``: ``trial(n)`` and ``plot_*``);
             None until an experiment exists (``panel.source = exp`` later).
-        title: the panel's heading.
+        title: the panel's heading (the title of its collapsible section).
+        background: draw on the panel's own thread (False: at once, in the caller's thread).
+        opened: start expanded; collapsed, it draws nothing until opened.
     """
 
-    def __init__(self, source: Any = None, title: str = "Diagnostics") -> None:
+    def __init__(self, source: Any = None, title: str = "Diagnostics", background: bool = True,
+                 opened: bool = False) -> None:
         self.source = source
         self._lock = threading.RLock()
+        # Drawing reads storage and builds a figure: done on the panel's own thread, so the kernel's
+        # message routing (Stop, picks) and the progress renderer never wait for it.
+        self._background = background
+        self._wanted: tuple[Any, ...] | None = None
+        self._wake = threading.Condition()
+        self._drawer: threading.Thread | None = None
+        self.drawn = 0  # drawings finished (tests wait on it)
         self._running: dict[int, Any] = {}  # trial -> RunningTrial (latest snapshot)
         self._finished: list[int] = []
         self._shown_key: Any = None
         self._muted = False
         self._cache: dict[tuple[int, str], dict[str, Any]] = {}  # a finished trial's drawings do not change
-        self.heading = w.HTML(f"<b>{html.escape(title)}</b>").add_class("hpo-diag-title")
         self.trial = w.Dropdown(options=[], value=None, description="Trial",
                                 layout=w.Layout(width="220px")).add_class("hpo-diag-trial")
         self.view = w.ToggleButtons(options=list(VIEWS), value="Gradient flow",
@@ -75,8 +84,13 @@ class DiagnosticsPanel:
         self._setting = False
         self.trial.observe(self._trial_changed, names="value")
         self.view.observe(lambda _c: self.refresh(), names="value")
-        self.controls = (self.trial, self.view)
-        self.root = w.VBox([self.heading, w.HBox([self.trial, self.view]), self.output]).add_class("hpo-diagnostics")
+        self.body = w.VBox([w.HBox([self.trial, self.view]), self.output]).add_class("hpo-diagnostics")
+        # Collapsed until opened: nothing is drawn (no storage read, no Plotly in the page) unless
+        # the user asks to see it; opening draws the current trial and view.
+        self.root = w.Accordion(children=[self.body], titles=(title,),
+                                selected_index=0 if opened else None).add_class("hpo-diagnostics-section")
+        self.root.observe(lambda _c: self.refresh(), names="selected_index")
+        self.controls = (self.trial, self.view, self.root)
 
     # ------------------------------------------------------------------ inputs (any thread)
 
@@ -142,6 +156,9 @@ class DiagnosticsPanel:
         if self._muted:
             return
         with self._lock:
+            if self.root.selected_index is None:  # collapsed: draw when opened
+                self._shown_key = None
+                return
             number, view = self.trial.value, self.view.value
             running = self._running.get(number) if number is not None else None
             live = tuple(g.epoch for g in running.gradients) if running is not None else None
@@ -149,7 +166,32 @@ class DiagnosticsPanel:
             if key == self._shown_key:
                 return
             self._shown_key = key
-            self.output.outputs = (self._render(number, view, running),)
+        if not self._background:
+            self._draw(key, number, view, running)
+            return
+        with self._wake:
+            self._wanted = (key, number, view, running)
+            if self._drawer is None:
+                self._drawer = threading.Thread(target=self._draw_loop, name="hpo-nb-diagnostics", daemon=True)
+                self._drawer.start()
+            self._wake.notify()
+
+    def _draw_loop(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._wanted is not None)
+                wanted, self._wanted = self._wanted, None
+            self._draw(*wanted)  # type: ignore[misc]
+
+    def _draw(self, key: Any, number: int | None, view: str, running: Any) -> None:
+        try:
+            output = self._render(number, view, running)
+        except Exception as exc:  # never let the drawer thread die
+            output = _message_output(f"{view} of trial {number} could not be drawn: {type(exc).__name__}: {exc}")
+        with self._lock:
+            if key == self._shown_key:  # still what is wanted (a newer pick may have come meanwhile)
+                self.output.outputs = (output,)
+            self.drawn += 1
 
     def _render(self, number: int | None, view: str, running: Any) -> dict[str, Any]:
         if number is None:
