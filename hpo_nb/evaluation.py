@@ -128,13 +128,25 @@ class TestSplitResults(StudyResults):
         import pandas as pd
 
         x = self.dataset.prepare_raw(inputs)
-        model = self.best_model(trial, raw_inputs=True)
-        probs = np.asarray(model.predict(x, batch_size=512, verbose=0))
+        probs = np.asarray(self._predictor(trial).predict(x, batch_size=512, verbose=0))
         names = self._class_names()
         frame = pd.DataFrame(probs, columns=[f"p_{n}" for n in names])
         frame.insert(0, "predicted", [names[i] for i in probs.argmax(axis=1)])
         frame.insert(1, "confidence", probs.max(axis=1))
         return frame
+
+    def _predictor(self, trial: int | None) -> Any:
+        """The raw-input model of a trial, loaded once per saved file: a model loaded afresh for
+        every ``predict`` call would trace its predict function again each time (TensorFlow then
+        warns about retracing, and each call pays the trace)."""
+        result = self.trial(trial)
+        path = Path(result.model_path) if result.model_path else None
+        key = (result.number, str(path), path.stat().st_mtime_ns if path and path.exists() else None)
+        cache = self.__dict__.setdefault("_predictors", {})
+        if key not in cache:
+            cache.clear()  # one model held at a time: models can be large
+            cache[key] = self.best_model(result.number, raw_inputs=True)
+        return cache[key]
 
     def _class_names(self) -> list[str]:
         names = self.dataset.class_names

@@ -7,6 +7,7 @@ the same spec builds the same network in any thread or process. Activations are 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
@@ -28,6 +29,11 @@ _OPTIMIZERS = {
 # 5 epochs, ~450 steps) validated at 0.30-0.92 per epoch while training at 0.98; with 0.9 it
 # validated at 0.91-0.98 (see benchmarks/RESULTS.md, "Search quality").
 BN_MOMENTUM = 0.9
+
+# "max" pooling over the LSTM's outputs drops the padding mask on purpose (see _lstm_body);
+# Keras warns at every build and load that it does. Only that one layer's warning is silenced.
+warnings.filterwarnings("ignore", message=r"Layer 'max_over_time' \(of type GlobalMaxPooling1D\) was passed an "
+                        r"input with a mask", category=UserWarning)
 
 _SATURATING = ("tanh", "sigmoid")
 

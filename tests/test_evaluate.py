@@ -147,6 +147,8 @@ def test_raw_strings_with_the_reloaded_keras_file(runs_dir):
     frame = exp.predict(["good fun movie", "awful boring film"])
     assert list(frame["predicted"]) == ["pos", "neg"] and list(frame.columns) == ["predicted", "confidence",
                                                                                    "p_neg", "p_pos"]
+    model = exp._predictor(None)  # loaded once: repeated predict calls reuse its traced function
+    assert exp.predict(["good fun movie"])["predicted"].tolist() == ["pos"] and exp._predictor(None) is model
     assert exp.evaluate().test_accuracy > 0.9
 
 

@@ -40,3 +40,25 @@ def test_suggest_gives_every_param_and_only_searches_free_ones():
 def test_bad_overrides_are_clear(overrides, words):
     with pytest.raises(ConfigError, match=words):
         build_space("image", overrides)
+
+
+def test_max_pooling_over_lstm_outputs_builds_without_the_mask_warning():
+    import warnings
+
+    from hpo_nb.models import build_model
+
+    def build():
+        build_model({"sequence_pooling": "max", "bidirectional": True}, modality="text", input_shape=(12,),
+                    num_classes=2, vocabulary_size=50, seed=0)
+
+    ours = [f for f in warnings.filters if f[1] is not None and "max_over_time" in f[1].pattern]
+    assert len(ours) == 1
+    with warnings.catch_warnings(record=True) as unfiltered:
+        warnings.simplefilter("always")
+        build()
+    assert any(ours[0][1].match(str(w.message)) for w in unfiltered)  # the filter matches what Keras says
+    with warnings.catch_warnings(record=True) as filtered:
+        warnings.simplefilter("always")
+        warnings.filters.insert(0, ours[0])
+        build()
+    assert not [w for w in filtered if "max_over_time" in str(w.message)]
