@@ -36,6 +36,7 @@ system-deps:
 ## Benchmarks (never part of `make test`; about 25 minutes on 2 cores). Results: benchmarks/RESULTS.md.
 bench: install
 	$(BIN)/python benchmarks/progress_overhead.py
+	$(BIN)/python benchmarks/diagnostics_cost.py
 	$(BIN)/python benchmarks/first_progress.py
 	$(BIN)/python benchmarks/memory_growth.py
 	$(BIN)/python benchmarks/vs_anchors.py

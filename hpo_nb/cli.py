@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--pruner", choices=["none", "median", "hyperband"], default="none",
                      help="stop weak trials early to save time (the budget still counts them; default: none)")
     run.add_argument("--no-pruning", action="store_true", help="same as --pruner none")
+    run.add_argument("--no-diagnostics", action="store_true",
+                     help="skip per-trial diagnostics (gradient flow, weight histograms, confusion matrix, "
+                          "activation maps)")
     run.add_argument("--runs-dir", default="runs", help="folder of run folders (study, run.log, models)")
     run.add_argument("--test-fraction", type=float, default=None,
                      help="fraction held out for the final test accuracy when the dataset has no official test "
@@ -148,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency, executor=args.executor, distribution=args.distribution,
         storage=args.storage, name=args.name, seed=args.seed, search_space=space,
         sample_fraction=args.sample_fraction, pruning=not args.no_pruning, pruner=args.pruner, runs_dir=args.runs_dir,
+        diagnostics=not args.no_diagnostics,
         devices=args.devices.split(",") if args.devices else None, gpus_per_trial=args.gpus_per_trial,
         progress="none" if args.quiet else "console", heartbeat_interval=args.heartbeat_interval,
         test_fraction=args.test_fraction, metric=args.metric, validation_fraction=args.validation_fraction,

@@ -20,6 +20,7 @@ from .executors.base import Backend, Executor, backend as executor_backend
 from .progress import Notice, ProgressHub, Renderer, Snapshot
 from .background import Background
 from .evaluation import TestSplitResults
+from .diagnostic_results import DiagnosticsResults
 from .results import _views
 from .search import Search, shown
 from .spec import TrialSpec
@@ -35,7 +36,7 @@ PROGRESS = ("auto", "notebook", "console", "none")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
-class Experiment(TestSplitResults):
+class Experiment(DiagnosticsResults, TestSplitResults):
     """A hyperparameter search over Keras CNNs (images) or LSTMs (text), optimized with
     Optuna's TPE sampler, shown live while it runs, and kept in Optuna storage.
 
@@ -100,6 +101,10 @@ class Experiment(TestSplitResults):
             ``best_model()``.
         progress: "auto" (dashboard in Jupyter, console bars elsewhere), "notebook",
             "console", "none", or a callable ``f(snapshot)`` called about 5 times a second.
+        diagnostics: measure per-trial diagnostics while training (gradient norms per layer and
+            weight histograms per epoch, the validation confusion matrix, activation maps;
+            ``plot_gradient_flow()`` and friends draw them). False saves their cost (under 5 %
+            of a trial's time, benchmarks/diagnostics_cost.py).
         heartbeat_interval: seconds between heartbeats of running trials, >= 1. A trial silent
             for ``6 * heartbeat_interval + 1`` s belongs to a dead process: it is failed and
             retried by a process sharing the study (or the next run), resuming from its last
@@ -151,6 +156,7 @@ class Experiment(TestSplitResults):
         test_fraction: float | None = None,
         test: tuple[Any, Any] | None = None,
         metric: str = "accuracy",
+        diagnostics: bool = True,
     ) -> None:
         check_choice("mode", mode, MODES)
         objective.check_metric(metric)
@@ -199,6 +205,9 @@ class Experiment(TestSplitResults):
         self.pruning = pruning
         self._pruner = make_pruner(pruner if pruning else "none", max_epochs)
         self.save_models = save_models
+        if not isinstance(diagnostics, bool):
+            raise ConfigError(f"diagnostics must be True or False, not {diagnostics!r}.")
+        self.diagnostics = diagnostics
         self._progress_choice = progress
         self.name = name or f"{self.dataset.name}-{mode}"
         if not _NAME_RE.match(self.name):
@@ -294,6 +303,7 @@ class Experiment(TestSplitResults):
             validation_fraction=self.validation_fraction, health_weights=self.health_weights,
             accuracy_weight=self.accuracy_weight, devices=self._spec_devices, test_fraction=self.test_fraction,
             metric=self.metric,
+            diagnostics=self.diagnostics,
         )
 
     def _new_search(self) -> Search:
@@ -303,6 +313,7 @@ class Experiment(TestSplitResults):
             spec_for=self._spec_for, pruning=self.pruning,
             model_dir=self.run_dir / "models" if self.save_models else None,
             checkpoint_dir=self.run_dir / "checkpoints", heartbeat_interval=self.heartbeat_interval, grace_period=self._grace_period,
+            artifact_store=self._artifact_store() if self.diagnostics else None,
         )
 
     # ------------------------------------------------------------------ running

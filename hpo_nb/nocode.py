@@ -282,6 +282,7 @@ class App:
                                       slots=kwargs["concurrency"], on_stop=self.stop)
                 dashboard.stop_button.layout.display = "none"  # the app's own Stop button does this
                 exp = Experiment(**kwargs, progress=_Follow(self, dashboard))
+                dashboard.diagnostics.source = exp
             except HpoNbError as exc:
                 self._set_status(f"<span style='color:#c62828'>Cannot start: {html.escape(str(exc))}</span>")
                 self.start_button.disabled = False
@@ -338,6 +339,18 @@ class App:
             return out
         return arch3d.view_3d(arch3d.trial_scene(best), title=arch3d.trial_title(best), width=480, height=360)
 
+    def _diagnostics(self, exp: Any, number: int) -> tuple[Any, ...]:
+        """The best trial's diagnostics panel (any trial can be picked in it)."""
+        import ipywidgets as w
+
+        from .views.diagnostics import DiagnosticsPanel
+
+        panel = DiagnosticsPanel(exp, title=f"Diagnostics · trial {number}", opened=True)
+        panel.update(exp.hub.snapshot())
+        panel.show(number)
+        self.diagnostics = panel
+        return (w.HTML("<h3 style='margin:8px 0 2px'>How the best trial trained</h3>"), panel.root)
+
     def _show_results(self, exp: Any) -> None:
         import ipywidgets as w
 
@@ -366,6 +379,7 @@ class App:
             w.HTML("<h3 style='margin:8px 0 2px'>Which hyperparameters mattered</h3>" + note),
             importance,
             study_explorer(exp),
+            *self._diagnostics(exp, best.number),
             w.HTML(download_html(best.model_path, filename)).add_class("hpo-app-download"),
         )
         self._set_status(status_html(exp.name, exp.results["state"].tolist(), exp.n_trials, best.number,

@@ -59,6 +59,18 @@ class EpochEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class EpochDiagnostics:
+    """One ended epoch's gradient norm per trainable layer (mean and max over its batches;
+    ``hpo_nb.diagnostics.collect``): what the live gradient flow draws."""
+
+    trial: int
+    epoch: int
+    layers: tuple[str, ...]
+    mean: tuple[float, ...]
+    max: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TrialFinished:
     """A trial ended; also the snapshot's record of it (``FinishedTrial``)."""
 
@@ -81,7 +93,7 @@ class Notice:
     message: str
 
 
-Event = Union[TrialStarted, TrialStatus, EpochProgress, EpochEnded, TrialFinished, Notice]
+Event = Union[TrialStarted, TrialStatus, EpochProgress, EpochEnded, EpochDiagnostics, TrialFinished, Notice]
 Publish = Callable[[Event], None]
 Report = Callable[[int, float], bool]  # (epoch, val_accuracy) -> prune now? (the pruning channel)
 
@@ -103,6 +115,7 @@ class RunningTrial:
     val_accuracy: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     fit_started_at: float | None = None  # when its first batch was reported (Unix time, s): set-up ends
+    gradients: tuple[EpochDiagnostics, ...] = ()  # per ended epoch, when diagnostics are on
 
     @property
     def overall_fraction(self) -> float:
@@ -338,6 +351,11 @@ class ProgressHub:
                 loss=finite_float(m.get("loss"), cur.loss), accuracy=finite_float(m.get("accuracy"), cur.accuracy),
                 val_accuracy=finite_float(m.get("val_accuracy"), cur.val_accuracy),
             )
+        elif isinstance(event, EpochDiagnostics):
+            cur = self._running.get(event.trial)
+            if cur is not None and all(g.epoch != event.epoch for g in cur.gradients):
+                self._running[event.trial] = replace(
+                    cur, gradients=tuple(sorted((*cur.gradients, event), key=lambda g: g.epoch)))
         elif isinstance(event, TrialFinished):
             self._running.pop(event.trial, None)
             self._finished[event.trial] = replace(  # copies: the publisher may reuse its dicts

@@ -76,6 +76,7 @@ class TrialResult(TrialOutcome):
             epochs_run=int(a.get("epochs_run") or 0), param_count=int(a.get("param_count") or 0),
             model_path=a.get("model_path"), error=a.get("error"), extra=dict(a.get("extra") or {}),
             replicas=int(a.get("replicas") or 1), devices=list(a.get("devices") or []),
+            diagnostics=dict(a.get("diagnostics") or {}),
         )
 
     def __repr__(self) -> str:

@@ -38,6 +38,7 @@ from typing import Any, Callable
 import optuna
 
 from . import reattach, records
+from .diagnostics.store import upload_inline
 from .executors.base import Executor, TrialJob, abandon
 from .progress import Notice, ProgressHub, TrialFinished, TrialStarted
 from .spec import TrialOutcome, TrialSpec
@@ -76,13 +77,14 @@ class Search:
         grace_period: seconds after which a silent trial counts as dead (the storage enforces
             it for trials that beat; here it is the age of an orphan, see ``_fail_orphans``).
         sync_interval: seconds between looks for trials other processes finished.
+        artifact_store: where trials' diagnostic arrays go (``diagnostics.store``), or None.
     """
 
     def __init__(self, study: optuna.Study, storage: Any, executor: Executor, hub: ProgressHub, *,
                  n_trials: int, concurrency: int, suggest: Suggest, spec_for: SpecFor, pruning: bool = True,
                  model_dir: Path | None = None, checkpoint_dir: Path | None = None, heartbeat_interval: float = 5.0,
                  grace_period: float = 31.0,
-                 sync_interval: float = 2.0) -> None:
+                 sync_interval: float = 2.0, artifact_store: Any = None) -> None:
         self.study = study
         self.storage = storage
         self.executor = executor
@@ -96,6 +98,7 @@ class Search:
         self.checkpoint_dir = checkpoint_dir
         self.grace_period = grace_period
         self.sync_interval = sync_interval
+        self.artifact_store = artifact_store
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
@@ -323,6 +326,7 @@ class Search:
             outcome = TrialOutcome(number, "failed", error=f"{type(exc).__name__}: {exc}")
         trial = running.trial
         try:
+            upload_inline(outcome.diagnostics, trial, self.artifact_store)  # arrays -> artifacts, not attrs
             for key, value in records.outcome_attrs(outcome).items():
                 trial.set_user_attr(key, value)
             if outcome.state == "complete":

@@ -45,6 +45,9 @@ class TrialSpec:
     # The trial this one retries (Optuna's ``failed_trial``: its process died), or None. A retry
     # trains with the original's seed and resumes from its epoch checkpoint (hpo_nb.checkpoints).
     retry_of: int | None = None
+    # Per-trial diagnostics (gradient flow, weight histograms, confusion matrix, activation maps;
+    # hpo_nb.diagnostics): measured inside training unless False.
+    diagnostics: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -82,6 +85,8 @@ class TrialOutcome:
         error: why it failed, or None.
         model_path: the saved ``.keras`` file, or None.
         extra: executor-specific facts (RunPod: ``cost_usd``, ``delay_s``, ``worker``, ...).
+        diagnostics: gradient norms, weight histograms, confusion matrix, activation maps
+            (``hpo_nb.diagnostics.record``; bounded in size), or empty when turned off.
     """
 
     trial_number: int
@@ -100,6 +105,7 @@ class TrialOutcome:
     error: str | None = None
     model_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

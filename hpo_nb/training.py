@@ -90,9 +90,11 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         val_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(max(batch, 256))
         progress = EpochProgressCallback(spec.trial_number, spec.max_epochs, publish, stop)
         # val_<metric> first: every later callback reads it from the same logs (objective.callbacks);
+        # diagnostics before progress (an epoch's gradient norms go out before its end);
         # resume after the keeper, so a checkpoint holds the keeper's state for this epoch
-        callbacks: list[Any] = [*objective.callbacks(spec.metric, x_val, y_val, batch), progress, best_epoch,
-                                *([resume] if resume else [])]
+        diagnosis = _diagnostics(spec, publish, x_train, y_train, replicas, first)
+        callbacks: list[Any] = [*objective.callbacks(spec.metric, x_val, y_val, batch), *diagnosis, progress,
+                                best_epoch, *([resume] if resume else [])]
         pruning = PruningCallback(report, objective.monitor(spec.metric)) if report else None
         if pruning:
             callbacks.append(pruning)
@@ -111,6 +113,8 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         metrics = health.measure(model, history, x_val, y_val) if replicas == 1 else None
     if metrics is None:  # mirrored variables refuse the probes' gradient tape: probe a one-device copy
         metrics = health.measure(_single_device_copy(model), history, x_val, y_val)
+    diagnostics = diagnosis[0].finish(model if replicas == 1 else _single_device_copy(model), x_val, y_val,
+                                      ds.num_classes, ds.class_names, ds.modality) if diagnosis else {}
     state = "stopped" if progress.stopped else "pruned" if pruning and pruning.pruned_at else "complete"
     score = health.score(spec.mode, value, metrics, spec.accuracy_weight, spec.health_weights)
     outcome = TrialOutcome(
@@ -121,6 +125,7 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         devices=list(devices or []),
         extra={**({"best_epoch": int(best_epoch.best_epoch) + 1} if best_epoch.best_weights is not None else {}),
                **({spec.metric: value} if spec.metric != "accuracy" else {}), "resumed_from_epoch": first},
+        diagnostics=diagnostics,
     )
     if model_dir is not None and state == "complete":
         path = Path(model_dir) / f"trial_{spec.trial_number:04d}.keras"
@@ -129,6 +134,18 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         outcome.model_path = str(path)
     outcome.duration_s = time.perf_counter() - started
     return outcome
+
+
+def _diagnostics(spec: TrialSpec, publish: Publish, x_train: Any, y_train: Any, replicas: int,
+                 first_epoch: int = 0) -> list[Any]:
+    """The diagnostics callback (``hpo_nb.diagnostics.collect``), or none when the spec turns
+    them off. Its probe samples are the first training samples (only used under mirroring). A
+    resumed trial (``first_epoch`` > 0) has diagnostics of the epochs it trained itself."""
+    if not spec.diagnostics:
+        return []
+    from .diagnostics.collect import DiagnosticsCallback
+
+    return [DiagnosticsCallback(spec.trial_number, publish, x_train, y_train, replicas, first_epoch)]
 
 
 def _best_epoch_keeper(max_epochs: int, monitor: str = "val_accuracy") -> Any:

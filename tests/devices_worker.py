@@ -25,6 +25,7 @@ def search(runs_dir: str, name: str, n_trials: int, max_epochs: int, **kwargs: o
     rows = exp.results[["number", "state", "accuracy", "replicas", "devices"]].to_dict("records")
     for row, t in zip(rows, sorted(exp.study.get_trials(), key=lambda t: t.number)):
         row["start"], row["end"] = t.datetime_start.timestamp(), t.datetime_complete.timestamp()
+        row["gradients"] = (t.user_attrs.get("diagnostics") or {}).get("gradients", {}).get("method")
     return rows
 
 

@@ -116,8 +116,14 @@ def test_start_runs_a_search_and_shows_the_results(tmp_path: Path):
         time.sleep(0.2)
     assert "2 of 2 trials done (2 complete)" in ui.status.value, ui.status.value
     assert ui.stop_button.disabled and not ui.start_button.disabled
-    heading, arch, _, importance, explorer, download = ui.results_box.children
+    heading, arch, _, importance, explorer, _, diagnostics, download = ui.results_box.children
     assert "hpo-app-explorer" in explorer._dom_classes
+    best = ui.exp.best.number  # the diagnostics panel shows the best trial's gradient flow, from storage
+    assert ui.diagnostics.root is diagnostics and ui.diagnostics.trial.value == best
+    deadline = time.monotonic() + 60  # drawn on the panel's own thread
+    while not any("application/vnd.plotly.v1+json" in o["data"] for o in ui.diagnostics.output.outputs):
+        assert time.monotonic() < deadline, ui.diagnostics.output.outputs
+        time.sleep(0.1)
     assert type(arch.children[0]).__name__ == "Architecture3D"
     assert "Best trial" in arch.children[1].value
     assert "application/vnd.plotly.v1+json" in importance.outputs[0]["data"]

@@ -10,7 +10,8 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = ["progress_overhead.py", "vs_anchors.py", "memory_growth.py", "first_progress.py", "search_quality.py",
-           "priors_sweep.py", "checkpoints.py"]
+           "priors_sweep.py", "checkpoints.py",
+           "diagnostics_cost.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

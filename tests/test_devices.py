@@ -148,6 +148,10 @@ def test_mirrored_search_on_two_logical_cpus(tmp_path):
     mirrored, single = out["mirrored"], out["single"]
     assert all(r["state"] == "complete" and r["replicas"] == 2 and r["devices"] == "/cpu:0,/cpu:1" for r in mirrored)
     assert all(r["state"] == "complete" and r["replicas"] == 1 and r["devices"] == "" for r in single)
+    # Diagnostics under mirroring: a per-epoch probe on a one-device copy (the train step's own
+    # per-batch norms on one device).
+    assert all(r["gradients"].startswith("probe batch") for r in mirrored), mirrored
+    assert single[0]["gradients"] == "every training batch"
     # Same spec, same seed; the global batch doubles with two replicas (half the steps per epoch).
     acc_m, acc_s = mirrored[0]["accuracy"], single[0]["accuracy"]
     assert acc_m > 0.75 and acc_s > 0.75 and abs(acc_m - acc_s) < 0.1, (acc_m, acc_s)

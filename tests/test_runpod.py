@@ -115,7 +115,13 @@ def test_four_trial_search_on_two_workers_completes_like_a_local_run(tmp_path, r
             assert t.architecture["layers"] and t.health["health_score"] is not None and t.param_count > 0
     for t in exp.study.trials:  # pruning saw every epoch's value as it arrived
         assert sorted(t.intermediate_values) == list(range(1, t.user_attrs["epochs_run"] + 1))
+    for t in exp.trials:  # diagnostics came back within the wire bound; the driver stored the arrays
+        if t.state == "complete":
+            assert t.diagnostics["gradients"]["mean"] and "inline" not in t.diagnostics
+            assert (exp.run_dir / "artifacts" / t.diagnostics["artifacts"]["activations.npz"]).exists()
+    assert exp.plot_activations().data and exp.plot_gradient_flow().data
     running = [r for s in snaps for r in s.running]
+    assert any(r.gradients for r in running)  # the live gradient flow reached the hub from the workers
     assert {r.where for r in running if r.status == "running"} >= {f"runpod:{w}" for w in df.worker.unique()}
     assert any(r.epoch_fraction > 0 and r.where.startswith("runpod:") for r in running)  # live remote bars
 

@@ -111,3 +111,11 @@ def _exportable_if_plotly(view: Any) -> Any:
     from .exportable import exportable
 
     return exportable(view) if isinstance(view, go.Figure) else view
+
+
+def diagnostic_plot(kind: str, data: Any, title: str) -> Any:
+    """A per-trial diagnostics figure (``views.diagnostic_plots.<kind>``: ``learning_curves``,
+    ``confusion_matrix``, ``gradient_flow``, ``weights``, ``activations``)."""
+    from . import diagnostic_plots
+
+    return _exportable_if_plotly(getattr(diagnostic_plots, kind)(data, title))

@@ -27,6 +27,7 @@ import ipywidgets as w
 
 from ..progress import FinishedTrial, Snapshot
 from . import dashboard_html as H, ipython, viewmodel as vm
+from .diagnostics import DiagnosticsPanel
 
 if TYPE_CHECKING:
     from ..experiment import Experiment
@@ -135,7 +136,10 @@ class Dashboard:
         self.details = w.HTML(H.details_html(None)).add_class("hpo-details-html")
         # The details of the picked trial. Further per-trial panels (e.g. views/diagnostics.py)
         # go into ``details_box`` after ``details`` and follow the pick in ``_show_details``.
-        self.details_box = w.VBox([self.details]).add_class("hpo-details-box")
+        self.diagnostics = DiagnosticsPanel()  # the picked trial's plots; live gradient flow while it trains
+        for widget in self.diagnostics.controls:
+            self._handle_early(widget)
+        self.details_box = w.VBox([self.details, self.diagnostics.root]).add_class("hpo-details-box")
         self.details_section = w.Accordion(children=[self.details_box], titles=("Details",),
                                            selected_index=None).add_class("hpo-details-section")
         self.root = w.VBox([
@@ -171,6 +175,7 @@ class Dashboard:
             self._snap = snap
             _apply(self._plan(snap))
             self._update_gallery(snap)
+            self.diagnostics.update(snap)
 
     def _plan(self, s: Snapshot) -> list[tuple[w.Widget, dict[str, Any]]]:
         """The value of every live widget for this snapshot (the gallery has its own path)."""
@@ -227,6 +232,7 @@ class Dashboard:
         trial = self._finished(number)
         _apply([(self.details, {"value": H.details_html(trial)}),
                 (self.details_section, {"titles": (H.details_title(trial),)})])
+        self.diagnostics.show(number)  # unless the user picked another trial in the panel itself
 
     def _finished(self, number: int | None) -> FinishedTrial | None:
         if self._snap is None or number is None:
@@ -260,6 +266,7 @@ class Dashboard:
         with self._lock:
             self._picked_by_user = change["new"] is not None
             self._show_details(change["new"])
+            self.diagnostics.show(change["new"], force=True)
             if change["new"] is not None:
                 self.details_section.selected_index = 0  # a pick is a request to see it
 
@@ -402,6 +409,7 @@ class Dashboard:
         dash.evaluation = evaluation
         dash.majority_rate = getattr(getattr(exp, "baseline", None), "majority_rate", None)
         dash.metric = getattr(exp, "metric", "accuracy")
+        dash.diagnostics.source = exp
         snap = exp.hub.snapshot()
         dash(snap)
         dash.display()

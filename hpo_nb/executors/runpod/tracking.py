@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from ...progress import EpochEnded, EpochProgress
+from ...progress import EpochDiagnostics, EpochEnded, EpochProgress
 from ...spec import TrialOutcome
 from ..base import TrialJob
 from . import wire
@@ -133,6 +133,7 @@ class Tracker:
             self.epochs.append(entry)
             metrics = {k: float(v) for k, v in (entry.get("metrics") or {}).items()
                        if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            self._publish_gradients(output.get("gradients"), epoch)
             self._publish(EpochEnded(spec.trial_number, epoch, spec.max_epochs, metrics))
             value = metrics.get("val_accuracy")
             if self._job.report is not None and value is not None and not prune:
@@ -143,6 +144,17 @@ class Tracker:
                                         output.get("total_batches"), loss=output.get("loss"),
                                         accuracy=output.get("accuracy")))
         return prune
+
+    def _publish_gradients(self, entries: Any, epoch: int) -> None:
+        """The live gradient flow of ``epoch`` from a payload's ``gradients`` list, if there."""
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("epoch") == epoch:
+                try:
+                    self._publish(EpochDiagnostics(self._job.spec.trial_number, epoch, tuple(map(str, entry["layers"])),
+                                                   tuple(map(float, entry["mean"])), tuple(map(float, entry["max"]))))
+                except (KeyError, TypeError, ValueError):
+                    pass
+                return
 
     def completed(self, output: Any) -> TrialOutcome | str:
         """The outcome of a COMPLETED job, publishing the epochs that ended after the last poll.
@@ -157,7 +169,9 @@ class Tracker:
         spec = self._job.spec
         if not isinstance(output, dict) or not isinstance(output.get("outcome"), dict):
             return "returned no outcome"
-        outcome = TrialOutcome.from_dict(output["outcome"])
+        outcome = wire.decode_result(output)
+        if isinstance(outcome, str):
+            return outcome
         outcome.trial_number = spec.trial_number
         outcome.model_path = None
         history = outcome.history

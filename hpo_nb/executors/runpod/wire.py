@@ -18,9 +18,13 @@ from pydantic import field_validator, model_validator
 
 from ... import datasets, health, space as spaces
 from ...errors import ConfigError
-from ...spec import TrialSpec
+from ...spec import TrialOutcome, TrialSpec
 
 MAX_INPUT_BYTES = 1024
+# A result (the whole TrialOutcome as JSON) is at most 1 MiB: a tenth of the 10 MiB RunPod takes
+# in a request body. Its diagnostics are bounded well below (hpo_nb.diagnostics.record: 256 KiB
+# summary + 512 KiB inline activation arrays); encode_result enforces the total.
+MAX_RESULT_BYTES = 1024 * 1024
 PROTOCOL = 1
 INVALID_PREFIX = "invalid trial spec"
 
@@ -45,6 +49,7 @@ class JobInput(BaseModel):
     accuracy_weight: StrictFloat | StrictInt = Field(default=0.7, ge=0, le=1)
     devices: list[StrictStr] | None = Field(default=None, max_length=16)
     test_fraction: StrictFloat | StrictInt = Field(default=0.2, ge=0, lt=1)
+    diagnostics: StrictBool = True
     metric: Literal["accuracy", "balanced_accuracy"] = "accuracy"
     retry_of: StrictInt | None = Field(default=None, ge=0, le=1_000_000)
 
@@ -160,6 +165,69 @@ def validation_problem(raw: Any) -> str | None:
         )
         return f"{INVALID_PREFIX}: {reasons}"[:600]
     return None
+
+
+# ------------------------------------------------------------------ results
+
+
+class JobResult(BaseModel):
+    """A worker's result: ``{"outcome": TrialOutcome.to_dict()}``, at most ``MAX_RESULT_BYTES``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    outcome: dict[StrictStr, Any]
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "JobResult":
+        size = _json_size(self.outcome)
+        if size > MAX_RESULT_BYTES:
+            raise ValueError(f"result of {size} bytes; at most {MAX_RESULT_BYTES}")
+        return self
+
+
+def _json_size(data: Any) -> int:
+    return len(json.dumps(data, separators=(",", ":"), allow_nan=False))
+
+
+def encode_result(outcome: TrialOutcome) -> dict[str, Any]:
+    """A worker's result for a trial, within ``MAX_RESULT_BYTES``.
+
+    Diagnostics are bounded where they are made; should the whole still be too large, the inline
+    activation arrays go first, then the diagnostics (listed under ``extra["dropped"]``), so the
+    trial's own record always comes back.
+
+    Args:
+        outcome: the trial's outcome.
+
+    Returns:
+        ``{"outcome": ...}``, JSON-ready and at most ``MAX_RESULT_BYTES`` as compact JSON.
+    """
+    data = outcome.to_dict()
+    for drop in ("inline", "diagnostics"):
+        if _json_size(data) <= MAX_RESULT_BYTES:
+            break
+        if drop == "inline":
+            (data.get("diagnostics") or {}).pop("inline", None)
+        else:
+            data["diagnostics"] = {}
+        data["extra"] = {**data.get("extra", {}), "dropped": [*data.get("extra", {}).get("dropped", []), drop]}
+    return JobResult.model_validate({"outcome": data}).model_dump()
+
+
+def decode_result(output: Any) -> TrialOutcome | str:
+    """The client's view of a COMPLETED job's output.
+
+    Args:
+        output: the handler's result, as received.
+
+    Returns:
+        The trial's outcome, or a one-line reason why the output is not a valid result.
+    """
+    try:
+        result = JobResult.model_validate(output)
+    except ValidationError as exc:
+        return "returned no valid outcome: " + "; ".join(err["msg"] for err in exc.errors()[:3])[:300]
+    return TrialOutcome.from_dict(result.outcome)
 
 
 # ------------------------------------------------------------------ progress payloads

@@ -9,7 +9,8 @@ bounded values, no extra keys, under 1 KB). The trial runs ``hpo_nb.training.tra
 the same function local threads run, in a thread so the worker's event loop stays free to
 receive a cancel. Progress goes out with ``runpod.serverless.progress_update`` as numbered,
 cumulative payloads. A cancel sets the trial's stop event: training ends after the current
-batch. The result is ``{"outcome": TrialOutcome.to_dict()}``; an invalid input ends the job
+batch. The result is ``{"outcome": TrialOutcome.to_dict()}`` (``wire.encode_result``: at most
+1 MiB, diagnostics' activation arrays inline for the driver to store); an invalid input ends the job
 FAILED with a one-line reason and the worker keeps serving.
 
 Environment (all optional):
@@ -35,7 +36,7 @@ os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")  # before the SDK reads it: DE
 
 import runpod  # noqa: E402
 
-from ...progress import EpochEnded, EpochProgress, Event  # noqa: E402
+from ...progress import EpochDiagnostics, EpochEnded, EpochProgress, Event  # noqa: E402
 from ...spec import TrialOutcome, TrialSpec  # noqa: E402
 from . import wire  # noqa: E402
 
@@ -44,6 +45,7 @@ REFRESH_WORKER = os.environ.get("HPO_NB_REFRESH_WORKER", "").lower() in ("1", "t
 SIMULATE_EPOCH_S = float(os.environ.get("HPO_NB_SIMULATE_EPOCH_S") or 0)
 PROGRESS_INTERVAL_S = 0.5  # within-epoch updates; every epoch end is sent at once
 MAX_EPOCHS_IN_PAYLOAD = 200
+MAX_GRADIENTS_IN_PAYLOAD = 20  # the live gradient flow's latest epochs (the result holds them all)
 VOLUME = "/runpod-volume"  # where RunPod mounts an endpoint's network volume
 CHECKPOINT_DIR = os.environ.get("HPO_NB_CHECKPOINT_DIR") or (
     os.path.join(VOLUME, "hpo-nb", "checkpoints") if os.path.isdir(VOLUME) else None)
@@ -85,7 +87,8 @@ class ProgressReporter:
         self._seq = 0
         self._last = 0.0
         self._state: dict[str, Any] = {"epoch": 0, "total_epochs": spec.max_epochs, "batch": 0,
-                                       "total_batches": None, "loss": None, "accuracy": None, "epochs": []}
+                                       "total_batches": None, "loss": None, "accuracy": None, "epochs": [],
+                                       "gradients": []}
 
     def __call__(self, event: Event) -> None:
         """Take one training event; epoch ends are sent at once, batches at most every 0.5 s."""
@@ -95,6 +98,12 @@ class ProgressReporter:
                                    loss=event.loss, accuracy=event.accuracy)
                 if event.batch and time.monotonic() - self._last < PROGRESS_INTERVAL_S:
                     return
+            elif isinstance(event, EpochDiagnostics):  # sent with the epoch's end, which follows it
+                gradients = self._state["gradients"]
+                gradients.append({"epoch": event.epoch, "layers": list(event.layers), "mean": list(event.mean),
+                                  "max": list(event.max)})
+                del gradients[:-MAX_GRADIENTS_IN_PAYLOAD]
+                return
             elif isinstance(event, EpochEnded):
                 epochs = self._state["epochs"]
                 epochs.append({"epoch": event.epoch, "metrics": dict(event.metrics)})
@@ -112,7 +121,7 @@ class ProgressReporter:
     def _emit_locked(self) -> None:
         self._seq += 1
         self._last = time.monotonic()
-        state = {**self._state, "epochs": list(self._state["epochs"])}
+        state = {**self._state, "epochs": list(self._state["epochs"]), "gradients": list(self._state["gradients"])}
         self._send(self._job, wire.progress_payload(self._seq, WORKER_ID, self._spec.trial_number, state))
 
 
@@ -200,7 +209,7 @@ async def handler(job: dict[str, Any]) -> dict[str, Any]:
                  f"epoch(s); batches finished after the stop: {stop.seen_set}", job.get("id"))
         raise
     outcome.extra = {**outcome.extra, "worker": WORKER_ID}
-    return {"outcome": outcome.to_dict()}
+    return wire.encode_result(outcome)  # within wire.MAX_RESULT_BYTES
 
 
 def main() -> None:

@@ -1,0 +1,141 @@
+"""What a trial's diagnostics look like on the wire and in storage, and the size bound.
+
+A trial returns its diagnostics as one JSON dict (``TrialOutcome.diagnostics``): per-epoch
+gradient norms and weight histograms, the validation confusion matrix with per-class precision
+and recall, and a description of its activation maps. The activation arrays themselves travel
+inline as base64 ``.npz`` (``INLINE_KEY``) and are moved into Optuna's artifact store by the
+driver before the trial is stored (``hpo_nb.diagnostics.store``).
+
+The bound: the JSON summary is at most ``MAX_SUMMARY_BYTES`` (256 KiB) and the inline
+artifacts at most ``MAX_INLINE_BYTES`` (512 KiB of base64), so a RunPod result (the whole
+``TrialOutcome``) stays under ``executors.runpod.wire.MAX_RESULT_BYTES`` (1 MiB), a tenth of the
+10 MiB RunPod accepts in a request body. ``fit_to_bound`` enforces it by thinning the stored
+histogram epochs first (the first and last epoch always stay), then dropping what still does not
+fit, and says what it dropped under ``"trimmed"``. Pure functions over dicts and numpy arrays.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from typing import Any, Mapping
+
+import numpy as np
+
+VERSION = 1
+ATTR = "diagnostics"  # the user attribute (TrialOutcome field) that holds the summary
+INLINE_KEY = "inline"  # name -> base64 .npz, only between the trial and the driver
+ARTIFACTS_KEY = "artifacts"  # name -> Optuna artifact id, once stored
+ACTIVATIONS = "activations.npz"
+MAX_SUMMARY_BYTES = 256 * 1024
+MAX_INLINE_BYTES = 512 * 1024
+HISTOGRAM_BINS = 30
+MAX_HISTOGRAM_EPOCHS = 26  # init + 25 epochs at most; longer runs keep an even subset
+
+
+def json_size(data: Any) -> int:
+    """Bytes of ``data`` as compact JSON (how the wire and Optuna's storage hold it)."""
+    return len(json.dumps(data, separators=(",", ":"), allow_nan=False))
+
+
+def round_list(values: Any, digits: int = 4) -> list[Any]:
+    """Nested float lists with ``digits`` significant digits (JSON stays small and finite)."""
+    arr = np.asarray(values, dtype=float)
+    arr = np.where(np.isfinite(arr), arr, 0.0)
+    return [float(f"{v:.{digits}g}") for v in arr.reshape(-1)] if arr.ndim <= 1 else \
+        [round_list(row, digits) for row in arr]
+
+
+def encode_arrays(arrays: Mapping[str, np.ndarray]) -> str:
+    """Arrays as a compressed ``.npz`` in base64 text (JSON-safe).
+
+    Args:
+        arrays: name -> array (any shape; float arrays are best passed as float16).
+
+    Returns:
+        str: ASCII base64.
+    """
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def decode_arrays(data: str | bytes) -> dict[str, np.ndarray]:
+    """The inverse of ``encode_arrays`` (also takes the raw ``.npz`` bytes of a stored artifact).
+
+    Args:
+        data: base64 text, or ``.npz`` bytes.
+
+    Returns:
+        dict[str, numpy.ndarray]: name -> array.
+    """
+    raw = base64.b64decode(data) if isinstance(data, str) else data
+    with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def thin_indices(n: int, keep: int) -> list[int]:
+    """``keep`` indices out of ``range(n)``, evenly spread, always with the first and the last."""
+    if n <= keep:
+        return list(range(n))
+    if keep <= 1:
+        return [n - 1]
+    return sorted({round(i * (n - 1) / (keep - 1)) for i in range(keep)})
+
+
+def _thin_histograms(summary: dict[str, Any], keep: int) -> None:
+    weights = summary.get("weights") or {}
+    epochs = weights.get("epochs") or []
+    idx = thin_indices(len(epochs), keep)
+    if len(idx) == len(epochs):
+        return
+    weights["epochs"] = [epochs[i] for i in idx]
+    for layer in (weights.get("layers") or {}).values():
+        for part in layer.values():
+            for key in ("counts", "stats"):
+                if key in part:
+                    part[key] = [part[key][i] for i in idx]
+
+
+def fit_to_bound(summary: dict[str, Any], max_bytes: int = MAX_SUMMARY_BYTES,
+                 max_inline_bytes: int = MAX_INLINE_BYTES) -> dict[str, Any]:
+    """Make a diagnostics summary fit the bound, in place.
+
+    Thins the weight-histogram epochs (halving, first and last kept) until the JSON summary fits;
+    then drops, in order, the histograms, the per-class table and confusion matrix, and the
+    gradient norms. An inline artifact over ``max_inline_bytes`` is dropped (the producer shrinks
+    it first: ``collect`` keeps fewer channels). Each drop is listed in ``summary["trimmed"]``.
+
+    Args:
+        summary: the diagnostics dict (``TrialOutcome.diagnostics``), with ``INLINE_KEY`` if any.
+        max_bytes: bound of the summary without the inline artifacts, in bytes of compact JSON.
+        max_inline_bytes: bound of all inline artifacts together, in base64 characters.
+
+    Returns:
+        dict: the same ``summary``, now within both bounds.
+    """
+    trimmed: list[str] = summary.setdefault("trimmed", [])
+    inline = summary.get(INLINE_KEY) or {}
+    for name in list(inline):
+        if sum(len(v) for v in inline.values()) > max_inline_bytes:
+            inline.pop(name)
+            trimmed.append(f"artifact {name} (over {max_inline_bytes} bytes)")
+
+    def size() -> int:
+        return json_size({k: v for k, v in summary.items() if k != INLINE_KEY})
+
+    keep = MAX_HISTOGRAM_EPOCHS
+    while size() > max_bytes and len((summary.get("weights") or {}).get("epochs") or []) > 2:
+        keep = max(2, min(keep, len(summary["weights"]["epochs"])) // 2)
+        _thin_histograms(summary, keep)
+        if f"weight histograms thinned to {keep} epochs" not in trimmed:
+            trimmed.append(f"weight histograms thinned to {keep} epochs")
+    for key in ("weights", "per_class", "confusion_matrix", "gradients"):
+        if size() <= max_bytes:
+            break
+        if summary.pop(key, None) is not None:
+            trimmed.append(f"{key} (over {max_bytes} bytes)")
+    if not trimmed:
+        summary.pop("trimmed")
+    return summary

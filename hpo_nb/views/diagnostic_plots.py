@@ -1,0 +1,186 @@
+"""Plotly drawings of per-trial diagnostics (the data comes from ``hpo_nb.analysis.diagnostics``):
+learning curves, confusion matrix, gradient flow, weight distributions, activation maps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from ..analysis.diagnostics import ActivationMaps, ConfusionInfo, GradientFlow, WeightHistograms
+
+_COLORS = qualitative.Plotly
+
+
+def learning_curves(frame: Any, title: str = "Learning curves") -> go.Figure:
+    """Loss and accuracy per epoch, train (solid) and validation (dashed), one colour per trial.
+
+    Args:
+        frame: ``analysis.diagnostics.learning_curves_frame`` (trial, epoch, metric, split, value).
+        title: the figure's title.
+
+    Returns:
+        plotly.graph_objects.Figure: two panels side by side (loss, accuracy).
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.1)
+    for i, trial in enumerate(sorted(frame["trial"].unique()) if len(frame) else []):
+        color = _COLORS[i % len(_COLORS)]
+        for col, metric in enumerate(("loss", "accuracy"), start=1):
+            for split, dash in (("train", "solid"), ("validation", "dash")):
+                part = frame[(frame.trial == trial) & (frame.metric == metric) & (frame.split == split)]
+                if part.empty:
+                    continue
+                fig.add_trace(go.Scatter(
+                    x=part.epoch, y=part.value, mode="lines+markers", line={"color": color, "dash": dash},
+                    name=f"trial {trial} · {split}", legendgroup=f"trial {trial}", showlegend=col == 1,
+                    hovertemplate=f"trial {trial} {split} {metric}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+                ), row=1, col=col)
+    fig.update_xaxes(title_text="epoch", dtick=1 if len(frame) and frame.epoch.max() <= 20 else None)
+    fig.update_layout(title=title, height=380, legend={"orientation": "v"})
+    return fig
+
+
+def confusion_matrix(info: ConfusionInfo, title: str = "Validation confusion matrix") -> go.Figure:
+    """The confusion matrix (colour: share of the true class; text: counts) beside per-class
+    precision and recall.
+
+    Args:
+        info: ``analysis.diagnostics.confusion_info``.
+        title: the figure's title.
+
+    Returns:
+        plotly.graph_objects.Figure: heatmap (rows true, columns predicted) and bars.
+    """
+    names = info.class_names
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
+                        subplot_titles=("true x predicted", "per class"))
+    share = info.row_normalized
+    fig.add_trace(go.Heatmap(
+        z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, text=info.matrix,
+        texttemplate="%{text}" if len(names) <= 20 else None, colorbar={"title": "share", "x": 0.55},
+        hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.1%} of the class)<extra></extra>",
+    ), row=1, col=1)
+    for metric, values, color in (("precision", info.precision, "#1976d2"), ("recall", info.recall, "#ef6c00")):
+        fig.add_trace(go.Bar(x=values, y=names, orientation="h", name=metric, marker_color=color,
+                             hovertemplate=f"%{{y}} {metric}: %{{x:.3f}}<extra></extra>"), row=1, col=2)
+    fig.update_yaxes(autorange="reversed", title_text="true class", type="category", row=1, col=1)
+    fig.update_xaxes(title_text="predicted class", type="category", row=1, col=1)
+    fig.update_yaxes(autorange="reversed", type="category", row=1, col=2)
+    fig.update_xaxes(range=[0, 1.02], row=1, col=2)
+    fig.update_layout(title=title, height=max(360, 28 * len(names) + 160), barmode="group")
+    return fig
+
+
+def gradient_flow(flow: GradientFlow, title: str = "Gradient flow") -> go.Figure:
+    """Gradient norm per layer (rows, input at the top) and epoch (columns), log colour scale;
+    buttons switch between the mean and the max over each epoch's batches.
+
+    Args:
+        flow: ``analysis.diagnostics.gradient_flow`` (or ``live_gradient_flow``).
+        title: the figure's title.
+
+    Returns:
+        plotly.graph_objects.Figure: the heatmap.
+    """
+    def z(values: np.ndarray) -> np.ndarray:
+        return np.log10(np.maximum(values, 1e-12))
+
+    custom = np.stack([flow.mean, flow.max], axis=-1) if flow.mean.size else None
+    hover = "%{y}, epoch %{x}<br>mean %{customdata[0]:.3g}, max %{customdata[1]:.3g}<extra></extra>"
+    fig = go.Figure(go.Heatmap(z=z(flow.mean), x=flow.epochs, y=flow.layers, customdata=custom,
+                               colorscale="Viridis", colorbar={"title": "log10 ‖g‖"}, hovertemplate=hover))
+    fig.update_layout(
+        title=f"{title}" + (f" ({flow.method})" if flow.method else ""), height=max(300, 34 * len(flow.layers) + 140),
+        xaxis={"title": "epoch", "type": "category"}, yaxis={"title": "layer", "autorange": "reversed", "type": "category"},
+        updatemenus=[{"type": "buttons", "direction": "right", "x": 1.0, "y": 1.15, "xanchor": "right",
+                      "buttons": [{"label": "mean", "method": "restyle", "args": [{"z": [z(flow.mean)]}]},
+                                  {"label": "max", "method": "restyle", "args": [{"z": [z(flow.max)]}]}]}],
+    )
+    return fig
+
+
+def weights(hists: WeightHistograms, title: str = "Weight and bias distributions") -> go.Figure:
+    """One panel per layer and kind (weights, bias); a slider picks the epoch (0: initialization).
+
+    Args:
+        hists: ``analysis.diagnostics.weight_histograms``.
+        title: the figure's title.
+
+    Returns:
+        plotly.graph_objects.Figure: bar histograms with a slider over the stored epochs.
+    """
+    panels = hists.histograms
+    cols = 2
+    rows = max(1, -(-len(panels) // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{h.layer} · {h.kind}" for h in panels],
+                        vertical_spacing=min(0.12, 0.6 / rows))
+    centers = [(h.edges[:-1] + h.edges[1:]) / 2 for h in panels]
+    for i, h in enumerate(panels):
+        fig.add_trace(go.Bar(x=centers[i], y=h.counts[-1], marker_color=_COLORS[0 if h.kind == "weights" else 1],
+                             showlegend=False, name=f"{h.layer} {h.kind}",
+                             hovertemplate=f"{h.layer} {h.kind}<br>%{{x:.3g}}: %{{y}}<extra></extra>"),
+                      row=i // cols + 1, col=i % cols + 1)
+    last = len(hists.epochs) - 1
+    fig.frames = [go.Frame(name=str(e), data=[go.Bar(y=h.counts[k]) for h in panels],
+                           traces=list(range(len(panels)))) for k, e in enumerate(hists.epochs)]
+    steps = [{"label": str(e), "method": "animate",
+              "args": [[str(e)], {"mode": "immediate", "frame": {"duration": 0, "redraw": True},
+                                  "transition": {"duration": 0}}]} for e in hists.epochs]
+    fig.update_layout(title=title, height=max(320, 220 * rows + 120), bargap=0.05,
+                      sliders=[{"active": last, "currentvalue": {"prefix": "epoch "}, "steps": steps, "pad": {"t": 40}}])
+    return fig
+
+
+def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
+    """Activation maps of the fixed validation samples; a menu picks the layer.
+
+    Images: one row per sample, the input then the layer's most active channels (up to 8).
+    Text: one row per sample, units x tokens of the LSTM's output (padding left out).
+
+    Args:
+        maps: ``analysis.diagnostics.activation_maps``.
+        title: the figure's title.
+
+    Returns:
+        plotly.graph_objects.Figure: heatmaps, one trace set per layer (menu-switched).
+    """
+    s = len(maps.samples)
+    shown = 8 if maps.kind == "image" else 1
+    cols = shown + (1 if maps.kind == "image" else 0)
+    fig = make_subplots(rows=s, cols=cols, horizontal_spacing=0.01, vertical_spacing=0.06,
+                        row_titles=[f"#{i} · {lab}" for i, lab in zip(maps.samples, maps.labels)])
+    visibility: list[list[bool]] = []
+    for li, layer in enumerate(maps.layers):
+        arr = maps.maps[layer]
+        start = len(fig.data)
+        for r in range(s):
+            if maps.kind == "image":
+                img = maps.inputs[r].astype(float)
+                fig.add_trace(go.Heatmap(z=img.mean(axis=-1) if img.ndim == 3 else img, colorscale="gray",
+                                         showscale=False, visible=li == 0, hoverinfo="skip"), row=r + 1, col=1)
+                for c in range(min(shown, arr.shape[-1])):
+                    channel = maps.channels[layer][c] if c < len(maps.channels[layer]) else c
+                    fig.add_trace(go.Heatmap(z=arr[r, ..., c], colorscale="Viridis", showscale=False,
+                                             visible=li == 0, name=f"{layer} ch {channel}",
+                                             hovertemplate=f"{layer} channel {channel}<br>%{{z:.3f}}<extra></extra>"),
+                                  row=r + 1, col=c + 2)
+            else:
+                tokens = np.asarray(maps.inputs[r]).reshape(-1)
+                length = int(np.count_nonzero(tokens)) or len(tokens)
+                fig.add_trace(go.Heatmap(z=arr[r, :length].T, colorscale="RdBu", zmid=0, visible=li == 0,
+                                         showscale=r == 0, name=layer,
+                                         hovertemplate=f"{layer}: token %{{x}}, unit %{{y}}: %{{z:.3f}}<extra></extra>"),
+                              row=r + 1, col=1)
+        visibility.append([start <= i < len(fig.data) for i in range(len(fig.data))])
+    n = len(fig.data)
+    buttons = [{"label": layer, "method": "update",
+                "args": [{"visible": vis + [False] * (n - len(vis))}, {"title": f"{title}: {layer}"}]}
+               for layer, vis in zip(maps.layers, visibility)]
+    fig.update_xaxes(showticklabels=maps.kind == "text")
+    fig.update_yaxes(showticklabels=False, autorange="reversed")
+    fig.update_layout(title=f"{title}: {maps.layers[0]}" if maps.layers else title, height=170 * s + 140,
+                      updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.12, "xanchor": "right"}] if buttons else [])
+    return fig

@@ -1,0 +1,272 @@
+"""Per-trial diagnostics as data: bounds, the confusion matrix, gradient-flow and histogram
+shapes, the wire format, the live path (hub, worker payloads, client tracker), the figures and
+the panel. No training here (test_diagnostics_training.py trains)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from hpo_nb.analysis import diagnostics as data
+from hpo_nb.diagnostics import collect, record
+from hpo_nb.errors import ConfigError
+from hpo_nb.executors.runpod import wire
+from hpo_nb.progress import EpochDiagnostics, EpochEnded, ProgressHub, TrialStarted
+from hpo_nb.spec import TrialOutcome, TrialSpec
+from hpo_nb.views import diagnostic_plots as plots
+
+LAYERS = ["conv_1", "conv_2", "output"]
+
+
+def summary(epochs: int = 3, layers=LAYERS, classes: int = 3, bins: int = record.HISTOGRAM_BINS) -> dict:
+    """A diagnostics summary shaped as collect makes it, with known numbers."""
+    rng = np.random.default_rng(0)
+    hist = {name: {kind: {"edges": np.linspace(-1, 1, bins + 1).tolist(),
+                          "counts": rng.integers(0, 50, (epochs + 1, bins)).tolist(),
+                          "stats": rng.normal(size=(epochs + 1, 4)).tolist()} for kind in ("weights", "bias")}
+            for name in layers}
+    report = collect.classification_report([0, 1, 1, 2, 2, 2], [0, 1, 2, 2, 2, 1], [f"c{i}" for i in range(classes)])
+    return {"version": 1, "layers": list(layers),
+            "gradients": {"method": "every training batch", "epochs": list(range(1, epochs + 1)),
+                          "mean": [[0.1 * (i + 1) + j for j in range(len(layers))] for i in range(epochs)],
+                          "max": [[0.2 * (i + 1) + j for j in range(len(layers))] for i in range(epochs)]},
+            "weights": {"bins": bins, "epochs": list(range(epochs + 1)), "layers": hist}, **report}
+
+
+# ------------------------------------------------------------------ data
+
+
+def test_classification_report_counts_rows_true_columns_predicted():
+    r = collect.classification_report(y_pred=[0, 1, 1, 2, 2, 2], y_true=[0, 1, 2, 2, 2, 1], class_names=["a", "b", "c"])
+    assert r["confusion_matrix"] == [[1, 0, 0], [0, 1, 1], [0, 1, 2]]
+    assert r["per_class"]["support"] == [1, 2, 3]
+    assert r["per_class"]["recall"] == [1.0, 0.5, round(2 / 3, 4)]
+    assert r["per_class"]["precision"] == [1.0, 0.5, round(2 / 3, 4)]
+    empty = collect.classification_report([0, 0], [0, 0], ["a", "b"])
+    assert empty["per_class"]["recall"] == [1.0, None] and empty["per_class"]["precision"] == [1.0, None]
+
+
+def test_fixed_samples_are_the_first_of_each_of_the_first_classes():
+    assert collect.fixed_samples(np.array([2, 2, 0, 1, 0, 3])) == [2, 3, 0]
+
+
+def test_gradient_flow_is_layers_by_epochs_and_live_events_give_the_same():
+    flow = data.gradient_flow(summary(epochs=4), trial=0)
+    assert flow.mean.shape == flow.max.shape == (3, 4) and flow.layers == LAYERS and flow.epochs == [1, 2, 3, 4]
+    assert flow.mean[2, 0] == pytest.approx(2.1) and flow.max[0, 3] == pytest.approx(0.8)
+    events = [EpochDiagnostics(0, e, tuple(LAYERS), tuple(flow.mean[:, e - 1]), tuple(flow.max[:, e - 1]))
+              for e in (3, 1, 2, 4)]
+    live = data.live_gradient_flow(events)
+    assert np.allclose(live.mean, flow.mean) and np.allclose(live.max, flow.max) and live.epochs == [1, 2, 3, 4]
+    assert data.live_gradient_flow([]) is None
+
+
+def test_weight_histograms_and_learning_curves_as_data():
+    h = data.weight_histograms(summary(epochs=2), trial=0)
+    assert h.epochs == [0, 1, 2] and len(h.histograms) == 6
+    assert all(x.counts.shape == (3, record.HISTOGRAM_BINS) and len(x.edges) == record.HISTOGRAM_BINS + 1
+               for x in h.histograms)
+
+    class T:
+        number, history = 7, {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8],
+                              "val_accuracy": [0.4, 0.75]}
+
+    frame = data.learning_curves_frame([T()])
+    assert len(frame) == 8 and set(frame.split) == {"train", "validation"} and set(frame.metric) == {"loss", "accuracy"}
+    assert frame[(frame.split == "validation") & (frame.metric == "accuracy")].value.tolist() == [0.4, 0.75]
+
+
+def test_missing_diagnostics_say_why():
+    with pytest.raises(ConfigError, match="diagnostics=False"):
+        data.confusion_info({}, trial=3)
+    with pytest.raises(ConfigError, match="weights"):
+        data.weight_histograms({"layers": [], "trimmed": ["weights (over 262144 bytes)"]}, trial=3)
+    with pytest.raises(ConfigError, match="artifact store"):
+        data.activation_maps({"activations": {"layers": ["conv_1"]}}, None, trial=3)
+
+
+# ------------------------------------------------------------------ bounds and the wire
+
+
+def test_arrays_round_trip_through_base64_npz():
+    arrays = {"input": np.arange(12, dtype=np.float16).reshape(1, 3, 4), "conv_1": np.ones((1, 2, 2, 3), np.float16)}
+    back = record.decode_arrays(record.encode_arrays(arrays))
+    assert set(back) == set(arrays) and all(np.array_equal(back[k], arrays[k]) for k in arrays)
+
+
+def test_a_long_trial_is_thinned_to_the_bound_keeping_first_and_last_epochs():
+    big = summary(epochs=300, layers=[f"layer_{i}" for i in range(12)])
+    assert record.json_size(big) > record.MAX_SUMMARY_BYTES
+    big[record.INLINE_KEY] = {record.ACTIVATIONS: "x" * (record.MAX_INLINE_BYTES + 1)}
+    record.fit_to_bound(big)
+    assert record.json_size({k: v for k, v in big.items() if k != record.INLINE_KEY}) <= record.MAX_SUMMARY_BYTES
+    assert record.INLINE_KEY not in big or not big[record.INLINE_KEY]
+    epochs = big["weights"]["epochs"]
+    assert epochs[0] == 0 and epochs[-1] == 300 and 2 <= len(epochs) < 301
+    counts = big["weights"]["layers"]["layer_0"]["weights"]["counts"]
+    assert len(counts) == len(epochs)
+    assert len(big["gradients"]["mean"]) == 300  # gradients stay whole
+    assert any("thinned" in t for t in big["trimmed"]) and any("artifact" in t for t in big["trimmed"])
+    small = summary()
+    assert "trimmed" not in record.fit_to_bound(small)
+
+
+def test_results_round_trip_through_the_wire_format_within_the_bound():
+    diag = summary()
+    diag[record.INLINE_KEY] = {record.ACTIVATIONS: record.encode_arrays({"input": np.zeros((3, 8, 8, 1), np.float16)})}
+    outcome = TrialOutcome(4, "complete", accuracy=0.9, score=0.9, history={"loss": [1.0]}, diagnostics=diag)
+    result = json.loads(json.dumps(wire.encode_result(outcome)))  # what RunPod stores and /status returns
+    back = wire.decode_result(result)
+    assert isinstance(back, TrialOutcome) and back.diagnostics == diag and back.accuracy == 0.9
+
+    huge = TrialOutcome(5, "complete", diagnostics={"layers": ["x"] * 10, record.INLINE_KEY: {"a": "y" * wire.MAX_RESULT_BYTES}})
+    bounded = wire.encode_result(huge)
+    assert record.json_size(bounded) <= wire.MAX_RESULT_BYTES
+    assert bounded["outcome"]["diagnostics"] == {"layers": ["x"] * 10} and bounded["outcome"]["extra"]["dropped"] == ["inline"]
+    assert isinstance(wire.decode_result({"outcome": {"diagnostics": {"x": "y" * wire.MAX_RESULT_BYTES}}}), str)
+
+
+def test_job_input_carries_the_diagnostics_switch():
+    spec = TrialSpec(0, "digits", {"batch_size": 32}, 2, diagnostics=False)
+    assert len(spec.to_json()) < wire.MAX_INPUT_BYTES
+    assert wire.decode_input(wire.encode_spec(spec)).diagnostics is False
+    assert wire.decode_input(wire.encode_spec(TrialSpec(0, "digits", {}, 2))).diagnostics is True
+    assert "diagnostics" in wire.validation_problem({**spec.to_dict(), "diagnostics": "no"})
+
+
+# ------------------------------------------------------------------ live: hub, worker payloads, tracker
+
+
+def test_hub_keeps_each_running_trials_epoch_gradients_once():
+    hub = ProgressHub(1)
+    hub.publish(TrialStarted(0, 3))
+    for epoch in (1, 2, 2):
+        hub.publish(EpochDiagnostics(0, epoch, ("a", "b"), (1.0, 2.0), (1.5, 2.5)))
+    assert [g.epoch for g in hub.snapshot().running[0].gradients] == [1, 2]
+    hub.publish(EpochDiagnostics(9, 1, ("a",), (1.0,), (1.0,)))  # not running: ignored
+    assert [t.trial for t in hub.snapshot().running] == [0]
+
+
+def test_remote_gradients_travel_in_progress_payloads_and_reach_the_hub():
+    from hpo_nb.executors.base import TrialJob
+    from hpo_nb.executors.runpod.tracking import Tracker
+    from hpo_nb.executors.runpod.worker import ProgressReporter
+
+    sent = []
+    spec = TrialSpec(0, "digits", {}, 3)
+    reporter = ProgressReporter({"id": "j"}, spec, send=lambda job, payload: sent.append(json.loads(json.dumps(payload))))
+    reporter(EpochDiagnostics(0, 1, ("conv_1", "output"), (0.5, 0.25), (0.75, 0.5)))
+    reporter(EpochEnded(0, 1, 3, {"loss": 1.0, "val_accuracy": 0.5}))
+    assert sent[-1]["gradients"] == [{"epoch": 1, "layers": ["conv_1", "output"], "mean": [0.5, 0.25], "max": [0.75, 0.5]}]
+
+    hub = ProgressHub(1)
+    hub.publish(TrialStarted(0, 3))
+    import threading
+
+    tracker = Tracker(TrialJob(spec=spec, publish=hub.publish, stop=threading.Event()), hub.publish)
+    tracker.follow(sent[-1])
+    running = hub.snapshot().running[0]
+    assert running.epochs_done == 1 and [(g.epoch, g.layers, g.max) for g in running.gradients] == \
+        [(1, ("conv_1", "output"), (0.75, 0.5))]
+
+
+# ------------------------------------------------------------------ figures and the panel
+
+
+def test_each_figure_draws_from_data():
+    d = summary()
+    assert isinstance(plots.gradient_flow(data.gradient_flow(d, 0)), go.Figure)
+    fig = plots.weights(data.weight_histograms(d, 0))
+    assert len(fig.frames) == 4 and len(fig.layout.sliders[0].steps) == 4 and len(fig.data) == 6
+    cm = plots.confusion_matrix(data.confusion_info(d, 0))
+    assert cm.data[0].z.shape == (3, 3)
+    maps = data.ActivationMaps("image", ["conv_1"], [0, 5], ["a", "b"], np.zeros((2, 8, 8, 1)),
+                               {"conv_1": np.ones((2, 8, 8, 4), np.float32)}, {"conv_1": [0, 1, 2, 3]})
+    assert len(plots.activations(maps).data) == 2 * (1 + 4)
+    text = data.ActivationMaps("text", ["lstm_1"], [0], ["pos"], np.array([[4, 5, 0]]),
+                               {"lstm_1": np.ones((1, 3, 6), np.float32)}, {"lstm_1": list(range(6))})
+    assert plots.activations(text).data[0].z.shape == (6, 2)  # units x tokens, padding left out
+
+
+class _Source:
+    """Stands in for an Experiment: draws from the summary above."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def plot_gradient_flow(self, number):
+        self.calls.append(("gradient", number))
+        return plots.gradient_flow(data.gradient_flow(summary(), number))
+
+    def plot_confusion_matrix(self, number):
+        raise ConfigError(f"trial {number} has no diagnostics: it ran with diagnostics=False")
+
+
+def test_panel_draws_the_picked_trial_and_the_live_gradient_flow_of_a_running_one():
+    from hpo_nb.progress import TrialFinished
+    from hpo_nb.views.diagnostics import DiagnosticsPanel
+
+    source = _Source()
+    closed = DiagnosticsPanel(source, background=False)
+    closed.show(0)
+    assert closed.output.outputs == () and source.calls == []  # collapsed: nothing drawn, nothing read
+    panel = DiagnosticsPanel(source, background=False, opened=True)  # drawn at once (the dashboard's draws on a thread)
+    hub = ProgressHub(2)
+    hub.publish(TrialStarted(0, 2))
+    hub.publish(TrialFinished(0, "complete", accuracy=0.9, score=0.9))
+    hub.publish(TrialStarted(1, 3))
+    panel.update(hub.snapshot())
+    assert [v for _, v in panel.trial.options] == [1, 0]
+    panel.show(0)
+    assert source.calls == [("gradient", 0)]
+    assert "application/vnd.plotly.v1+json" in panel.output.outputs[0]["data"]
+    panel.view.value = "Confusion matrix"
+    assert "diagnostics=False" in panel.output.outputs[0]["data"]["text/plain"]
+
+    panel.view.value = "Gradient flow"
+    panel.trial.value = 1  # the user picks the running trial in the panel: running, no epoch yet
+    assert "after the first epoch" in panel.output.outputs[0]["data"]["text/plain"]
+    hub.publish(EpochDiagnostics(1, 1, ("a", "b"), (1.0, 2.0), (1.0, 3.0)))
+    panel.update(hub.snapshot())
+    first = panel.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]
+    hub.publish(EpochDiagnostics(1, 2, ("a", "b"), (1.0, 2.0), (1.0, 3.0)))
+    panel.update(hub.snapshot())
+    second = panel.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]
+    assert len(first["x"]) == 1 and len(second["x"]) == 2  # redrawn as the epoch ended
+    assert source.calls == [("gradient", 0)]  # the live view never read storage
+    panel.show(0)  # the dashboard following its best trial does not take the user's pick away
+    assert panel.trial.value == 1
+    panel.show(0, force=True)  # a pick in the dashboard does
+    assert panel.trial.value == 0 and source.calls == [("gradient", 0)]  # drawn from the cache
+
+
+def test_the_dashboards_panel_draws_on_its_own_thread():
+    import threading
+    import time
+
+    from hpo_nb.progress import TrialFinished
+    from hpo_nb.views.diagnostics import DiagnosticsPanel
+
+    gate = threading.Event()
+
+    class Slow(_Source):
+        def plot_gradient_flow(self, number):
+            gate.wait(10)  # a slow storage read
+            return super().plot_gradient_flow(number)
+
+    panel = DiagnosticsPanel(Slow(), opened=True)
+    hub = ProgressHub(1)
+    hub.publish(TrialStarted(0, 2))
+    hub.publish(TrialFinished(0, "complete", accuracy=0.9, score=0.9))
+    panel.update(hub.snapshot())
+    started = time.monotonic()
+    panel.show(0)  # returns at once: the caller (the kernel's message routing) never waits for a drawing
+    assert time.monotonic() - started < 5 and not gate.is_set()
+    gate.set()
+    deadline = time.monotonic() + 10
+    while not panel.output.outputs or "application/vnd.plotly.v1+json" not in panel.output.outputs[0]["data"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
