@@ -284,7 +284,8 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             self._storage, self.name, n_trials=self.n_trials, seed=self.seed, concurrency=self.concurrency,
             pruner=self._pruner, modality=self.dataset.modality, space=self.space,
             settings={"dataset": self.dataset.name, "mode": self.mode, "modality": self.dataset.modality},
-            split={"test_fraction": self.test_fraction, "validation_fraction": self.validation_fraction},
+            split={"test_fraction": self.test_fraction, "validation_fraction": self.validation_fraction,
+                   "sample_fraction": self.sample_fraction},
             comparable={"fingerprint": self.dataset.fingerprint, "max_epochs": self.max_epochs, "metric": self.metric,
                         "search_space": {k: repr(v) for k, v in sorted(self.space.items())}},
         )

@@ -1,9 +1,9 @@
 """Opening the Optuna study: its sampler and pruner, the settings it records, and the start-up
 design queued when it is created.
 
-A study remembers what makes its scores comparable (dataset and its fingerprint, mode, split
-fractions, epochs, search space). Reopening it with data that would move the test split or
-describe other samples is refused; other settings only stop new trials from being added.
+A study remembers what makes its scores comparable (dataset and its fingerprint, mode, seed,
+split fractions, epochs, search space). Reopening it with data or a seed that would move the
+splits or describe other samples is refused; other settings only stop new trials from being added.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def open_study(storage: Any, name: str, *, n_trials: int, seed: int, concurrency
         pruner: from ``make_pruner``.
         modality, space: pick the start-up design.
         settings: dataset name, mode, modality: a reopen with others is refused.
-        split: test and validation fractions: a reopen with others is refused (the test split
-            would overlap what trials trained on).
+        split: test, validation and sample fractions: a reopen with others (or another
+            ``seed``) is refused, since its trials would be scored on other samples.
         comparable: data fingerprint, max_epochs, metric, search space (see ``incomparable``).
 
     Returns:
@@ -96,7 +96,7 @@ def open_study(storage: Any, name: str, *, n_trials: int, seed: int, concurrency
         epochs or space), or None.
 
     Raises:
-        ConfigError: the study exists with other data, mode or split settings.
+        ConfigError: the study exists with other data, mode, seed or split settings.
     """
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                 sampler=make_sampler(seed, n_trials, concurrency), pruner=pruner,
@@ -107,12 +107,7 @@ def open_study(storage: Any, name: str, *, n_trials: int, seed: int, concurrency
         for params in startup.startup_configs(modality, space, startup.startup_size(n_trials), seed):
             study.enqueue_trial(params, user_attrs={"startup": True})
         return study, None
-    changed = [f"{k}={stored[k]!r} (now {v!r})" for k, v in split.items() if k in stored and stored[k] != v]
-    if changed:
-        raise ConfigError(
-            f"study {name!r} was searched with {', '.join(changed)}; its test split would overlap "
-            "what trials trained on. Reopen it with the same values, or pick another name=."
-        )
+    refuse_other_samples(name, stored, {**split, "seed": seed})
     data, others = incomparable(name, stored, comparable)
     if data:  # results and evaluate() would be read against other data
         raise ConfigError(data)
@@ -124,6 +119,33 @@ def open_study(storage: Any, name: str, *, n_trials: int, seed: int, concurrency
         )
     study.sampler = make_sampler(joiner_seed(seed), n_trials, concurrency)
     return study, others
+
+
+def refuse_other_samples(name: str, stored: dict[str, Any], now: dict[str, Any]) -> None:
+    """Refuse a reopen whose seed or fractions would pick other samples: the seed draws the
+    validation split and the kept training part, so trials run with another seed (or fractions)
+    are scored on other samples and cannot be ranked against the stored ones. Keys an older
+    study did not record are not compared.
+
+    Args:
+        name: the study name.
+        stored: the study's recorded settings (``study.user_attrs["hpo_nb"]``).
+        now: this run's ``seed``, ``test_fraction``, ``validation_fraction``, ``sample_fraction``.
+
+    Raises:
+        ConfigError: a value differs; the message names each, and how to continue.
+    """
+    diffs = {k: stored[k] for k, v in now.items() if k in stored and stored[k] != v}
+    if not diffs:
+        return
+    changed = ", ".join(f"{k}={stored[k]!r} (now {now[k]!r})" for k in diffs)
+    why = ("its test split would overlap what trials trained on" if "test_fraction" in diffs else
+           "its trials were trained and scored on other samples, so new trials would not be comparable")
+    same = ", ".join(f"{k}={v!r}" for k, v in diffs.items())
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in diffs.items() if k != "validation_fraction")
+    cli = f" (hpo-nb run {flags})" if flags else ""  # the CLI has no --validation-fraction
+    raise ConfigError(f"study {name!r} was searched with {changed}; {why}. Reopen it with {same}{cli}, "
+                      "or pick another name= (--name) to start a new study.")
 
 
 def joiner_seed(seed: int) -> int:

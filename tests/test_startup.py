@@ -116,3 +116,18 @@ def test_a_study_reopened_with_another_test_split_is_refused(runs_dir):
         Experiment("digits", n_trials=1, runs_dir=runs_dir, progress="none", name="split-t", test_fraction=0.5)
     fresh = Experiment("digits", n_trials=1, runs_dir=runs_dir, progress="none", name="split-t")
     assert fresh.results.empty  # the queued start-up design is not a row until it runs
+
+
+@pytest.mark.parametrize("change, shown", [
+    ({"seed": 3}, r"seed=0 \(now 3\); its trials were trained and scored on other samples.*seed=0 \(hpo-nb run --seed 0\)"),
+    ({"sample_fraction": 0.5}, r"sample_fraction=1.0 \(now 0.5\).*--sample-fraction 1.0"),
+    ({"validation_fraction": 0.3}, r"validation_fraction=0.2 \(now 0.3\).*Reopen it with validation_fraction=0.2, or"),
+])
+def test_a_study_reopened_with_another_seed_or_fraction_is_refused(runs_dir, change, shown):
+    """Another seed draws another validation split: trials scored on it cannot be ranked together."""
+    from hpo_nb.errors import ConfigError
+
+    Experiment("digits", n_trials=1, runs_dir=runs_dir, progress="none", name="seed-t")
+    with pytest.raises(ConfigError, match=shown):
+        Experiment("digits", n_trials=1, runs_dir=runs_dir, progress="none", name="seed-t", **change)
+    Experiment("digits", n_trials=1, runs_dir=runs_dir, progress="none", name="seed-t", seed=0)  # the same: resumes
