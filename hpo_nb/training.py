@@ -4,6 +4,7 @@ all run exactly this function on a ``TrialSpec``, so the same spec gives the sam
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import traceback
@@ -59,6 +60,7 @@ def train_trial(
 def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, report: Report | None,
            model_dir: str | Path | None, started: float,
            resume: checkpoints.EpochCheckpoint | None = None) -> TrialOutcome:
+    import keras
     import tensorflow as tf
 
     from .devices import trial_devices
@@ -93,7 +95,8 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         # diagnostics before progress (an epoch's gradient norms go out before its end);
         # resume after the keeper, so a checkpoint holds the keeper's state for this epoch
         diagnosis = _diagnostics(spec, publish, x_train, y_train, replicas, first)
-        callbacks: list[Any] = [*objective.callbacks(spec.metric, x_val, y_val, batch), *diagnosis, progress,
+        callbacks: list[Any] = [keras.callbacks.TerminateOnNaN(),
+                                *objective.callbacks(spec.metric, x_val, y_val, batch), *diagnosis, progress,
                                 best_epoch, *([resume] if resume else [])]
         pruning = PruningCallback(report, objective.monitor(spec.metric)) if report else None
         if pruning:
@@ -106,6 +109,11 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         fit_s = time.perf_counter() - fit_start
         history = (resume.history(fit.history) if resume  # restored epochs first
                    else {k: [float(x) for x in v] for k, v in fit.history.items()})
+        diverged = _diverged(history.get("loss", []))  # TerminateOnNaN ended fit at that batch
+        if diverged:
+            log.warning("trial %d failed: %s", spec.trial_number, diverged)
+            return TrialOutcome(spec.trial_number, "failed", error=diverged, fit_s=fit_s, replicas=replicas,
+                                epochs_run=len(history.get("loss", [])), duration_s=time.perf_counter() - started)
         # Scored by its best epoch, whose weights best_epoch restored at the end of fit: the
         # model that is saved and probed is the one the score describes (KerasTuner likewise
         # scores a trial by its best epoch).
@@ -146,6 +154,16 @@ def _diagnostics(spec: TrialSpec, publish: Publish, x_train: Any, y_train: Any, 
     from .diagnostics.collect import DiagnosticsCallback
 
     return [DiagnosticsCallback(spec.trial_number, publish, x_train, y_train, replicas, first_epoch)]
+
+
+def _diverged(losses: list[float]) -> str | None:
+    """Why a fit whose training loss stopped being finite must fail (its weights are NaN or
+    useless, whatever the validation metric says), or None."""
+    bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
+    if bad is None:
+        return None
+    return (f"loss became {'NaN' if math.isnan(losses[bad]) else 'infinite'} at epoch {bad + 1} (try a lower "
+            "learning_rate, batch_norm=True, or inputs scaled to a small range)")
 
 
 def _best_epoch_keeper(max_epochs: int, monitor: str = "val_accuracy") -> Any:

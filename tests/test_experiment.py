@@ -127,3 +127,15 @@ def test_resuming_with_another_mode_is_refused(runs_dir):
     Experiment("digits", mode="simple", name="same", runs_dir=runs_dir, progress="none")
     with pytest.raises(ConfigError, match="already exists with dataset='digits', mode='simple'"):
         Experiment("digits", mode="health", name="same", runs_dir=runs_dir, progress="none")
+
+
+@pytest.mark.slow
+def test_a_trial_whose_loss_becomes_nan_fails_and_saves_no_model(tmp_path):
+    rng = np.random.default_rng(0)  # inputs around 1e30 overflow the first batch's loss
+    ds = datasets.from_arrays(rng.random((60, 8, 8)).astype("float32") * 1e30, np.arange(60) % 3, name="huge-t")
+    spec = TrialSpec(0, datasets.attach(ds), {"conv_blocks": 1, "filters": 4, "dense_layers": 0, "batch_size": 16},
+                     max_epochs=3, seed=0)
+    out = train_trial(spec, model_dir=tmp_path)
+    assert out.state == "failed" and out.model_path is None and not list(tmp_path.iterdir())
+    assert out.error.startswith("loss became NaN at epoch 1 (try a lower learning_rate")
+    assert out.epochs_run == 1  # TerminateOnNaN ended fit there
