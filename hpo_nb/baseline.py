@@ -15,6 +15,11 @@ MIN_VALIDATION = 100
 samples has a standard error up to 0.5/sqrt(n), ±5 points at 100 samples, ±2.5 at 400."""
 
 
+BASELINE_ATTR = "hpo_nb_baseline"
+"""The study user attribute holding the ``Baseline`` fields and ``class_names`` (output order), so
+a stored study read without its dataset (``hpo-nb show``) can say what its numbers must beat."""
+
+
 @dataclass(frozen=True)
 class Baseline:
     """The validation split's chance levels.
@@ -43,6 +48,20 @@ def baseline_of(y_val: Sequence[int], num_classes: int, class_names: Sequence[st
     top = int(np.argmax(counts))
     name = str(class_names[top]) if class_names and top < len(class_names) else str(top)
     return Baseline(float(counts[top] / len(y)) if len(y) else 0.0, name, 1.0 / max(num_classes, 1), int(len(y)))
+
+
+def stored_baseline(attrs: dict) -> tuple[Baseline | None, list[str]]:
+    """The ``Baseline`` and class names (model output order) a study recorded under
+    ``BASELINE_ATTR`` (``attrs``: its user attributes); (None, []) for a study that did not."""
+    data = attrs.get(BASELINE_ATTR)
+    if not isinstance(data, dict):
+        return None, []
+    try:
+        base = Baseline(float(data["majority_rate"]), str(data["majority_class"]), float(data["chance_balanced"]),
+                        int(data["n_val"]))
+    except (KeyError, TypeError, ValueError):
+        return None, []
+    return base, [str(c) for c in data.get("class_names") or []]
 
 
 def small_validation(n_val: int) -> str | None:

@@ -42,16 +42,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", default=None, help="registered dataset name (default: digits)")
     _data_options(run)
     run.add_argument("--trials", type=int, default=20, help="number of trials (n_trials)")
-    run.add_argument("--mode", default="simple", help="simple (accuracy) or health (accuracy + model health)")
+    run.add_argument("--mode", default="simple", choices=["simple", "health"],
+                     help="simple (accuracy) or health (accuracy + model health)")
     run.add_argument("--metric", default="accuracy", choices=OBJECTIVE_METRICS,
                      help="what trials are scored on, on the validation split (balanced_accuracy: the mean "
                           "per-class recall, for imbalanced classes; default: accuracy)")
     run.add_argument("--max-epochs", type=int, default=10, help="epochs per trial at most")
     run.add_argument("--concurrency", type=int, default=1, help="trials running at once")
     run.add_argument("--executor", default="local", help="local or runpod")
-    run.add_argument("--distribution", default=None, help="mirrored: MirroredStrategy over --devices")
-    run.add_argument("--devices", default=None, help="comma-separated device names, e.g. /gpu:0,/gpu:1")
-    run.add_argument("--gpus-per-trial", type=int, default=None)
+    run.add_argument("--distribution", default=None, choices=["mirrored"],
+                     help="mirrored: MirroredStrategy over --devices (default: none, one device per trial)")
+    run.add_argument("--devices", default=None, help="comma-separated device names, e.g. /gpu:0,/gpu:1 "
+                     "(default: TensorFlow's default device; with --distribution, every GPU)")
+    run.add_argument("--gpus-per-trial", type=int, default=None,
+                     help="devices per trial (default: 1; with --distribution mirrored, the devices split evenly "
+                          "over --concurrency)")
     run.add_argument("--storage", default=None,
                      help="Optuna storage URL, e.g. postgresql://user:password@host/db to share the study "
                           "between processes and machines (default: sqlite under runs/NAME/)")
@@ -79,19 +84,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no live progress")
 
     show = sub.add_parser("show", help="a stored study: its trials, best configuration, test accuracy, model path",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                          formatter_class=_Help)
     show.add_argument("name", help="the study name (hpo-nb run --name)")
     show.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite under RUNS_DIR/NAME/)")
     show.add_argument("--runs-dir", default="runs", help="folder of run folders")
     show.add_argument("--rows", type=int, default=30, help="most trials listed, best first")
 
     export = sub.add_parser("export", help="copy the best (or a given) trial's saved .keras model to PATH",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            formatter_class=_Help)
     export.add_argument("name", help="the study name (hpo-nb run --name)")
     export.add_argument("path", help="a .keras file, or an existing folder")
     export.add_argument("--trial", type=int, default=None, help="trial number (default: the best trial)")
     export.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite under RUNS_DIR/NAME/)")
     export.add_argument("--runs-dir", default="runs", help="folder of run folders")
+    export.add_argument("--force", action="store_true", help="overwrite PATH when it exists")
 
     names = sub.add_parser("datasets", help="list registered datasets")
     names.set_defaults(command="datasets")
@@ -120,10 +126,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HpoNbError as exc:
         print(f"hpo-nb: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `hpo-nb show NAME | head`: the reader left; say nothing (as cat, ls do)
+        _quiet_stdout()
+        return 141  # 128 + SIGPIPE, the shell's status for a process the pipe ended
     except OSError as exc:  # e.g. a --runs-dir that cannot be created
         print(f"hpo-nb: error: {exc.filename or ''}: {exc.strerror or exc}".replace("error: : ", "error: "),
               file=sys.stderr)
         return 2
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so flushing the closed pipe at exit raises nothing (Python docs,
+    "Note on SIGPIPE")."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (e.g. captured): nothing to flush
+        pass
 
 
 def _datasets() -> int:
@@ -166,25 +186,27 @@ def _run(args: argparse.Namespace) -> int:
         exp.stop()
     from rich.console import Console
 
-    from .views.console import evaluation_lines
     from .views.viewmodel import baseline_line
     from .views.console import best_lines
 
     report = None
-    if not interrupted and not args.no_evaluate:
+    completed = any(t.state == "complete" for t in exp.trials)  # else exp.best below says why (once)
+    if not interrupted and not args.no_evaluate and completed:
         try:  # one predict of the selected model on the held-out test split
             report = exp.evaluate(1).selected
         except HpoNbError as exc:
             print(f"hpo-nb: no test accuracy: {exc}", file=sys.stderr)
     Console(width=None if sys.stdout.isatty() else 120).print(results_table(exp.results))
-    print(baseline_line(exp.baseline.majority_rate, exp.baseline.majority_class, exp.baseline.n_val))
+    base = exp.baseline
+    print(baseline_line(base.majority_rate, base.majority_class, base.n_val, exp.metric, base.chance_balanced))
     code = 130 if interrupted else 0
     try:
         best = exp.best
         from .space import searched
 
-        for line in best_lines(best, report.test_accuracy if report and report.trial == best.number else None,
-                               report.n_test if report else 0, searched(exp.space)):
+        mine = report if report and report.trial == best.number else None
+        for line in best_lines(best, mine.test_accuracy if mine else None, mine.n_test if mine else 0,
+                               searched(exp.space), exp.metric, mine.test_balanced_accuracy if mine else None):
             print(line)
     except HpoNbError as exc:  # e.g. every trial failed: say so, with the first error
         print(f"hpo-nb: {exc}", file=sys.stderr)
@@ -237,10 +259,25 @@ def _show(args: argparse.Namespace) -> int:
     best.model_path = str(found) if found else (f"{best.model_path} (not found here)" if best.model_path else None)
     from .space import searched
 
-    for line in best_lines(best, *study.test_accuracy(best.number), searched(study.space) if study.space else None):
+    from .records import TestReport, stored_evaluations
+    from .views.viewmodel import baseline_line
+
+    base = study.baseline
+    if base is not None:  # recorded by studies since the baseline was stored
+        print(baseline_line(base.majority_rate, base.majority_class, base.n_val, study.metric, base.chance_balanced))
+    stored = stored_evaluations(study.study).get(best.number)
+    test = TestReport.from_attr(best.number, stored) if stored else None
+    for line in best_lines(best, test.test_accuracy if test else None, test.n_test if test else 0,
+                           searched(study.space) if study.space else None, study.metric,
+                           test.test_balanced_accuracy if test else None):
         print(line)
-    if study.test_accuracy(best.number)[0] is None:
+    if test is None:
         print("test accuracy: not measured yet (exp.evaluate() in Python, or hpo-nb run without --no-evaluate)")
+    names = study.class_names or (test.class_names if test else [])
+    if names:  # what the exported model's output index i means
+        print("classes (model output order): " + ", ".join(f"{i}={n}" for i, n in enumerate(names)))
+    for message in study._search_warnings():
+        print(f"hpo-nb: warning: {message}", file=sys.stderr)
     return 0
 
 
@@ -248,7 +285,7 @@ def _export(args: argparse.Namespace) -> int:
     from .stored import StoredStudy
 
     study = StoredStudy(args.name, storage=args.storage, runs_dir=args.runs_dir)
-    target = study.export_model(args.path, trial=args.trial)
+    target = study.export_model(args.path, trial=args.trial, overwrite=args.force)
     trial = study.trial(args.trial)
     print(f"trial {trial.number} of {args.name} -> {target} "
           "(load with keras.models.load_model; it takes raw inputs: the dataset's preprocessing is inside)")

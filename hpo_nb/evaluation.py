@@ -32,6 +32,7 @@ class TestSplitResults(StudyResults):
     sample_fraction: float
     test_fraction: float
     save_models: bool
+    metric: str
 
     def splits(self, raw: bool = False) -> datasets.Splits:
         """The train / validation / test arrays this search uses, e.g. for a baseline on the very
@@ -82,7 +83,7 @@ class TestSplitResults(StudyResults):
             )
         complete = [t for t in self._stored_trials() if records.state_of(t) == "complete" and t.value is not None]
         if not complete:
-            raise ConfigError("no trial has completed yet; run() the experiment first.")
+            _ = self.best  # raises the message that fits: every trial failed (the first error), or none ran yet
         chosen = sorted(complete, key=lambda t: (-t.value, t.number))[:k]
         if k > len(complete):
             warnings.warn(f"evaluate(k={k}): only {len(complete)} trial(s) completed; evaluating those.",
@@ -99,7 +100,8 @@ class TestSplitResults(StudyResults):
             model = self.best_model(t.number, raw_inputs=True)
             probs = np.asarray(model.predict(x_test, batch_size=512, verbose=0))
             report = records.make_test_report(t.number, split.y_test, probs.argmax(axis=1), names,
-                                              validation_accuracy=result.accuracy, score=result.score)
+                                              validation_accuracy=result.accuracy, score=result.score,
+                                              metric=self.metric, validation_value=result.extra.get(self.metric))
             records.store_evaluation(self.study, report)
             reports.append(report)
         log.info("test evaluation: %s", "; ".join(f"trial {r.trial} test {r.test_accuracy:.4f} "

@@ -5,6 +5,7 @@ no loop and no drawing code here; no backend names either."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import warnings
@@ -14,7 +15,7 @@ from typing import Any, Callable, Mapping
 import optuna
 
 from . import datasets, health, objective, records, space as spaces, trial_memory
-from .baseline import baseline_of, small_validation
+from .baseline import BASELINE_ATTR, baseline_of, small_validation
 from .errors import ConfigError
 from .executors.base import Backend, Executor, backend as executor_backend
 from .progress import Notice, ProgressHub, Renderer, Snapshot
@@ -289,6 +290,10 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             comparable={"fingerprint": self.dataset.fingerprint, "max_epochs": self.max_epochs, "metric": self.metric,
                         "search_space": {k: repr(v) for k, v in sorted(self.space.items())}},
         )
+        # what `hpo-nb show` (no dataset at hand) tells the search's numbers against, and the class order
+        seen = {**dataclasses.asdict(self.baseline), "class_names": self._class_names()}
+        if study.user_attrs.get(BASELINE_ATTR) != seen:
+            study.set_user_attr(BASELINE_ATTR, seen)
         return study
 
     def _make_executor(self) -> Executor:

@@ -65,8 +65,9 @@ class TrialResult(TrialOutcome):
         return self.trial_number
 
     @classmethod
-    def from_trial(cls, t: optuna.trial.FrozenTrial) -> "TrialResult":
-        """Read a trial back from storage (any process's, finished or not)."""
+    def from_trial(cls, t: optuna.trial.FrozenTrial, died: Mapping[int, str] | None = None) -> "TrialResult":
+        """Read a trial back from storage (any process's, finished or not); ``died``: the
+        error of trials whose process died (``died_errors``), which recorded none themselves."""
         a = t.user_attrs
         return cls(
             number=t.number, state=state_of(t), params=dict(a.get("params_all") or t.params),
@@ -74,8 +75,8 @@ class TrialResult(TrialOutcome):
             history=dict(a.get("history") or {}), architecture=dict(a.get("architecture") or {}),
             duration_s=float(a.get("duration_s") or 0.0), fit_s=float(a.get("fit_s") or 0.0),
             epochs_run=int(a.get("epochs_run") or 0), param_count=int(a.get("param_count") or 0),
-            model_path=a.get("model_path"), error=a.get("error"), extra=dict(a.get("extra") or {}),
-            replicas=int(a.get("replicas") or 1), devices=list(a.get("devices") or []),
+            model_path=a.get("model_path"), error=a.get("error") or (died or {}).get(t.number),
+            extra=dict(a.get("extra") or {}), replicas=int(a.get("replicas") or 1), devices=list(a.get("devices") or []),
             diagnostics=dict(a.get("diagnostics") or {}),
         )
 
@@ -83,6 +84,21 @@ class TrialResult(TrialOutcome):
         acc = "–" if self.accuracy is None else f"{self.accuracy:.4f}"
         sc = "–" if self.score is None else f"{self.score:.4f}"
         return f"TrialResult(number={self.number}, state={self.state!r}, accuracy={acc}, score={sc}, params={self.params})"
+
+
+def died_errors(trials: Iterable[optuna.trial.FrozenTrial]) -> dict[int, str]:
+    """Trial number -> why it failed, for trials failed for their process (a stale heartbeat, or
+    a process of this host found gone): they never recorded an outcome. Optuna's retry callback
+    names the trial each retry repeats (``retry_history``), which gives the retry's number."""
+    trials = list(trials)
+    retried: dict[int, int] = {}
+    for t in trials:
+        history = t.system_attrs.get("retry_history") or []
+        if history:
+            retried.setdefault(int(history[-1]), t.number)
+    return {t.number: "process died (heartbeat lost)" + (f"; retried as trial {retried[t.number]}"
+                                                          if t.number in retried else "")
+            for t in trials if t.state == optuna.trial.TrialState.FAIL and STATE_ATTR not in t.user_attrs}
 
 
 def finished_trial(t: optuna.trial.FrozenTrial) -> FinishedTrial:
@@ -104,10 +120,12 @@ def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Itera
 
     evaluations = evaluations or {}
     rows = []
-    for t in sorted(trials, key=lambda t: t.number):
+    trials = sorted(trials, key=lambda t: t.number)
+    died = died_errors(trials)
+    for t in trials:
         if t.state == optuna.trial.TrialState.WAITING:  # queued (the start-up design), not tried yet
             continue
-        r = TrialResult.from_trial(t)
+        r = TrialResult.from_trial(t, died)
         row: dict[str, Any] = {"number": r.number, "state": r.state}
         row.update(r.params)
         test = evaluations.get(r.number) or {}
@@ -157,6 +175,21 @@ class TestReport:
     n_test: int
     class_names: list[str]
     confusion_matrix: list[list[int]]  # rows: true class, columns: predicted class
+    metric: str = "accuracy"  # what the search optimized: "accuracy" or "balanced_accuracy"
+    validation_value: float | None = None  # the trial's validation ``metric`` (None: as validation_accuracy)
+
+    @property
+    def test_balanced_accuracy(self) -> float:
+        """Mean recall over the classes present in the test split, in [0, 1] (NaN: no samples)."""
+        import numpy as np
+
+        recall = self.per_class["recall"].to_numpy(dtype=float)
+        return float(np.nanmean(recall)) if np.isfinite(recall).any() else float("nan")
+
+    def optimized_line(self) -> str:
+        """'validation balanced accuracy 0.9123 (what the search optimized)', or '' when unknown."""
+        value = self.validation_accuracy if self.metric == "accuracy" else self.validation_value
+        return "" if value is None else f"validation {metric_label(self.metric)} {value:.4f} (what the search optimized)"
 
     @property
     def confusion(self) -> Any:
@@ -184,14 +217,16 @@ class TestReport:
     def to_attr(self) -> dict[str, Any]:
         return {"test_accuracy": self.test_accuracy, "validation_accuracy": self.validation_accuracy,
                 "score": self.score, "n_test": self.n_test, "class_names": list(self.class_names),
-                "confusion_matrix": self.confusion_matrix}
+                "confusion_matrix": self.confusion_matrix, "metric": self.metric,
+                "validation_value": self.validation_value}
 
     @classmethod
     def from_attr(cls, trial: int, data: Mapping[str, Any]) -> "TestReport":
         return cls(trial=trial, test_accuracy=float(data["test_accuracy"]),
                    validation_accuracy=data.get("validation_accuracy"), score=data.get("score"),
                    n_test=int(data.get("n_test") or 0), class_names=[str(c) for c in data.get("class_names") or []],
-                   confusion_matrix=[[int(v) for v in row] for row in data.get("confusion_matrix") or []])
+                   confusion_matrix=[[int(v) for v in row] for row in data.get("confusion_matrix") or []],
+                   metric=str(data.get("metric") or "accuracy"), validation_value=data.get("validation_value"))
 
     def __repr__(self) -> str:
         val = "–" if self.validation_accuracy is None else f"{self.validation_accuracy:.4f}"
@@ -199,9 +234,16 @@ class TestReport:
                 f"validation_accuracy={val}, n_test={self.n_test})")
 
 
+def metric_label(metric: str) -> str:
+    """'balanced accuracy' for "balanced_accuracy": a metric's name in a sentence."""
+    return metric.replace("_", " ")
+
+
 def make_test_report(trial: int, y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str],
-                validation_accuracy: float | None = None, score: float | None = None) -> TestReport:
-    """Score predicted class indices against true ones (both int, shape (n,))."""
+                validation_accuracy: float | None = None, score: float | None = None, metric: str = "accuracy",
+                validation_value: float | None = None) -> TestReport:
+    """Score predicted class indices against true ones (both int, shape (n,)); ``metric`` and
+    ``validation_value``: what the search optimized, and the trial's validation value of it."""
     import numpy as np
 
     y_true, y_pred = np.asarray(y_true, dtype=int).reshape(-1), np.asarray(y_pred, dtype=int).reshape(-1)
@@ -211,7 +253,7 @@ def make_test_report(trial: int, y_true: Sequence[int], y_pred: Sequence[int], c
     accuracy = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
     return TestReport(trial=trial, test_accuracy=accuracy, validation_accuracy=validation_accuracy, score=score,
                       n_test=int(len(y_true)), class_names=[str(c) for c in class_names],
-                      confusion_matrix=cm.tolist())
+                      confusion_matrix=cm.tolist(), metric=metric, validation_value=validation_value)
 
 
 def stored_evaluations(study: optuna.Study) -> dict[int, dict[str, Any]]:
@@ -276,11 +318,15 @@ class Evaluation:
                              for r in self.reports])
 
     def __repr__(self) -> str:
-        lines = [f"Evaluation of trial {self.trial} (the search's pick) on {self.selected.n_test} held-out test "
+        sel = self.selected
+        balanced = sel.metric == "balanced_accuracy"
+        optimized = sel.optimized_line()
+        lines = [f"Evaluation of trial {self.trial} (the search's pick) on {sel.n_test} held-out test "
                  f"samples: test accuracy {self.test_accuracy:.4f}"
-                 + ("" if self.validation_accuracy is None
-                    else f", validation accuracy {self.validation_accuracy:.4f} (what the search optimized)")]
-        lines += [f"  runner-up trial {r.trial}: test {r.test_accuracy:.4f}" for r in self.reports[1:]]
+                 + (f", test balanced accuracy {sel.test_balanced_accuracy:.4f}" if balanced else "")
+                 + (f", {optimized}" if optimized else "")]
+        lines += [f"  runner-up trial {r.trial}: test {r.test_accuracy:.4f}"
+                  + (f" (balanced {r.test_balanced_accuracy:.4f})" if balanced else "") for r in self.reports[1:]]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

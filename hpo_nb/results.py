@@ -41,7 +41,9 @@ class StudyResults(StudyPlots):
     @property
     def trials(self) -> list[records.TrialResult]:
         """Every trial of the study, in order (from storage: resumed and shared trials too)."""
-        return [records.TrialResult.from_trial(t) for t in self._stored_trials()]
+        trials = self._stored_trials()
+        died = records.died_errors(trials)
+        return [records.TrialResult.from_trial(t, died) for t in trials]
 
     @property
     def results(self) -> "pandas.DataFrame":
@@ -238,7 +240,8 @@ class StudyResults(StudyPlots):
 
     @staticmethod
     def _failed_errors(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[int, str | None]]:
-        return [(t.number, records.TrialResult.from_trial(t).error) for t in trials
+        died = records.died_errors(trials)
+        return [(t.number, records.TrialResult.from_trial(t, died).error) for t in trials
                 if records.state_of(t) == "failed"]
 
     def _search_warnings(self) -> list[str]:

@@ -332,3 +332,20 @@ def from_json(overrides: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def active_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` without the ones the built model ignores (``models.build_model``): ``dense_units``
+    when ``dense_layers`` is 0, and for the LSTM (text) model ``activation``, which only the dense
+    layers use. What a user should read as the trial's configuration.
+
+    Args:
+        params: a trial's hyperparameters (name -> value).
+
+    Returns:
+        dict[str, Any]: the ones that shape the model or its training.
+    """
+    if int(params.get("dense_layers", 1) or 0) > 0:
+        return dict(params)
+    unused = {"dense_units"} | ({"activation"} if "embedding_dim" in params or "lstm_units" in params else set())
+    return {k: v for k, v in params.items() if k not in unused}

@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 
 from . import records, space as spaces
+from .baseline import stored_baseline
 from .errors import ConfigError
 from .results import StudyResults
 from .storage import default_url, mask_url, open_storage, quiet_optuna, validate_url
@@ -40,6 +41,18 @@ def parse_param(text: str) -> Any:
         return None
 
 
+def _holds_study(db: Path) -> bool:
+    """Whether the SQLite file ``<runs>/<name>/study.db`` holds a study called ``<name>`` (a folder
+    left by a refused or interrupted start may hold an empty database)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            return con.execute("SELECT 1 FROM studies WHERE study_name = ?", (db.parent.name,)).fetchone() is not None
+    except sqlite3.Error:
+        return False
+
+
 class StoredStudy(StudyResults):
     """``Experiment``'s results, analysis and drawings for a study found by name.
 
@@ -58,7 +71,7 @@ class StoredStudy(StudyResults):
         self.run_dir = Path(runs_dir) / name
         if storage is None:
             if not (self.run_dir / "study.db").exists():
-                known = sorted(p.parent.name for p in Path(runs_dir).glob("*/study.db"))
+                known = sorted(p.parent.name for p in Path(runs_dir).glob("*/study.db") if _holds_study(p))
                 raise ConfigError(f"no study {name!r} under {runs_dir}/ (no {self.run_dir / 'study.db'}); "
                                   + (f"studies there: {', '.join(known)}." if known else
                                      "run one with `hpo-nb run --name NAME`, or pass --storage URL."))
@@ -76,6 +89,9 @@ class StoredStudy(StudyResults):
         self.mode = str(recorded.get("mode", "simple"))
         parsed = {k: parse_param(v) for k, v in (recorded.get("search_space") or {}).items()}
         self.space = {k: p for k, p in parsed.items() if p is not None}
+        self.metric = str(recorded.get("metric", "accuracy"))
+        # what results, warnings and `show` measure against; None for studies older than it
+        self.baseline, self.class_names = stored_baseline(self.study.user_attrs)
 
     def test_accuracy(self, trial: int) -> tuple[float | None, int]:
         """(test accuracy, test samples) stored by ``evaluate()`` for a trial; (None, 0) if never evaluated."""
@@ -96,7 +112,7 @@ class StoredStudy(StudyResults):
                 return candidate.resolve()
         return None
 
-    def export_model(self, path: str | Path, trial: int | None = None) -> Path:
+    def export_model(self, path: str | Path, trial: int | None = None, overwrite: bool = False) -> Path:
         """Copy a trial's saved model (the best by default) to ``path``.
 
         The file is the ``.keras`` the search saved: the network with the dataset's preprocessing
@@ -105,13 +121,14 @@ class StoredStudy(StudyResults):
         Args:
             path: a ``.keras`` file, or an existing folder (the file is then ``<name>-trial<N>.keras``).
             trial: a trial number; None: the best trial.
+            overwrite: replace an existing file at the target (``hpo-nb export --force``).
 
         Returns:
             pathlib.Path: the written file.
 
         Raises:
-            ConfigError: no such trial, it has no saved model here, or ``path`` is not a ``.keras``
-                file or a folder.
+            ConfigError: no such trial, it has no saved model here, ``path`` is not a ``.keras``
+                file or a folder, or the file exists and ``overwrite`` is False.
         """
         result = self.trial(trial)
         source = self.model_file(result.number)
@@ -124,6 +141,8 @@ class StoredStudy(StudyResults):
         elif target.suffix != ".keras":
             raise ConfigError(f"export path {str(path)!r} must end in .keras (Keras refuses other names) "
                               "or be an existing folder.")
+        if target.exists() and not overwrite:
+            raise ConfigError(f"{target} exists; pass --force (overwrite=True) to replace it, or another path.")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         return target

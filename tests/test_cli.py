@@ -24,7 +24,7 @@ def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedPro
 
 @pytest.mark.parametrize("args, words", [
     (["--dataset", "nope"], "unknown dataset 'nope'"),
-    (["--mode", "fast"], "mode must be one of"),
+    (["--mode", "fast"], "argument --mode: invalid choice: 'fast' (choose from simple, health)"),
     (["--trials", "0"], "n_trials must be an integer >= 1"),
     (["--concurrency", "0"], "concurrency must be an integer >= 1"),
     (["--search-space", "{bad json"], "--search-space is not valid JSON"),

@@ -197,3 +197,21 @@ def test_a_study_error_stops_running_trials_records_them_and_is_raised():
     with pytest.raises(RuntimeError, match="storage gone"):
         search.run()
     assert _states(study) == ["stopped"]
+
+
+def test_a_trial_failed_for_its_dead_process_says_so_and_names_its_retry(tmp_path):
+    """A stale trial is failed by Optuna, not by us: its row still says why, and which trial retried it."""
+    from hpo_nb.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=1, grace_period=2, max_retry=1)
+    study = optuna.create_study(storage=storage, direction="maximize")
+    dead, lost = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), study.ask()
+    for trial in (dead, lost):  # what fail_stale_trials does to a trial whose process stopped beating
+        storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+    storage.get_heartbeat_stale_trial_callback()(study, storage.get_trial(dead._trial_id))  # queues trial 2
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    frame = records.results_frame(study.get_trials())
+    errors = dict(zip(frame["number"], frame["error"]))
+    assert errors[0] == "process died (heartbeat lost); retried as trial 2"
+    assert errors[1] == "process died (heartbeat lost)"  # no retry recorded for it
+    assert records.TrialResult.from_trial(study.trials[0], records.died_errors(study.trials)).error == errors[0]

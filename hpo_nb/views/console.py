@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Table
 
 from ..progress import Snapshot
+from ..space import active_params
 from . import viewmodel as vm
 
 
@@ -122,31 +123,43 @@ def _cell(v: Any) -> str:
 
 
 def evaluation_lines(trial: int, validation_accuracy: float | None, score: float | None,
-                     test_accuracy: float | None, n_test: int = 0) -> list[str]:
-    """The final lines under the table: which number is which."""
-    val = "–" if validation_accuracy is None else f"{validation_accuracy:.4f}"
-    lines = [f"best trial {trial}: validation accuracy {val} (what the search optimized)"
-             + ("" if score is None or score == validation_accuracy else f" · score {score:.4f}")]
+                     test_accuracy: float | None, n_test: int = 0, metric: str = "accuracy",
+                     validation_value: float | None = None, test_balanced: float | None = None) -> list[str]:
+    """The final lines under the table: which number is which. ``metric``: what the search
+    optimized; ``validation_value``: the trial's validation value of it (for a metric other than
+    accuracy); ``test_balanced``: test balanced accuracy, shown with that metric."""
+    value = validation_accuracy if metric == "accuracy" else validation_value
+    shown = "–" if value is None else f"{value:.4f}"
+    lines = [f"best trial {trial}: validation {metric.replace('_', ' ')} {shown} (what the search optimized)"
+             + ("" if metric == "accuracy" or validation_accuracy is None
+                else f" · validation accuracy {validation_accuracy:.4f}")
+             + ("" if score is None or score == value else f" · score {score:.4f}")]
     if test_accuracy is not None:
-        lines.append(f"test accuracy {test_accuracy:.4f} on {n_test} held-out samples no trial trained or was "
-                     "scored on (the honest estimate)")
+        balanced = (f", test balanced accuracy {test_balanced:.4f}"
+                    if metric == "balanced_accuracy" and test_balanced is not None else "")
+        lines.append(f"test accuracy {test_accuracy:.4f}{balanced} on {n_test} held-out samples no trial trained or "
+                     "was scored on (the honest estimate)")
     return lines
 
 
 def best_lines(best: Any, test_accuracy: float | None = None, n_test: int = 0,
-               searched: Sequence[str] | None = None) -> list[str]:
-    """The answer under the table: the best trial's accuracies, its hyperparameters (the searched
+               searched: Sequence[str] | None = None, metric: str = "accuracy",
+               test_balanced: float | None = None) -> list[str]:
+    """The answer under the table: the best trial's accuracies (``metric``: what the search
+    optimized; ``test_balanced``: as for ``evaluation_lines``), its hyperparameters (the searched
     ones first when ``searched`` names them, then the fixed ones), its architecture in one line
     and where its model is saved (``best``: a ``TrialResult``)."""
-    lines = evaluation_lines(best.number, best.accuracy, best.score, test_accuracy, n_test)
+    lines = evaluation_lines(best.number, best.accuracy, best.score, test_accuracy, n_test, metric,
+                             (best.extra or {}).get(metric), test_balanced)
+    params = active_params(best.params)  # dense_units without dense layers would mislead
     if searched:
-        chosen = {k: v for k, v in best.params.items() if k in searched}
-        fixed = {k: v for k, v in best.params.items() if k not in searched}
+        chosen = {k: v for k, v in params.items() if k in searched}
+        fixed = {k: v for k, v in params.items() if k not in searched}
         lines.append(f"hyperparameters: {vm.params_line(chosen) or '–'}")
         if fixed:
             lines.append(f"fixed: {vm.params_line(fixed)}")
     else:
-        lines.append(f"hyperparameters: {vm.params_line(best.params) or '–'}")
+        lines.append(f"hyperparameters: {vm.params_line(params) or '–'}")
     if best.architecture:
         lines.append(f"architecture: {vm.arch_summary(best.architecture)}")
     path = best.model_path

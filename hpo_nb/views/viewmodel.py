@@ -339,9 +339,15 @@ def majority_note(majority_rate: float | None) -> str:
     return "" if majority_rate is None else f" (majority class {fmt_pct(majority_rate)})"
 
 
-def baseline_line(majority_rate: float, majority_class: str, n_val: int) -> str:
+def baseline_line(majority_rate: float, majority_class: str, n_val: int, metric: str = "accuracy",
+                  chance_balanced: float | None = None) -> str:
     """'majority-class rate 0.6250 on 40 validation samples (always answering 'neg'): what a model
-    must beat': printed under the CLI's final table."""
+    must beat': printed under the CLI's final table. With ``metric="balanced_accuracy"`` the bar
+    is that metric's chance level ``chance_balanced`` (1/K), the majority-class rate beside it."""
+    if metric == "balanced_accuracy" and chance_balanced:
+        return (f"chance balanced accuracy {chance_balanced:.4f} (1/{round(1 / chance_balanced)} classes) on "
+                f"{n_val} validation samples: what a model must beat (majority-class rate {majority_rate:.4f}, "
+                f"always answering {majority_class!r})")
     return (f"majority-class rate {majority_rate:.4f} on {n_val} validation samples (always answering "
             f"{majority_class!r}): what a model must beat")
 
