@@ -24,7 +24,7 @@ def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedPro
 
 @pytest.mark.parametrize("args, words", [
     (["--dataset", "nope"], "unknown dataset 'nope'"),
-    (["--mode", "fast"], "argument --mode: invalid choice: 'fast' (choose from simple, health)"),
+    (["--mode", "fast"], "argument --mode: invalid choice: 'fast'"),
     (["--trials", "0"], "n_trials must be an integer >= 1"),
     (["--concurrency", "0"], "concurrency must be an integer >= 1"),
     (["--search-space", "{bad json"], "--search-space is not valid JSON"),
@@ -84,3 +84,22 @@ def test_sigkilled_search_resumes_and_keeps_every_completed_trial(tmp_path):
     retried = [t for t in trials if t.system_attrs.get("failed_trial") in killed_mid_trial]
     assert retried, "the killed trial was queued again with the same parameters"
     assert "hpo-nb results" in again.stdout
+
+
+def test_run_where_every_trial_failed_says_so_once(tmp_path, monkeypatch, capsys):
+    """Trials are replaced (InMemoryExecutor, each failing); the CLI's closing lines are under test."""
+    from hpo_nb import cli, experiment
+    from hpo_nb.executors import InMemoryExecutor
+    from hpo_nb.spec import TrialOutcome
+
+    class Failing(experiment.Experiment):
+        def __init__(self, **kwargs):
+            failing = InMemoryExecutor(lambda job: TrialOutcome(job.spec.trial_number, "failed", error="ValueError: x"))
+            super().__init__(**{**kwargs, "executor": failing})
+
+    monkeypatch.setattr(experiment, "Experiment", Failing)
+    code = cli.main(["run", "--trials", "2", "--runs-dir", str(tmp_path / "runs"), "--name", "fails", "--quiet"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hpo-nb: ")]
+    assert code == 1
+    assert err == ["hpo-nb: all 2 trials failed; the first error (trial 0): ValueError: x. Fix that and run() again "
+                   "(results['error'] has every trial's error; run.log the tracebacks)."], err

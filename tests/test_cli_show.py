@@ -181,3 +181,70 @@ def test_run_ends_with_the_answer_and_show_export_read_it_back(tmp_path):
     assert f"trial {number} of answer" in export.stdout
     with zipfile.ZipFile(tmp_path / "best.keras") as z:  # a Keras archive: config and weights
         assert {"config.json", "model.weights.h5"} <= set(z.namelist())
+
+
+def _inmemory_study(root: Path, name: str, accuracy: float, **kwargs) -> None:
+    def outcome(job) -> TrialOutcome:
+        n = job.spec.trial_number
+        extra = {"balanced_accuracy": accuracy - 0.1 * n} if kwargs.get("metric") == "balanced_accuracy" else {}
+        value = extra.get("balanced_accuracy", accuracy)
+        return TrialOutcome(n, "complete", accuracy=accuracy, score=value, duration_s=1.0, epochs_run=1, extra=extra)
+
+    Experiment("digits", n_trials=2, executor=InMemoryExecutor(outcome), progress="none", runs_dir=root / "runs",
+               name=name, search_space=SPACE, pruning=False, **kwargs).run()
+
+
+def test_show_names_the_optimized_metric_its_chance_level_and_the_class_order(tmp_path):
+    _inmemory_study(tmp_path, "balanced", 0.95, metric="balanced_accuracy")
+    proc = _cli("show", "balanced", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "best trial 0: validation balanced accuracy 0.9500 (what the search optimized)" in out
+    assert "validation accuracy 0.9500 (what the search optimized)" not in out
+    assert "chance balanced accuracy 0.1000 (1/10 classes) on " in out and "majority-class rate 0.1" in out
+    assert "classes (model output order): 0=0, 1=1, 2=2" in out
+    assert "warning" not in proc.stderr
+
+
+def test_show_warns_like_run_when_the_best_does_not_beat_the_majority_class(tmp_path):
+    _inmemory_study(tmp_path, "weak", 0.05)
+    proc = _cli("show", "weak", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "majority-class rate 0.1" in proc.stdout and "what a model must beat" in proc.stdout
+    assert "hpo-nb: warning: the best trial's validation accuracy 0.0500 does not beat" in proc.stderr
+
+
+def test_show_lists_only_folders_whose_database_holds_their_study(stored):
+    (stored / "runs" / "empty").mkdir(exist_ok=True)
+    (stored / "runs" / "empty" / "study.db").write_bytes(b"")  # a start refused before its study was created
+    proc = _cli("show", "nothere", cwd=stored)
+    assert proc.returncode == 2 and "studies there: shown." in proc.stderr, proc.stderr
+
+
+def test_show_into_a_closed_pipe_is_quiet(stored):
+    proc = subprocess.run(f"{sys.executable} -m hpo_nb show shown | head -n 1", shell=True, cwd=stored,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("study shown: dataset digits") and proc.stderr == "", proc.stderr
+
+
+def test_export_refuses_to_overwrite_unless_forced(stored, tmp_path):
+    target = tmp_path / "mine.keras"
+    target.write_bytes(b"someone's model")
+    proc = _cli("export", "shown", str(target), "--runs-dir", str(stored / "runs"), cwd=tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "exists; pass --force" in lines[0], proc.stderr
+    assert target.read_bytes() == b"someone's model"
+    forced = _cli("export", "shown", str(target), "--force", "--runs-dir", str(stored / "runs"), cwd=tmp_path)
+    assert forced.returncode == 0 and target.read_bytes() == (stored / "trial2.keras").read_bytes()
+
+
+def test_help_lists_choices_and_defaults_once():
+    run = " ".join(subprocess.run([*HPO, "run", "--help"], capture_output=True, text=True, timeout=60).stdout.split())
+    assert "--mode {simple,health}" in run
+    for default in ("(default: none, one device per trial)", "(default: TensorFlow's default device;",
+                    "(default: 1; with --distribution mirrored"):  # --distribution, --devices, --gpus-per-trial
+        assert default in run
+    for command in ("show", "export"):
+        text = " ".join(subprocess.run([*HPO, command, "--help"], capture_output=True, text=True,
+                                       timeout=60).stdout.split())
+        assert "(default: None)" not in text and "(default: sqlite under RUNS_DIR/NAME/)" in text, text

@@ -218,3 +218,39 @@ def test_dashboard_final_summary_shows_the_test_line():
     bundle = dash.mimebundle()
     assert "96.10 %" in bundle["text/plain"] and "96.10 %" in bundle["text/html"]
     assert "96.10 %" in dash.test.value and dash.test.layout.display == "block"
+
+
+def test_a_balanced_accuracy_search_names_the_metric_it_optimized():
+    from hpo_nb.views import console, viewmodel as vm
+
+    # 4 'a' and 1 'b': always answering 'a' scores 0.8 accuracy but 0.5 balanced accuracy
+    r = records.make_test_report(1, [0, 0, 0, 0, 1], [0, 0, 0, 0, 0], ["a", "b"], validation_accuracy=0.9,
+                                 score=0.7, metric="balanced_accuracy", validation_value=0.7)
+    assert r.test_accuracy == pytest.approx(0.8) and r.test_balanced_accuracy == pytest.approx(0.5)
+    assert records.TestReport.from_attr(1, json.loads(json.dumps(r.to_attr()))) == r
+    text = repr(records.Evaluation([r]))
+    assert "test accuracy 0.8000, test balanced accuracy 0.5000" in text
+    assert "validation balanced accuracy 0.7000 (what the search optimized)" in text
+    assert "validation accuracy 0.9000 (what the search optimized)" not in text
+    best = records.TrialResult(1, "complete", {"dense_layers": 0, "dense_units": 256, "filters": 8},
+                               accuracy=0.9, score=0.7, extra={"balanced_accuracy": 0.7})
+    lines = console.best_lines(best, 0.8, 5, metric="balanced_accuracy", test_balanced=0.5)
+    assert lines[0] == ("best trial 1: validation balanced accuracy 0.7000 (what the search optimized) · "
+                        "validation accuracy 0.9000")
+    assert lines[1].startswith("test accuracy 0.8000, test balanced accuracy 0.5000 on 5 held-out samples")
+    assert lines[2] == "hyperparameters: dense_layers=0 · filters=8"  # dense_units builds nothing without dense layers
+    assert "validation balanced accuracy 70.00 %" in vm.test_line(1, 0.8, 0.9, 5, "balanced_accuracy", 0.7, 0.5)
+    assert vm.baseline_line(0.8, "a", 5, "balanced_accuracy", 0.5).startswith(
+        "chance balanced accuracy 0.5000 (1/2 classes) on 5 validation samples: what a model must beat")
+
+
+def test_evaluate_after_every_trial_failed_quotes_the_first_error(runs_dir):
+    from hpo_nb.executors import InMemoryExecutor
+    from hpo_nb.spec import TrialOutcome
+
+    exp = Experiment("digits", n_trials=2, runs_dir=runs_dir, progress="none", name="all-failed", pruning=False,
+                     executor=InMemoryExecutor(lambda job: TrialOutcome(job.spec.trial_number, "failed",
+                                                                         error="ValueError: boom")))
+    exp.run()
+    with pytest.raises(ConfigError, match=r"^all 2 trials failed; the first error \(trial 0\): ValueError: boom"):
+        exp.evaluate()

@@ -61,3 +61,13 @@ def test_max_pooling_over_lstm_outputs_builds_without_the_mask_warning():
         ours = [f for f in warnings.filters if f[1] is not None and "max_over_time" in f[1].pattern]
     assert len(ours) == 1 and any(ours[0][1].match(str(w.message)) for w in unfiltered)
     assert not [w for w in filtered if "max_over_time" in str(w.message)]
+
+
+def test_parameters_the_model_ignores_are_not_shown_as_its_configuration():
+    from hpo_nb.space import active_params
+
+    assert active_params({"dense_layers": 0, "dense_units": 256, "activation": "relu"}) == \
+        {"dense_layers": 0, "activation": "relu"}  # the CNN's convolutions still use activation
+    assert active_params({"dense_layers": 0, "dense_units": 64, "activation": "relu", "lstm_units": 32}) == \
+        {"dense_layers": 0, "lstm_units": 32}  # the LSTM model uses activation only in dense layers
+    assert active_params({"dense_layers": 1, "dense_units": 256}) == {"dense_layers": 1, "dense_units": 256}

@@ -404,7 +404,8 @@ class Dashboard:
 
         def evaluation() -> str | None:
             r = exp.selected_test_report()
-            return None if r is None else vm.test_line(r.trial, r.test_accuracy, r.validation_accuracy, r.n_test)
+            return None if r is None else vm.test_line(r.trial, r.test_accuracy, r.validation_accuracy, r.n_test,
+                                                       r.metric, r.validation_value, r.test_balanced_accuracy)
 
         dash.evaluation = evaluation
         dash.majority_rate = getattr(getattr(exp, "baseline", None), "majority_rate", None)

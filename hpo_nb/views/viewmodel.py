@@ -323,12 +323,19 @@ def state_chip(s: Snapshot) -> tuple[str, str]:
 
 # ------------------------------------------------------------------ final test evaluation
 
-def test_line(trial: int, test_accuracy: float, validation_accuracy: float | None, n_test: int) -> str:
+def test_line(trial: int, test_accuracy: float, validation_accuracy: float | None, n_test: int,
+              metric: str = "accuracy", validation_value: float | None = None,
+              test_balanced: float | None = None) -> str:
     """'Test accuracy of trial 3 (the search's pick): 96.10 % on 359 held-out samples · validation
-    97.20 % (what the search optimized)': the honest number beside the optimistic one."""
-    val = "" if validation_accuracy is None else \
-        f" · validation {fmt_pct(validation_accuracy, 2)} (what the search optimized)"
-    return (f"Test accuracy of trial {trial} (the search's pick): {fmt_pct(test_accuracy, 2)} "
+    97.20 % (what the search optimized)': the honest number beside the optimistic one. With
+    ``metric="balanced_accuracy"``: the test balanced accuracy too, and the validation value of
+    that metric (``validation_value``) as what the search optimized."""
+    value = validation_accuracy if metric == "accuracy" else validation_value
+    what = "" if metric == "accuracy" else f" {metric.replace('_', ' ')}"
+    val = "" if value is None else f" · validation{what} {fmt_pct(value, 2)} (what the search optimized)"
+    balanced = "" if metric != "balanced_accuracy" or test_balanced is None else \
+        f" (balanced {fmt_pct(test_balanced, 2)})"
+    return (f"Test accuracy of trial {trial} (the search's pick): {fmt_pct(test_accuracy, 2)}{balanced} "
             f"on {n_test} held-out samples{val}")
 
 
