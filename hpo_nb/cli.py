@@ -112,17 +112,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "datasets":
-            return _datasets()
-        if args.command == "show":
-            return _show(args)
-        if args.command == "export":
-            return _export(args)
-        if args.command == "runpod-local":
-            from .executors.runpod.loopback import serve
-
-            return serve(workers=args.workers, port=args.port, host=args.host)
-        return _run(args)
+        code = _command(args)
+        sys.stdout.flush()  # here, where a reader that left (BrokenPipeError) is handled, not at exit
+        return code
     except HpoNbError as exc:
         print(f"hpo-nb: error: {exc}", file=sys.stderr)
         return 2
@@ -133,6 +125,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hpo-nb: error: {exc.filename or ''}: {exc.strerror or exc}".replace("error: : ", "error: "),
               file=sys.stderr)
         return 2
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "datasets":
+        return _datasets()
+    if args.command == "show":
+        return _show(args)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "runpod-local":
+        from .executors.runpod.loopback import serve
+
+        return serve(workers=args.workers, port=args.port, host=args.host)
+    return _run(args)
 
 
 def _quiet_stdout() -> None:
