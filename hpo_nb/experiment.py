@@ -246,7 +246,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             self.study = self._open_study()
         # Until start(): the stored study as a search that is not running (what exp.dashboard() shows).
         self.hub = ProgressHub(n_trials, mode, concurrency)
-        self.hub.add_finished([records.finished_trial(t) for t in self._stored_trials() if shown(t)])
+        self.hub.add_finished(records.finished_trials(self._stored_trials(), shown))
         self.hub.close()
         self._background: Background | None = None
         self._search: Search | None = None
@@ -366,7 +366,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             raise ConfigError(self._incomparable)
         self._error = None
         self.hub = ProgressHub(self.n_trials, self.mode, self.concurrency)
-        self.hub.add_finished([records.finished_trial(t) for t in self._stored_trials() if shown(t)])
+        self.hub.add_finished(records.finished_trials(self._stored_trials(), shown))
         if self._small_validation:  # on the dashboard and the console too, not only under the cell
             self.hub.publish(Notice(self._small_validation))
         self._search = self._new_search()

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import optuna
 
@@ -101,12 +101,20 @@ def died_errors(trials: Iterable[optuna.trial.FrozenTrial]) -> dict[int, str]:
             for t in trials if t.state == optuna.trial.TrialState.FAIL and STATE_ATTR not in t.user_attrs}
 
 
-def finished_trial(t: optuna.trial.FrozenTrial) -> FinishedTrial:
-    r = TrialResult.from_trial(t)
+def finished_trial(t: optuna.trial.FrozenTrial, died: Mapping[int, str] | None = None) -> FinishedTrial:
+    r = TrialResult.from_trial(t, died)
     return FinishedTrial(
         trial=r.number, state=r.state, accuracy=r.accuracy, score=r.score, duration_s=r.duration_s,
         params=r.params, health=r.health, architecture=r.architecture, error=r.error, extra=r.extra,
     )
+
+
+def finished_trials(trials: Sequence[optuna.trial.FrozenTrial],
+                    keep: Callable[[optuna.trial.FrozenTrial], bool]) -> list[FinishedTrial]:
+    """The stored ``trials`` that ``keep`` selects, as progress events (a dead process's trial with
+    its ``died_errors`` text)."""
+    died = died_errors(trials)
+    return [finished_trial(t, died) for t in trials if keep(t)]
 
 
 def results_frame(trials: Iterable[optuna.trial.FrozenTrial], param_names: Iterable[str] = (),

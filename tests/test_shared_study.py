@@ -176,6 +176,10 @@ def test_a_killed_process_loses_nothing_and_its_trial_is_retried_by_the_survivor
     assert trials[killed].state == optuna.trial.TrialState.FAIL  # failed by the survivor via the heartbeat
     retries = [t for t in complete if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1 and retries[0].params == trials[killed].params
+    from hpo_nb import records  # its row says why it failed, and which trial retried it
+
+    rows = records.results_frame(list(trials.values())).set_index("number")
+    assert rows.loc[killed, "error"] == f"process died (heartbeat lost); retried as trial {retries[0].number}"
     # The survivor ran the retry and whatever budget the victim left: a fresh trial too when the victim
     # had completed one trial before the kill, only the retry when it had completed two.
     victims = {t.number for t in complete if t.user_attrs.get("runner", "").endswith(f":{victim.pid}")}
