@@ -5,6 +5,7 @@ process sharing the study, and for RunPod trials; nothing is retrained."""
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -25,15 +26,21 @@ class DiagnosticsResults(StudyResults):
         """Train and validation loss and accuracy per epoch, several trials overlaid.
 
         Args:
-            trials: trial numbers; None: the five best complete trials (by score).
+            trials: trial numbers (or one number); None: the five best complete trials (by score).
 
         Returns:
             plotly.graph_objects.Figure: loss and accuracy panels; solid train, dashed validation,
             one colour per trial.
 
         Raises:
-            ConfigError: an unknown trial number, or (None) no trial has completed.
+            ConfigError: an unknown trial number, an empty list, or (None) no trial has completed.
         """
+        if isinstance(trials, numbers.Integral) and not isinstance(trials, bool):
+            trials = [trials]
+        if trials is not None and (isinstance(trials, (str, bytes, bool)) or not hasattr(trials, "__iter__")
+                                   or not list(trials)
+                                   or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in trials)):
+            raise ConfigError(f"trials must be a trial number or a list of them (e.g. [0, 3]), not {trials!r}.")
         if trials is None:
             complete = sorted((t for t in self.trials if t.state == "complete" and t.score is not None),
                               key=lambda t: -t.score)[:5]

@@ -142,8 +142,9 @@ def refuse_other_samples(name: str, stored: dict[str, Any], now: dict[str, Any])
     why = ("its test split would overlap what trials trained on" if "test_fraction" in diffs else
            "its trials were trained and scored on other samples, so new trials would not be comparable")
     same = ", ".join(f"{k}={v!r}" for k, v in diffs.items())
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in diffs.items() if k != "validation_fraction")
-    cli = f" (hpo-nb run {flags})" if flags else ""  # the CLI has no --validation-fraction
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in diffs.items()
+                     if k in ("seed", "sample_fraction", "validation_fraction", "test_fraction"))  # the CLI's flags
+    cli = f" (hpo-nb run {flags})" if flags else ""
     raise ConfigError(f"study {name!r} was searched with {changed}; {why}. Reopen it with {same}{cli}, "
                       "or pick another name= (--name) to start a new study.")
 

@@ -270,3 +270,14 @@ def test_the_dashboards_panel_draws_on_its_own_thread():
     while not panel.output.outputs or "application/vnd.plotly.v1+json" not in panel.output.outputs[0]["data"]:
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize("trials", ["01", [], [True], [0.9], True])
+def test_learning_curves_take_trial_numbers_only(tmp_path, trials):
+    from hpo_nb import Experiment
+
+    exp = Experiment("digits", n_trials=1, max_epochs=1, runs_dir=tmp_path, progress="none", name="lc-args")
+    with pytest.raises(ConfigError, match="trials must be a trial number or a list"):
+        exp.plot_learning_curves(trials)
+    with pytest.raises(ConfigError, match="no trial number 3"):  # one number is a list of one
+        exp.plot_learning_curves(3)
