@@ -64,12 +64,6 @@ def checkpoint_path(directory: str | Path, spec: TrialSpec, data_fingerprint: st
     return Path(directory) / f"trial_{seed_trial(spec):04d}-{checkpoint_key(spec, data_fingerprint)[:16]}{SUFFIX}"
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The order of the ``n`` training samples in ``epoch`` (0-based): a permutation drawn from
-    (seed, epoch) alone, the same on every machine and whatever epoch training started at."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
-
-
 def epoch_batches(x: Any, y: Any, batch_size: int, seed: int, first_epoch: int, epochs: int) -> tuple[Any, int]:
     """Shuffled training batches for epochs ``first_epoch`` .. ``epochs - 1``, as one stream.
 
@@ -91,12 +85,16 @@ def epoch_batches(x: Any, y: Any, batch_size: int, seed: int, first_epoch: int, 
     steps = max(1, math.ceil(n / batch_size))
     # Resumed after the last epoch: nothing is read, but fit still wants a dataset of this shape.
     first = min(first_epoch, epochs - 1)
-    orders = np.stack([epoch_order(n, seed, e) for e in range(first, epochs)])
-    xs, ys = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    # tf.data's own seeded shuffle, reshuffled at each repetition: epoch e's order is the e-th
+    # reshuffle of (seed), so a resumed run skips the batches of the epochs it restored. Skipping
+    # reads no model; per-batch gathers from a NumPy permutation made digits trials ~20 % slower.
     data = (
-        tf.data.Dataset.from_tensor_slices(orders)
-        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-        .map(lambda index: (tf.gather(xs, index), tf.gather(ys, index)), num_parallel_calls=tf.data.AUTOTUNE)
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .repeat()
+        .skip(first * steps)
+        .take((epochs - first) * steps)
         .prefetch(tf.data.AUTOTUNE)
     )
     return data, steps
