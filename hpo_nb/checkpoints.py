@@ -88,16 +88,30 @@ def epoch_batches(x: Any, y: Any, batch_size: int, seed: int, first_epoch: int, 
     # tf.data's own seeded shuffle, reshuffled at each repetition: epoch e's order is the e-th
     # reshuffle of (seed), so a resumed run skips the batches of the epochs it restored. Skipping
     # reads no model; per-batch gathers from a NumPy permutation made digits trials ~20 % slower.
+    # The shuffle's seed pair is (global seed, seed): a user's tf.random.set_seed (or keras.utils.
+    # set_random_seed) would change the order, and a RunPod worker would train on other batches
+    # than a local run of the same spec. So the pair is pinned to what an unset global seed gives.
+    with _GLOBAL_SEED_LOCK:
+        from tensorflow.python.eager import context
+
+        previous = context.global_seed()
+        tf.random.set_seed(_UNSET_GLOBAL_SEED)
+        try:
+            shuffled = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        finally:
+            tf.random.set_seed(previous)
     data = (
-        tf.data.Dataset.from_tensor_slices((x, y))
-        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
+        shuffled.batch(batch_size)
         .repeat()
         .skip(first * steps)
         .take((epochs - first) * steps)
         .prefetch(tf.data.AUTOTUNE)
     )
     return data, steps
+
+
+_GLOBAL_SEED_LOCK = threading.Lock()
+_UNSET_GLOBAL_SEED = 87654321  # tensorflow.python.framework.random_seed.DEFAULT_GRAPH_SEED
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

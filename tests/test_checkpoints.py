@@ -265,3 +265,21 @@ def test_a_trial_killed_after_epoch_3_resumes_there_and_ends_as_an_uninterrupted
     assert history["loss"] == pytest.approx(expected["loss"], rel=1e-4)
     assert not list(folder.glob("*.npz")), "the checkpoint is deleted once the trial is recorded"
     assert f"trial 1 (a retry of trial 0) resumes after epoch {killed_at}" in (runs / "resume" / "run.log").read_text()
+
+
+def test_the_batch_order_does_not_depend_on_the_global_seed():
+    """A user's tf.random.set_seed must not change which batches a trial trains on (a RunPod
+    worker, which never saw it, would train on others)."""
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+
+    x = np.arange(40, dtype="float32").reshape(40, 1)
+    y = np.arange(40)
+    plain = [b.numpy().tolist() for b, _ in epoch_batches(x, y, 8, 3, 0, 2)[0]]
+    tf.random.set_seed(1234)
+    try:
+        seeded = [b.numpy().tolist() for b, _ in epoch_batches(x, y, 8, 3, 0, 2)[0]]
+        assert context.global_seed() == 1234  # the user's seed is back
+    finally:
+        tf.random.set_seed(None)
+    assert seeded == plain
