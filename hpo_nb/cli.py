@@ -182,6 +182,10 @@ def _run(args: argparse.Namespace) -> int:
         progress="none" if args.quiet else "console", heartbeat_interval=args.heartbeat_interval,
         test_fraction=args.test_fraction, metric=args.metric, validation_fraction=args.validation_fraction,
     )
+    # TensorFlow's import runs with fd 2 captured (tf_stderr): done here, before any trial thread,
+    # so a Ctrl+C's "stopping" line cannot land inside that capture and be filed with its log.
+    import keras  # noqa: F401
+
     interrupted = False
     exp.start()
     try:
