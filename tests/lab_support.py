@@ -298,3 +298,30 @@ def chromium() -> Iterator[Any]:
     """One headless Debian chromium for the whole session; each notebook gets its own context."""
     with _CHROMIUM.use(launch_chromium) as browser:
         yield browser
+
+
+def fake_study_cell(name: str) -> str:
+    """Notebook source that runs a 10-trial study in milliseconds (an in-memory executor whose
+    accuracy peaks at learning rate 10^-2.5), for browser tests that need finished trials."""
+    return FAKE_STUDY.replace("NAME", repr(name))
+
+
+FAKE_STUDY = """
+import math
+from hpo_nb import Experiment
+from hpo_nb.executors import InMemoryExecutor
+from hpo_nb.spec import TrialOutcome
+
+def outcome(job):
+    p = job.spec.params
+    acc = 0.95 - 0.12 * abs(math.log10(p["learning_rate"]) + 2.5)
+    health = {"gradient_health": 1.0, "dead_units": p["dropout"], "saturated_units": 0.0, "overfitting_gap": 0.05,
+              "learning_progress": 1.0, "loss_stability": 0.9, "health_score": 1.0 - p["dropout"] / 6}
+    return TrialOutcome(job.spec.trial_number, "complete", accuracy=acc, score=acc, health=health, duration_s=1.0,
+                        history={"val_accuracy": [acc - 0.1, acc]}, epochs_run=2)
+
+exp = Experiment("digits", n_trials=10, executor=InMemoryExecutor(outcome), progress="none", name=NAME,
+                 search_space={"conv_blocks": 1, "filters": 8, "dense_layers": 0, "batch_norm": False,
+                               "learning_rate": (1e-4, 1e-1), "batch_size": [16, 32], "dropout": (0.0, 0.5)})
+exp.run()
+"""

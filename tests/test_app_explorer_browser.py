@@ -10,32 +10,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.lab_support import chromium  # noqa: F401 (fixture)
+from tests.lab_support import chromium, fake_study_cell  # noqa: F401 (fixture)
 from tests.test_app_browser import voila
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CELL = """
-import math
-from hpo_nb import Experiment
-from hpo_nb.executors import InMemoryExecutor
-from hpo_nb.nocode import study_explorer
-from hpo_nb.spec import TrialOutcome
-
-def outcome(job):
-    p = job.spec.params
-    acc = 0.95 - 0.12 * abs(math.log10(p["learning_rate"]) + 2.5)
-    health = {"gradient_health": 1.0, "dead_units": p["dropout"], "saturated_units": 0.0, "overfitting_gap": 0.05,
-              "learning_progress": 1.0, "loss_stability": 0.9, "health_score": 1.0 - p["dropout"] / 6}
-    return TrialOutcome(job.spec.trial_number, "complete", accuracy=acc, score=acc, health=health, duration_s=1.0,
-                        history={"val_accuracy": [acc - 0.1, acc]}, epochs_run=2)
-
-exp = Experiment("digits", n_trials=10, executor=InMemoryExecutor(outcome), progress="none", name="explore",
-                 search_space={"conv_blocks": 1, "filters": 8, "dense_layers": 0, "batch_norm": False,
-                               "learning_rate": (1e-4, 1e-1), "batch_size": [16, 32], "dropout": (0.0, 0.5)})
-exp.run()
-study_explorer(exp)
-"""
+CELL = fake_study_cell("explore") + "from hpo_nb.nocode import study_explorer\nstudy_explorer(exp)\n"
 
 
 def _title(page) -> str:
