@@ -64,6 +64,11 @@ def checkpoint_path(directory: str | Path, spec: TrialSpec, data_fingerprint: st
     return Path(directory) / f"trial_{seed_trial(spec):04d}-{checkpoint_key(spec, data_fingerprint)[:16]}{SUFFIX}"
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch of ``n`` samples (the last batch may be short)."""
+    return max(1, math.ceil(n / batch_size))
+
+
 def epoch_batches(x: Any, y: Any, batch_size: int, seed: int, first_epoch: int, epochs: int) -> tuple[Any, int]:
     """Shuffled training batches for epochs ``first_epoch`` .. ``epochs - 1``, as one stream.
 
@@ -82,7 +87,7 @@ def epoch_batches(x: Any, y: Any, batch_size: int, seed: int, first_epoch: int, 
     import tensorflow as tf
 
     n = len(x)
-    steps = max(1, math.ceil(n / batch_size))
+    steps = steps_per_epoch(n, batch_size)
     # Resumed after the last epoch: nothing is read, but fit still wants a dataset of this shape.
     first = min(first_epoch, epochs - 1)
     # tf.data's own seeded shuffle, reshuffled at each repetition: epoch e's order is the e-th

@@ -47,6 +47,7 @@ ACTIVATIONS = ("relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid")
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 POOLING = ("max", "average", "none")
 SEQUENCE_POOLING = ("last", "max", "average")
+LR_SCHEDULES = ("linear", "cosine", "constant")
 
 _ALLOWED: dict[str, tuple[Any, ...]] = {
     "activation": ACTIVATIONS,
@@ -55,6 +56,7 @@ _ALLOWED: dict[str, tuple[Any, ...]] = {
     "batch_norm": (False, True),
     "bidirectional": (False, True),
     "sequence_pooling": SEQUENCE_POOLING,
+    "lr_schedule": LR_SCHEDULES,
 }
 _BOUNDS: dict[str, tuple[float, float]] = {
     "conv_blocks": (1, 6), "filters": (1, 1024), "kernel_size": (1, 11), "dense_layers": (0, 6),
@@ -67,12 +69,19 @@ _BOUNDS: dict[str, tuple[float, float]] = {
 # that stayed near chance or below 0.85 all had average pooling, a learning rate of 3e-4 or
 # batch 64 on 1,437 samples; plain SGD and tanh were the slowest learners in the issue's runs.
 # Users can still search any of these (``search_space={"optimizer": ["sgd", "adam"]}``).
+#
+# The learning rate is the peak of a schedule that decays linearly to zero over the trial
+# (``models.learning_rate_of``; Li et al. 2020). With it, the default first configuration's
+# best validation accuracy rose on all three corpora it was tried on (seeds 0-2, RESULTS.md
+# "Levers") once the peak was doubled against the constant rate it replaced, so the image range
+# is twice the constant-rate one (5e-4..5e-3 before).
 COMMON: SearchSpace = {
     "dropout": FloatRange(0.0, 0.5),
     "dense_layers": IntRange(0, 2),
     "dense_units": Choice((64, 128, 256)),
     "optimizer": Choice(("adam", "rmsprop")),
-    "learning_rate": FloatRange(5e-4, 5e-3, log=True),
+    "learning_rate": FloatRange(1e-3, 1e-2, log=True),
+    "lr_schedule": Fixed("linear"),
     "batch_size": Choice((16, 32, 64, 128)),
 }
 
@@ -102,19 +111,21 @@ LSTM_SPACE: SearchSpace = {
     "bidirectional": Choice((False, True)),
     "sequence_pooling": Choice(("average", "max", "last")),
     **COMMON,
-    "learning_rate": FloatRange(1e-3, 1e-2, log=True),
+    "learning_rate": FloatRange(1e-3, 1e-2, log=True),  # chosen under a constant rate; kept with the decay
     "dense_layers": IntRange(0, 1),
     "batch_size": Choice((32, 64)),
 }
 
 # Known-good first configurations, tried before anything is sampled (KerasTuner likewise starts
 # from its hyperparameters' defaults): a textbook small CNN (two 3x3 conv blocks with max pooling,
-# one dense layer, dropout, Adam at 2e-3: 0.964-0.975 after 5 epochs on digits), and a
-# bidirectional LSTM with mean pooling over its outputs and embedding dropout.
+# one dense layer, dropout, Adam peaking at 4e-3 and decaying linearly: 0.976-0.997 after 5
+# epochs on digits, seeds 0-4), and a bidirectional LSTM with mean pooling over its outputs and
+# embedding dropout (Adam peaking at 2e-3: doubling that peak, as for images, lost 0.004 on
+# polarity, seeds 0-2).
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
     "image": {"conv_blocks": 2, "filters": 32, "kernel_size": 3, "activation": "relu", "pooling": "max",
               "batch_norm": False, "dropout": 0.3, "dense_layers": 1, "dense_units": 128,
-              "optimizer": "adam", "learning_rate": 2e-3, "batch_size": 32},
+              "optimizer": "adam", "learning_rate": 4e-3, "batch_size": 32},
     "text": {"embedding_dim": 64, "embedding_dropout": 0.3, "lstm_layers": 1, "lstm_units": 64,
              "bidirectional": True, "sequence_pooling": "average", "dropout": 0.3, "dense_layers": 0,
              "dense_units": 64, "optimizer": "adam", "learning_rate": 2e-3, "batch_size": 32},

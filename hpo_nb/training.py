@@ -77,14 +77,15 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
     devices = trial_devices(spec.devices)  # a missing device fails here, clearly, instead of hanging
     with placement(devices) as strategy:
         replicas = int(strategy.num_replicas_in_sync)
+        batch = int(spec.params.get("batch_size", 32)) * replicas  # global batch grows with replicas
         with _BUILD_LOCK:  # Keras layer naming and graph building are not meant to race
             model = build_model(
                 spec.params, modality=ds.modality, input_shape=ds.input_shape, num_classes=ds.num_classes,
                 vocabulary_size=ds.vocabulary_size if ds.modality == "text" else None, seed=trial_seed,
+                total_steps=checkpoints.steps_per_epoch(len(x_train), batch) * spec.max_epochs,
             )
             if replicas == 1:  # under MirroredStrategy Keras builds this state before tracing itself
                 _build_state_eagerly(model, x_train[:1], y_train[:1])
-        batch = int(spec.params.get("batch_size", 32)) * replicas  # global batch grows with replicas
         best_epoch = _best_epoch_keeper(spec.max_epochs, objective.monitor(spec.metric))
         first = resume.attach(ds.fingerprint, model, best_epoch, publish, report) if resume else 0
         # Epoch e's batches depend on (seed, e) only, so a resumed fit sees what an uninterrupted one would.
