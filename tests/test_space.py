@@ -71,3 +71,32 @@ def test_parameters_the_model_ignores_are_not_shown_as_its_configuration():
     assert active_params({"dense_layers": 0, "dense_units": 64, "activation": "relu", "lstm_units": 32}) == \
         {"dense_layers": 0, "lstm_units": 32}  # the LSTM model uses activation only in dense layers
     assert active_params({"dense_layers": 1, "dense_units": 256}) == {"dense_layers": 1, "dense_units": 256}
+
+
+def test_the_learning_rate_is_the_peak_of_a_linear_decay_over_the_trial():
+    import numpy as np
+
+    from hpo_nb.models import build_model
+
+    params = {"conv_blocks": 1, "filters": 4, "dense_layers": 0, "learning_rate": 0.01, "batch_size": 4}
+    model = build_model({**params, "lr_schedule": "linear"}, modality="image", input_shape=(8, 8, 1),
+                        num_classes=3, seed=0, total_steps=10)
+    schedule = model.optimizer._learning_rate
+    assert [round(float(schedule(s)), 6) for s in (0, 5, 10)] == [0.01, 0.005, 0.0]
+    x, y = np.random.default_rng(0).random((40, 8, 8, 1), dtype=np.float32), np.arange(40) % 3
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # the trial's 10 steps
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+    cosine = build_model({**params, "lr_schedule": "cosine"}, modality="image", input_shape=(8, 8, 1),
+                         num_classes=3, seed=0, total_steps=10).optimizer._learning_rate
+    assert float(cosine(5)) == pytest.approx(0.005, rel=1e-4) and float(cosine(10)) == pytest.approx(0.0, abs=1e-9)
+    for flat in ({**params, "lr_schedule": "constant"}, params):  # and a rebuilt model without a budget
+        rate = build_model(flat, modality="image", input_shape=(8, 8, 1), num_classes=3, seed=0,
+                           total_steps=10 if flat is not params else None).optimizer.learning_rate
+        assert float(rate) == pytest.approx(0.01)
+
+
+def test_the_default_space_decays_the_learning_rate_and_refuses_unknown_schedules():
+    assert build_space("image")["lr_schedule"] == Fixed("linear") == build_space("text")["lr_schedule"]
+    assert build_space("text", {"lr_schedule": ["linear", "constant"]})["lr_schedule"] == Choice(("linear", "constant"))
+    with pytest.raises(ConfigError, match="choose from"):
+        build_space("image", {"lr_schedule": "step"})
