@@ -190,7 +190,8 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         # Held out before validation is drawn; evaluate() scores the chosen model on it.
         self.test_fraction = self.dataset.resolve_test_fraction(test_fraction, strict=True)
         n_train = int(len(self.dataset.x) * (1 - self.test_fraction) * (1 - validation_fraction) * sample_fraction)
-        self.space = spaces.build_space(self.dataset.modality, search_space, n_train=n_train)
+        self.space = spaces.build_space(self.dataset.modality, search_space, n_train=n_train,
+                                        input_shape=self.dataset.input_shape)
         self.mode = mode
         self.metric = metric
         self._set_baseline(validation_fraction, seed)

@@ -155,13 +155,71 @@ def batch_sizes_for(n_train: int | None, options: tuple[int, ...]) -> tuple[int,
     return fitting if len(fitting) >= 2 else tuple(sorted(set(fitting) | set(smallest)))
 
 
-def default_space(modality: str, n_train: int | None = None) -> SearchSpace:
+# The largest CNN of the default space may cost at most this many multiply-adds per sample in
+# its convolutions (forward pass). A budget counted in trials x epochs must not go mostly to one
+# trial: on the 28x28 MNIST split, 3 blocks of 64 -> 128 -> 256 filters with 5x5 kernels (about
+# 81 M) took 52-85 s of an 8 x 3 search's 127-141 s, and was never the best of its search
+# (benchmarks/RESULTS.md "Levers"); 3 blocks from 32 filters fit (about 21 M on 28x28 grey,
+# 29 M on 32x32 colour), and on 8x8 digits everything does (64 filters: about 7 M).
+MAX_CONV_MACS = 30e6
+
+
+def conv_macs(input_shape: tuple[int, ...], blocks: int, filters: int, kernel_size: int) -> float:
+    """Multiply-adds per sample of ``models``' convolution blocks (each doubles the filters and,
+    with pooling, halves the side), as built for ``input_shape`` (h, w, channels)."""
+    h, w, channels = (tuple(input_shape) + (1, 1, 1))[:3]
+    macs, side_h, side_w = 0.0, int(h), int(w)
+    for i in range(blocks):
+        out = filters * 2**i
+        macs += side_h * side_w * channels * out * kernel_size**2
+        channels = out
+        if min(side_h, side_w) >= 2:
+            side_h, side_w = side_h // 2, side_w // 2
+    return macs
+
+
+def filters_for(input_shape: tuple[int, ...] | None, space: SearchSpace) -> tuple[int, ...] | None:
+    """The first-block filter counts whose largest network in ``space`` (most blocks, largest
+    kernel) stays within ``MAX_CONV_MACS``; at least the smallest option stays.
+
+    Args:
+        input_shape: one image's shape (h, w, channels), or None to keep the options.
+        space: a CNN space whose ``filters``, ``conv_blocks`` and ``kernel_size`` are read.
+
+    Returns:
+        The filter counts to search, ascending, or None when ``filters`` is not a choice.
+    """
+    filters = space.get("filters")
+    if not isinstance(filters, Choice):
+        return None
+    if not input_shape or len(input_shape) < 2:
+        return filters.options
+    blocks = _largest(space.get("conv_blocks"), 2)
+    kernel = _largest(space.get("kernel_size"), 3)
+    fitting = tuple(f for f in filters.options if conv_macs(input_shape, blocks, f, kernel) <= MAX_CONV_MACS)
+    return fitting or (min(filters.options),)
+
+
+def _largest(param: Param | None, default: int) -> int:
+    if isinstance(param, (IntRange, FloatRange)):
+        return int(param.high)
+    if isinstance(param, Choice):
+        return int(max(param.options))
+    if isinstance(param, Fixed):
+        return int(param.value)
+    return default
+
+
+def default_space(modality: str, n_train: int | None = None,
+                  input_shape: tuple[int, ...] | None = None) -> SearchSpace:
     """The modality picks the architecture: a CNN for images, an (bi)LSTM for text.
 
     Args:
         modality: "image" or "text".
         n_train: training samples per epoch; when given, batch sizes that would give fewer
             than ``MIN_STEPS_PER_EPOCH`` steps per epoch are left out.
+        input_shape: one sample's shape, (h, w, channels) for images; when given, first-block
+            filter counts whose largest CNN would exceed ``MAX_CONV_MACS`` are left out.
 
     Returns:
         A fresh dict of parameter name -> range or choice.
@@ -170,7 +228,15 @@ def default_space(modality: str, n_train: int | None = None) -> SearchSpace:
     batch = space["batch_size"]
     if isinstance(batch, Choice):
         space["batch_size"] = Choice(batch_sizes_for(n_train, batch.options))
+    if modality == "image":
+        _fit_filters(space, input_shape)
     return space
+
+
+def _fit_filters(space: SearchSpace, input_shape: tuple[int, ...] | None) -> None:
+    filters = filters_for(input_shape, space)
+    if filters is not None:
+        space["filters"] = Choice(filters) if len(filters) > 1 else Fixed(filters[0])
 
 
 def default_config(modality: str, space: SearchSpace) -> dict[str, Any] | None:
@@ -208,7 +274,7 @@ def _nearest(param: Param, value: Any) -> Any:
 
 
 def build_space(modality: str, overrides: Mapping[str, Any] | None = None,
-                n_train: int | None = None) -> SearchSpace:
+                n_train: int | None = None, input_shape: tuple[int, ...] | None = None) -> SearchSpace:
     """The default space for ``modality`` with the user's overrides applied and validated.
 
     Args:
@@ -216,6 +282,8 @@ def build_space(modality: str, overrides: Mapping[str, Any] | None = None,
         overrides: parameter name -> a list (choice), a ``(low, high)`` tuple (range) or a
             plain value (fixed).
         n_train: training samples per epoch (sizes the default batch-size choice).
+        input_shape: one sample's shape (sizes the default filter-count choice for images;
+            the user's own ``filters``, ``conv_blocks`` or ``kernel_size`` are kept as given).
 
     Returns:
         Parameter name -> ``IntRange`` / ``FloatRange`` / ``Choice`` / ``Fixed``.
@@ -231,6 +299,8 @@ def build_space(modality: str, overrides: Mapping[str, Any] | None = None,
                 f"({modality} data). Valid keys: {', '.join(sorted(space))}."
             )
         space[key] = _parse(key, value, space[key])
+    if modality == "image" and "filters" not in (overrides or {}):  # sized to the blocks and kernels searched
+        _fit_filters(space, input_shape)
     return space
 
 

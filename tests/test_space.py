@@ -100,3 +100,18 @@ def test_the_default_space_decays_the_learning_rate_and_refuses_unknown_schedule
     assert build_space("text", {"lr_schedule": ["linear", "constant"]})["lr_schedule"] == Choice(("linear", "constant"))
     with pytest.raises(ConfigError, match="choose from"):
         build_space("image", {"lr_schedule": "step"})
+
+
+def test_filter_counts_are_sized_so_the_largest_cnn_stays_affordable():
+    from hpo_nb.space import MAX_CONV_MACS, conv_macs
+
+    # 3 blocks, 5x5 kernels: what the default space's largest network costs per sample
+    assert round(conv_macs((28, 28, 1), 3, 64, 5) / 1e6) == 82 and conv_macs((28, 28, 1), 3, 32, 5) < MAX_CONV_MACS
+    assert build_space("image", input_shape=(8, 8, 1))["filters"] == Choice((16, 32, 64))  # digits: all fit
+    assert build_space("image", input_shape=(28, 28, 1))["filters"] == Choice((16, 32))
+    assert build_space("image", input_shape=(224, 224, 3))["filters"] == Fixed(16)  # the smallest always stays
+    assert build_space("image")["filters"] == Choice((16, 32, 64))  # no shape: the plain prior
+    # the user's own blocks and kernels size it; the user's own filters are kept as given
+    assert build_space("image", {"conv_blocks": (1, 2), "kernel_size": 3},
+                       input_shape=(28, 28, 1))["filters"] == Choice((16, 32, 64))
+    assert build_space("image", {"filters": [64, 128]}, input_shape=(224, 224, 3))["filters"] == Choice((64, 128))
