@@ -13,10 +13,12 @@ Metrics (what each means; "good" is the direction the health score rewards):
 - ``overfitting_gap`` (0 good): final training accuracy minus validation accuracy, clipped to
   [0, 1]. The health score tolerates up to ``GAP_TOLERANCE`` before it counts as fully bad.
 - ``learning_progress`` (1 good): how far the lowest loss (training or validation) fell below
-  ln(K), the cross-entropy of a uniform guess over K classes, as a share of
-  ``PROGRESS_TOLERANCE`` x ln(K): 1.0 once it fell by a quarter of ln(K) or more, 0.0 for a loss
-  that stayed at (or above) chance level. A network that learned nothing is not healthy, however
-  calm its gradients and units look.
+  chance level, as a share of ``PROGRESS_TOLERANCE`` x chance level: 1.0 once it fell by a
+  quarter of it or more, 0.0 for a loss that stayed at (or above) it. Chance level is the
+  cross-entropy of always answering the class frequencies (the validation labels' entropy): ln(K)
+  for K balanced classes, less with imbalanced ones, where answering the majority class already
+  gets there. A network that learned nothing is not healthy, however calm its gradients and
+  units look.
 - ``loss_stability`` (1 good): 1 minus the mean relative change of the validation loss over
   the last (up to four) epochs, times ``learning_progress``: a loss that never fell is stuck, not
   stable. 0 when the loss became NaN. A single epoch counts as settled.
@@ -26,7 +28,12 @@ model will generalise beyond the validation split (that is the test split, ``exp
 It flags training pathologies: vanishing/exploding gradients, dead or saturated units,
 overfitting, a loss that did not fall or did not settle.
 
-``health_score`` is the weighted mean of the goodness of each (equal weights by default), and
+``health_score`` is the weighted mean of the goodness of each (equal weights by default), times
+``learning_progress``: the other five describe how a network learned, so they count only as far
+as it did. A network whose loss never left chance level scores 0 (before this gate a flat-loss
+net at chance accuracy scored about 0.65: calm gradients, no dead units, no gap); one that
+learned (``learning_progress`` 1.0, as nearly every trial that beats chance) keeps its weighted
+mean unchanged. With ``weights={"learning_progress": 0}`` neither the term nor the gate applies.
 ``score`` in health mode is ``accuracy_weight * accuracy + (1 - accuracy_weight) * health_score``.
 """
 
@@ -56,7 +63,7 @@ DESCRIPTIONS = {
     "overfitting_gap": "train accuracy minus validation accuracy (0 is best)",
     "learning_progress": "1 = the loss fell well below chance level (0 = nothing was learned)",
     "loss_stability": "1 = validation loss fell and then settled over the last epochs",
-    "health_score": "weighted mean of the six, as 'higher is healthier'",
+    "health_score": "weighted mean of the six, as 'higher is healthier', times learning progress",
 }
 _GRAD_OK = (1e-3, 10.0)
 
@@ -86,12 +93,26 @@ def stored_goodness(health: Mapping[str, Any]) -> dict[str, float]:
 
 
 def health_score(health: Mapping[str, float], weights: Mapping[str, float] | None = None) -> float:
+    """The weighted mean of ``goodness``, gated by learning progress (module docstring).
+
+    Args:
+        health: the six metrics (``METRICS``), as ``measure`` returns them.
+        weights: metric -> weight >= 0 (default 1 each); a 0 leaves that metric out, and
+            ``learning_progress: 0`` also drops the gate.
+
+    Returns:
+        float: in [0, 1]; 0 for a network that did not learn.
+
+    Raises:
+        ValueError: every weight is zero.
+    """
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     good = goodness(health)
     total = sum(w[m] for m in METRICS)
     if total <= 0:
         raise ValueError("health weights must not all be zero")
-    return float(sum(w[m] * good[m] for m in METRICS) / total)
+    gate = good["learning_progress"] if w["learning_progress"] > 0 else 1.0
+    return float(gate * sum(w[m] * good[m] for m in METRICS) / total)
 
 
 def score(mode: str, accuracy: float, health: Mapping[str, float], accuracy_weight: float = 0.7,
@@ -127,7 +148,7 @@ def measure(model: Any, history: Mapping[str, list[float]], x_val: np.ndarray, y
     """
     xs, ys = x_val[:sample], y_val[:sample]
     dead, saturated = activation_health(model, xs)
-    progress = learning_progress(history, int(model.output_shape[-1]))
+    progress = learning_progress(history, int(model.output_shape[-1]), y_val)
     return {
         "gradient_health": gradient_health(gradient_norm(model, xs[:gradient_sample], ys[:gradient_sample])),
         "dead_units": dead,
@@ -211,22 +232,36 @@ def overfitting_gap(history: Mapping[str, list[float]]) -> float:
     return float(min(1.0, max(0.0, gap))) if math.isfinite(gap) else 1.0
 
 
-def learning_progress(history: Mapping[str, list[float]], num_classes: int) -> float:
+def learning_progress(history: Mapping[str, list[float]], num_classes: int, labels: Any = None) -> float:
     """How far the loss fell below chance level, in [0, 1].
 
     Args:
         history: Keras ``History.history``; reads ``loss`` and ``val_loss`` (cross-entropy, nats).
-        num_classes: K, the width of the softmax output; chance level is ln(K) nats.
+        num_classes: K, the width of the softmax output.
+        labels: integer class labels, shape (n,) (the validation split's): chance level is their
+            entropy, the loss of always answering the class frequencies. None: ln(K) nats, a
+            uniform guess (the same for balanced classes).
 
     Returns:
-        float: (ln K - lowest finite loss) / (``PROGRESS_TOLERANCE`` x ln K), clipped to [0, 1];
-        0.0 when no finite loss was recorded or K < 2.
+        float: (chance - lowest finite loss) / (``PROGRESS_TOLERANCE`` x chance), clipped to
+        [0, 1]; 0.0 when no finite loss was recorded, K < 2 or the labels hold one class.
     """
     losses = [float(v) for key in ("loss", "val_loss") for v in history.get(key, []) if math.isfinite(float(v))]
     if not losses or num_classes < 2:
         return 0.0
-    chance = math.log(num_classes)
+    chance = math.log(num_classes) if labels is None else label_entropy(labels)
+    if chance <= 0:
+        return 0.0
     return float(min(1.0, max(0.0, (chance - min(losses)) / (PROGRESS_TOLERANCE * chance))))
+
+
+def label_entropy(labels: Any) -> float:
+    """Entropy in nats of the class frequencies of ``labels`` (integers, shape (n,)); 0 if empty."""
+    _, counts = np.unique(np.asarray(labels).reshape(-1), return_counts=True)
+    if counts.size == 0:
+        return 0.0
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
 
 
 def loss_stability(val_loss: list[float], window: int = 4) -> float:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from . import datasets, records, space as spaces
+from . import datasets, records, space as spaces, tf_stderr
 from .baseline import all_failed, not_beaten
 from .errors import ConfigError
 from .study_plots import StudyPlots
@@ -136,6 +136,7 @@ class StudyResults(StudyPlots):
                 "models are saved for complete trials when save_models=True."
             )
         model = keras.models.load_model(result.model_path)
+        tf_stderr.settle_onednn_notice()  # a text model's first predict would print it as an "E" line
         network = datasets.network_of(model)
         if raw_inputs:
             if network is model:  # saved before models carried their preprocessing

@@ -42,11 +42,15 @@ class StudyPlots:
                 "val_loss", "accuracy", "loss").
 
         Returns:
-            plotly.graph_objects.Figure: Optuna's figure (survives static HTML export).
+            plotly.graph_objects.Figure: Optuna's figure (survives static HTML export). What
+            Optuna would log or warn about (a parameter with one value so far leaves its contour
+            panels empty, ...) is said in the title instead. "importance" follows the rule of
+            ``importance`` and ``importance_heatmap``: with too few complete trials (fewer than
+            10), a constant target or no signal, the figure has no bars and says why.
 
         Raises:
-            ConfigError: an unknown kind, target or parameter, or no complete trial has a value
-                for the target yet.
+            ConfigError: an unknown kind, target or parameter, a contour of fewer than two
+                parameters, or no complete trial has a value for the target yet.
         """
         from .analysis.targets import target_by_key, target_study
         from .results import _views
@@ -66,8 +70,22 @@ class StudyPlots:
             if unknown:
                 raise ConfigError(f"unknown parameter(s) {unknown}; the space has {', '.join(self.space)}.")
         shown = params if params is not None else searched
+        if kind == "contour" and shown is not None and len(shown) < 2:
+            raise ConfigError(f"a contour plot needs two or more parameters, not {shown}.")
         title = f"{self.name}: {kinds[kind]}" + ("" if kind == "intermediate" else f" · {chosen.label}")
-        return _views().optuna_figure(kind, view, shown, title)
+        empty = self._importance_note(chosen, shown) if kind == "importance" else None
+        return _views().optuna_figure(kind, view, shown, title, empty)
+
+    def _importance_note(self, chosen: Any, shown: list[str] | None) -> str | None:
+        """Why the importance of ``chosen`` would be noise (too few trials, constant, no signal), by
+        the rule of ``exp.importance`` and its heatmap, so the two views never disagree; else None."""
+        from .analysis.importance import importance_table
+
+        wanted = shown if shown is not None else sorted({p for t in self.study.get_trials(deepcopy=False)
+                                                          for p in t.distributions})
+        if not wanted:
+            return "no hyperparameter is searched (every one is fixed)"
+        return importance_table(self.study, wanted, targets=(chosen,)).notes.get(chosen.key)
 
     def plot_optimization_history(self, target: str = "score") -> "plotly.graph_objects.Figure":
         """Optuna's optimization history (each trial's value and the best so far) for a target.

@@ -16,7 +16,20 @@ goes back to stderr as it was, and to the log as a warning.
 
 ``install()`` (called when ``hpo_nb`` is imported) adds a meta-path finder that wraps the loader
 of the ``tensorflow`` package, once; if TensorFlow was imported before hpo_nb, nothing changes.
-Set ``HPO_NB_TF_STDERR=show`` to see TensorFlow's start-up output unchanged.
+Set ``HPO_NB_TF_STDERR=show`` to see TensorFlow's output unchanged.
+
+One runtime notice gets the same treatment. The first op that oneDNN cannot run for its dtype
+logs, once per process and at ERROR level although nothing failed::
+
+    E0000 00:00:... util.cc:131] oneDNN supports DT_BOOL only on platforms with AVX-512. Falling
+    back to the default Eigen-based implementation if present.
+
+Every masked Keras RNN meets it at its first fit or predict: Keras' TensorFlow backend casts the
+mask to bool and transposes it to time-major (``keras/src/backend/tensorflow/rnn.py``), and
+oneDNN's Transpose has no bool kernel (on any CPU, whatever the message says about AVX-512). The
+cast is Keras' own, so no mask we build avoids it. ``settle_onednn_notice()`` runs one bool
+transpose with fd 2 captured, so that the notice (``absl::call_once`` in TensorFlow's
+``util.cc``) is spent there and goes to the log; training and loading call it before a model runs.
 """
 
 from __future__ import annotations
@@ -37,6 +50,10 @@ log = logging.getLogger("hpo_nb.tensorflow")
 _BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _RECORD = re.compile(r"^([IWEF])\d{4} ")  # absl's glog-style prefix: severity, MMDD
 _LOCK = threading.Lock()
+# known-harmless records that absl writes at ERROR level: the fallback notice above
+_HARMLESS = re.compile(r"^E\d{4} .*\] oneDNN supports DT_\w+ only on platforms with AVX-512\. "
+                       r"Falling back to the default Eigen-based implementation")
+_SETTLED = threading.Event()
 
 
 def route(text: str) -> tuple[str, str]:
@@ -44,14 +61,14 @@ def route(text: str) -> tuple[str, str]:
 
     A record starts at absl's banner or an ``I|W|E|F`` + MMDD line; lines that follow it without
     such a start belong to it (e.g. the CPU-feature notice's second line). Text before any record
-    is shown.
+    is shown. oneDNN's dtype-fallback notice is an ``E`` record but quiet (module docstring).
 
     Args:
         text: what was written to fd 2 during the import.
 
     Returns:
-        (str, str): the banner and info/warning records (for the log only); everything else
-        (for stderr), each with its original line ends.
+        (str, str): the banner, info/warning records and the fallback notice (for the log only);
+        everything else (for stderr), each with its original line ends.
     """
     quiet: list[str] = []
     shown: list[str] = []
@@ -62,7 +79,7 @@ def route(text: str) -> tuple[str, str]:
         if bare == _BANNER:
             current = quiet
         elif match:
-            current = quiet if match.group(1) in "IW" else shown
+            current = quiet if match.group(1) in "IW" or _HARMLESS.match(bare) else shown
         current.append(line)
     return "".join(quiet), "".join(shown)
 
@@ -96,18 +113,42 @@ def captured_stderr_fd() -> Iterator[list[str]]:
             out.append(sink.read().decode("utf-8", "replace"))
 
 
-def report(text: str) -> None:
-    """Send captured start-up output where it belongs (see ``route``)."""
+def report(text: str, when: str = "loading") -> None:
+    """Send captured output where it belongs (see ``route``); ``when`` names the moment in the log."""
     quiet, shown = route(text)
     if quiet:
-        log.info("TensorFlow start-up messages (kept out of the output):\n%s", quiet.rstrip())
+        log.info("TensorFlow messages while %s (kept out of the output):\n%s", when, quiet.rstrip())
     if shown:
         if log.hasHandlers():  # else logging's last resort would print it a second time
-            log.warning("TensorFlow wrote to stderr while loading:\n%s", shown.rstrip())
+            log.warning("TensorFlow wrote to stderr while %s:\n%s", when, shown.rstrip())
         try:
             os.write(2, shown.encode("utf-8", "replace"))
         except OSError:
             pass
+
+
+def settle_onednn_notice() -> None:
+    """Spend oneDNN's once-per-process dtype-fallback notice where it is captured (module docstring).
+
+    Call it after TensorFlow's runtime is set up (logical devices, memory growth: an eager op
+    fixes them) and before a model runs; later calls return at once. Anything else written to fd 2
+    in those few milliseconds (another thread's real error) is shown as usual, by ``report``.
+    Nothing happens with ``HPO_NB_TF_STDERR=show``.
+    """
+    if _SETTLED.is_set() or os.environ.get("HPO_NB_TF_STDERR", "").lower() == "show":
+        return
+    import tensorflow as tf
+
+    with _LOCK:
+        if _SETTLED.is_set():
+            return
+        text: list[str] = []
+        try:
+            with captured_stderr_fd() as text, tf.device("/cpu:0"):  # oneDNN's kernels are the CPU's
+                tf.transpose(tf.zeros((1, 2), tf.bool))
+        finally:
+            _SETTLED.set()
+            report("".join(text), "running a first model")
 
 
 class _QuietLoader(importlib.abc.Loader):

@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import checkpoints, datasets, health, objective, trial_memory
+from . import checkpoints, datasets, health, objective, tf_stderr, trial_memory
 from .callbacks import EpochProgressCallback, PruningCallback
 from .progress import Report
 from .progress import Publish
@@ -78,6 +78,7 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
     with placement(devices) as strategy:
         replicas = int(strategy.num_replicas_in_sync)
         batch = int(spec.params.get("batch_size", 32)) * replicas  # global batch grows with replicas
+        tf_stderr.settle_onednn_notice()  # else a text model's first run prints it as an "E" line
         with _BUILD_LOCK:  # Keras layer naming and graph building are not meant to race
             model = build_model(
                 spec.params, modality=ds.modality, input_shape=ds.input_shape, num_classes=ds.num_classes,

@@ -11,7 +11,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = ["progress_overhead.py", "vs_anchors.py", "memory_growth.py", "first_progress.py", "search_quality.py",
            "priors_sweep.py", "text_priors_sweep.py", "lr_schedule_check.py", "checkpoints.py",
-           "diagnostics_cost.py"]
+           "diagnostics_cost.py", "health_gate.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -102,6 +102,38 @@ def test_learning_progress_is_the_fall_below_chance_level():
     assert health.learning_progress({}, 10) == 0.0
 
 
+def test_chance_level_is_the_entropy_of_the_labels():
+    """With 87 % of one class, answering the frequencies already gives a loss of 0.39 nats, far below
+    ln(2) = 0.69: a net stuck there learned nothing (the CLI said "does not beat the majority class"
+    while its health read 0.92-1.00)."""
+    labels = [0] * 87 + [1] * 13
+    prior = -(0.87 * math.log(0.87) + 0.13 * math.log(0.13))
+    assert health.label_entropy(labels) == pytest.approx(prior)
+    assert health.label_entropy([3] * 10) == 0.0 and health.label_entropy([]) == 0.0
+    stuck = {"loss": [0.45, 0.40], "val_loss": [0.43, 0.40]}
+    assert health.learning_progress(stuck, 2) > 0.9  # ln(2) as chance level calls it learned
+    assert health.learning_progress(stuck, 2, labels) == 0.0
+    assert health.learning_progress({"loss": [0.45, 0.05]}, 2, labels) == 1.0
+    assert health.learning_progress({"loss": [0.1]}, 2, [1] * 10) == 0.0  # one class: nothing to learn
+    balanced = list(range(10)) * 5  # the same as ln(K) when the classes are balanced
+    assert health.learning_progress({"loss": [2.0]}, 10, balanced) == pytest.approx(
+        health.learning_progress({"loss": [2.0]}, 10))
+
+
+def test_a_net_that_did_not_learn_scores_zero_whatever_else_looks_calm():
+    flat = {**PERFECT, "learning_progress": 0.0, "loss_stability": 0.0}  # a flat loss at chance level
+    assert health.health_score(flat) == 0.0  # was 4/6 = 0.67: calm gradients, no dead units, no gap
+    half = {**PERFECT, "learning_progress": 0.5, "loss_stability": 0.5}
+    assert health.health_score(half) == pytest.approx(0.5 * (5 / 6))  # counts as far as it learned
+    one_bad = {**PERFECT, "dead_units": 1.0}
+    assert health.health_score(one_bad) == pytest.approx(5 / 6)  # a net that learned: the plain mean
+    assert health.health_score(flat, {"learning_progress": 0.0}) == pytest.approx(4 / 5)  # weight 0: no gate
+    # ranking among nets that learned does not change: the gate is 1 for all of them
+    learned = [{**PERFECT, "dead_units": d, "overfitting_gap": g} for d, g in ((0.1, 0.0), (0.0, 0.2), (0.3, 0.1))]
+    means = [sum(health.goodness(h).values()) / 6 for h in learned]
+    assert [health.health_score(h) for h in learned] == pytest.approx(means)
+
+
 def test_old_records_without_learning_progress_still_score():
     old = {k: v for k, v in PERFECT.items() if k != "learning_progress"}
     assert health.health_score(old) == 1.0
@@ -124,9 +156,10 @@ def _digits_model(learning_rate: float):
 
 @pytest.mark.slow
 def test_a_network_that_learned_nothing_is_not_healthy():
-    """A real Keras net whose loss stays flat near ln(10) (learning rate 0, 11 % accuracy) used to
-    score health 1.0: its gradients, units and gap all look calm. Now it scores low, and a net that
-    learned scores near 1."""
+    """A real Keras net whose loss stays flat near ln(10) (learning rate 0, chance accuracy) used to
+    score health 1.0, then 0.64 with a learning-progress term: its gradients, units and gap all look
+    calm. With the other terms gated on learning progress it scores 0, and a net that learned
+    keeps its plain weighted mean (about 0.88)."""
     flat, x, y, xv, yv = _digits_model(0.0)
     # the loss of an untrained softmax sits near ln(10); make the flat history exactly that
     fit = flat.fit(x, y, validation_data=(xv, yv), epochs=3, batch_size=64, verbose=0)
@@ -136,7 +169,7 @@ def test_a_network_that_learned_nothing_is_not_healthy():
     flat_metrics = health.measure(flat, flat_history, xv, yv)
     assert flat_metrics["learning_progress"] < 0.2
     assert flat_metrics["loss_stability"] < 0.2
-    assert health.health_score(flat_metrics) < 0.75
+    assert health.health_score(flat_metrics) <= 0.4  # 0.64 before the learning-progress gate
 
     learner, x, y, xv, yv = _digits_model(0.5)
     fit = learner.fit(x, y, validation_data=(xv, yv), epochs=3, batch_size=64, verbose=0)
@@ -145,4 +178,5 @@ def test_a_network_that_learned_nothing_is_not_healthy():
     good = health.measure(learner, history, xv, yv)
     assert good["learning_progress"] == 1.0
     assert health.health_score(good) > 0.85
+    assert health.health_score(good) == pytest.approx(sum(health.goodness(good).values()) / 6)
     assert health.health_score(good) - health.health_score(flat_metrics) > 0.2

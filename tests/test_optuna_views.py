@@ -261,3 +261,69 @@ def test_the_apps_explorer_says_why_a_view_is_empty(tmp_path):
     box.children[1].children[0].value = "intermediate"
     (bundle,) = box.children[2].outputs
     assert "no trial stored a per-epoch" in bundle["data"]["text/html"]
+
+
+def test_importance_plot_and_heatmap_follow_one_rule(exp, tmp_path):
+    """``plot("importance")`` says "not enough signal" exactly where ``exp.importance`` and its heatmap
+    leave a column empty (too few trials, a constant target), and elsewhere shows the same numbers."""
+    table = exp.importance()
+    for target in ("accuracy", "dead_units", "duration_s", "gradient_health"):
+        fig = exp.plot("importance", target)
+        note = table.attrs["notes"].get(target)
+        if note:  # gradient_health is 1.0 in every trial
+            assert not fig.data and f"not enough signal: {note}" in fig.layout.title.text
+            continue
+        assert dict(zip(fig.data[0].y, fig.data[0].x)) == pytest.approx(table[target].to_dict(), abs=1e-9)
+    assert "gradient_health" in table.attrs["notes"]
+
+    tiny = Experiment("digits", n_trials=4, executor=InMemoryExecutor(_outcome), progress="none",
+                      runs_dir=tmp_path, name="tiny", search_space=SPACE, pruning=False)
+    tiny.run()
+    notes = tiny.importance().attrs["notes"]
+    heat = tiny.importance_heatmap()
+    for target in ("score", "accuracy", "dead_units", "duration_s"):
+        fig = tiny.plot("importance", target)
+        assert not fig.data, target  # Optuna alone would rank 3 parameters from 4 trials
+        assert "not enough signal: too few trials: 4 complete, needs 10" in fig.layout.title.text
+        assert "Not enough signal" in fig.layout.annotations[0].text
+    assert notes["accuracy"].startswith("too few trials") and all(v is None for v in heat.data[0].z[0])
+
+
+QUIET_PLOTS = """
+import warnings
+from hpo_nb import Experiment
+from hpo_nb.executors import InMemoryExecutor
+from tests.test_optuna_views import SPACE, _outcome
+for n in (1, 3):
+    exp = Experiment("digits", n_trials=n, executor=InMemoryExecutor(_outcome), progress="none",
+                     runs_dir={runs!r}, name=f"q{{n}}", search_space=SPACE, pruning=False)
+    exp.run()
+    for kind in ("history", "importance", "parallel", "slice", "contour", "intermediate"):
+        print(n, kind, "|", exp.plot(kind).layout.title.text)
+    print(n, "pair |", exp.plot_contour(params=["dropout", "learning_rate"]).layout.title.text)
+warnings.warn("a warning of the caller's own still shows")
+"""
+
+
+def test_optunas_plots_print_nothing_and_say_in_the_figure_what_optuna_would_log(tmp_path):
+    """A 1-trial and a 3-trial study, every plot, in a fresh process with Python's default warning
+    filters: stderr has only the caller's own warning (before: Optuna's "Param ... unique value
+    length is less than 2." lines), and the contour's title says why its panels are empty."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-W", "default", "-c", QUIET_PLOTS.format(runs=str(tmp_path))],
+                          cwd=root, capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "UserWarning: a warning of the caller's own still shows" in lines[0], proc.stderr
+    titles = dict((line.split(" |")[0], line.split("| ", 1)[1]) for line in proc.stdout.splitlines())
+    assert ("dropout, learning_rate and batch_size have taken a single value in the 1 complete trial so far: "
+            "no contour across them yet") in titles["1 contour"]
+    assert "dropout has taken a single value in the 1 complete trial" in titles["1 pair"]
+    assert "<sup>" not in titles["3 contour"] and "<sup>" not in titles["3 slice"]
+    assert "not enough signal: too few trials: 3 complete, needs 10" in titles["3 importance"]
+
+
+def test_a_contour_of_one_parameter_is_a_clear_error(exp):
+    with pytest.raises(ConfigError, match="contour plot needs two or more parameters"):
+        exp.plot_contour(params=["dropout"])

@@ -7,6 +7,7 @@ absl banner and a oneDNN ``I0000`` line twice, at fd level, whatever TF_CPP_MIN_
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +33,17 @@ def test_route_keeps_absl_info_quiet_and_shows_errors_and_plain_text():
     assert shown == f"plain text before\n{ERROR}\n  its second line\n"
     assert quiet.count(BANNER) == 2 and quiet.count("oneDNN") == 2 and "To enable the following" in quiet
     assert tf_stderr.route("") == ("", "")
+
+
+FALLBACK = ("E0000 00:00:1796008640.933119    3354 util.cc:131] oneDNN supports DT_BOOL only on platforms with "
+            "AVX-512. Falling back to the default Eigen-based implementation if present.")
+
+
+def test_route_keeps_the_onednn_dtype_fallback_notice_quiet_but_other_errors_shown():
+    quiet, shown = tf_stderr.route(f"{FALLBACK}\n{ERROR}\n")
+    assert quiet == f"{FALLBACK}\n" and shown == f"{ERROR}\n"
+    other = FALLBACK.replace("oneDNN supports DT_BOOL", "oneDNN could not allocate DT_BOOL")
+    assert tf_stderr.route(other + "\n") == ("", other + "\n")  # only that notice, not oneDNN's errors
 
 
 NOISY = f'''
@@ -80,10 +92,25 @@ exp = Experiment(dataset="digits", n_trials=1, max_epochs=1, progress="none", na
 exp.run()
 print("trials", len(exp.results))
 """
+SMS = ROOT.parent / "shared" / "data" / "sms_spam" / "SMSSpamCollection"
+TINY_LSTM = {"embedding_dim": 8, "lstm_units": 8, "lstm_layers": 1, "bidirectional": False, "dense_layers": 0,
+             "optimizer": "adam", "learning_rate": 1e-2, "batch_size": 32, "dropout": 0.0, "embedding_dropout": 0.0}
+TEXT_CODE = f"""
+from hpo_nb import Experiment, datasets
+ds = datasets.from_text_lines({str(SMS)!r}, sep="\\t", name="sms", max_tokens=500, sequence_length=16)
+exp = Experiment(ds, n_trials=1, max_epochs=1, progress="none", name="quiet", sample_fraction=0.1,
+                 pruning=False, diagnostics=False, search_space={TINY_LSTM!r})
+exp.run()
+print("trials", len(exp.results))
+"""
+REOPEN_CODE = TEXT_CODE.split("exp = ")[0] + """
+exp = Experiment(ds, name="quiet", sample_fraction=0.1)
+print(exp.predict(["free prize, call now", "see you at lunch"]).shape)
+"""
 
 
-def _kernel_streams(tmp_path: Path, env: dict[str, str]) -> list[tuple[str, str]]:
-    """(stream name, text) of every stream output a fresh ipykernel sent while running KERNEL_CODE."""
+def _kernel_streams(tmp_path: Path, env: dict[str, str], code: str = KERNEL_CODE) -> list[tuple[str, str]]:
+    """(stream name, text) of every stream output a fresh ipykernel sent while running ``code``."""
     from jupyter_client.manager import KernelManager
 
     km = KernelManager(kernel_name="python3")
@@ -100,7 +127,7 @@ def _kernel_streams(tmp_path: Path, env: dict[str, str]) -> list[tuple[str, str]
             elif msg["msg_type"] == "error":
                 streams.append(("error", "\n".join(msg["content"]["traceback"])))
 
-        reply = kc.execute_interactive(KERNEL_CODE, output_hook=hook, timeout=300)
+        reply = kc.execute_interactive(code, output_hook=hook, timeout=300)
         assert reply["content"]["status"] == "ok", streams
         kc.stop_channels()
     finally:
@@ -128,3 +155,51 @@ def test_a_fresh_kernel_shows_no_tensorflow_block(tmp_path, setting):
         return
     assert "absl" not in stderr and "oneDNN" not in stderr and "I0000" not in stderr, stderr
     assert "oneDNN custom operations" in (tmp_path / "runs" / "quiet" / "run.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", ["default", "show"])
+def test_a_fresh_kernel_training_a_text_model_shows_no_onednn_fallback_line(tmp_path, setting):
+    """A masked LSTM's first fit makes oneDNN log its dtype-fallback notice as an "E" line (Keras
+    transposes the RNN mask as bool): it reaches the notebook unless hpo_nb spends it under capture.
+    With HPO_NB_TF_STDERR=show it is there, so the default case could fail. A fresh process that
+    reopens the study and predicts (a model's first run after loading) shows none either."""
+    if not SMS.exists():
+        pytest.skip(f"{SMS} (shared test data) is missing")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "HPO_NB_TF_STDERR", "PYTEST_CURRENT_TEST")}
+    env["PYTHONPATH"] = str(ROOT)
+    if setting == "show":
+        env["HPO_NB_TF_STDERR"] = "show"
+    streams = _kernel_streams(tmp_path, env, TEXT_CODE)
+    stderr = "".join(text for name, text in streams if name != "stdout")
+    assert "trials 1" in "".join(text for name, text in streams if name == "stdout"), streams
+    if setting == "show":
+        assert "oneDNN supports DT_BOOL" in stderr
+        return
+    assert "oneDNN" not in stderr and "E0000" not in stderr, stderr
+    assert "oneDNN supports DT_BOOL" in (tmp_path / "runs" / "quiet" / "run.log").read_text()
+
+    reopened = subprocess.run([sys.executable, "-c", REOPEN_CODE], cwd=tmp_path, capture_output=True, text=True,
+                              env=env, timeout=120)
+    assert reopened.returncode == 0, reopened.stderr
+    assert reopened.stdout.strip() == "(2, 4)"
+    assert "oneDNN" not in reopened.stderr and "E0000" not in reopened.stderr, reopened.stderr
+
+
+@pytest.mark.slow
+def test_the_cli_on_a_text_dataset_prints_no_onednn_line(tmp_path):
+    """``hpo-nb run`` on the SMS corpus: progress and results on stdout, nothing from TensorFlow on stderr."""
+    if not SMS.exists():
+        pytest.skip(f"{SMS} (shared test data) is missing")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "HPO_NB_TF_STDERR")}
+    env["PYTHONPATH"] = str(ROOT)
+    space = json.dumps({k: v for k, v in TINY_LSTM.items()})
+    proc = subprocess.run([sys.executable, "-m", "hpo_nb", "run", "--data", str(SMS), "--sep", "\t", "--trials", "1",
+                           "--max-epochs", "1", "--sample-fraction", "0.1", "--no-diagnostics", "--name", "sms",
+                           "--search-space", space], cwd=tmp_path, capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "best trial" in proc.stdout and "test accuracy" in proc.stdout.lower(), proc.stdout
+    assert "oneDNN" not in proc.stderr and "E0000" not in proc.stderr and "absl" not in proc.stderr, proc.stderr
+    assert "oneDNN supports DT_BOOL" in (tmp_path / "runs" / "sms" / "run.log").read_text()

@@ -38,7 +38,9 @@ class Target:
 
     def value(self, t: FrozenTrial) -> float:
         a = t.user_attrs
-        if self.key == "accuracy":
+        if self.key == "score":  # the search's objective (``analysis.targets``' "score" target)
+            v = t.value if t.value is not None else a.get("score")
+        elif self.key == "accuracy":
             v = a.get("accuracy")
         elif self.key == "duration_s":
             v = a.get("duration_s")

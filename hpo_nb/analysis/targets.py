@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from ..errors import ConfigError
 from ..storage import quiet_optuna
@@ -58,16 +58,6 @@ class TargetStudy:
     n_curves: int = 0
 
 
-def _value(target: Target, t: FrozenTrial) -> float:
-    if target.key == "score":
-        v = t.value if t.value is not None else t.user_attrs.get("score")
-        try:
-            return float(v) if v is not None else math.nan
-        except (TypeError, ValueError):
-            return math.nan
-    return target.value(t)
-
-
 def target_study(study: optuna.Study, target: Target, epoch_metric: str = "val_accuracy") -> TargetStudy:
     """The study's complete trials with ``target`` as their value (see the module docstring).
 
@@ -93,7 +83,7 @@ def target_study(study: optuna.Study, target: Target, epoch_metric: str = "val_a
     # complete ones with a value as COMPLETE, pruned ones as PRUNED (their curves still show),
     # anything else as FAIL (the views leave those out).
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        value = _value(target, t) if t.state == TrialState.COMPLETE else math.nan
+        value = target.value(t) if t.state == TrialState.COMPLETE else math.nan
         curve = (t.user_attrs.get("history") or {}).get(epoch_metric) or []
         steps = {i + 1: float(v) for i, v in enumerate(curve) if v is not None and math.isfinite(float(v))}
         if math.isfinite(value):

@@ -83,11 +83,11 @@ def optuna_kinds() -> dict[str, str]:
     return {kind: entry[1] for kind, entry in KINDS.items()}
 
 
-def optuna_figure(kind: str, view: Any, params: Any, title: str) -> Any:
-    """Optuna's ``kind`` plot of an ``analysis.targets.TargetStudy``."""
+def optuna_figure(kind: str, view: Any, params: Any, title: str, empty: str | None = None) -> Any:
+    """Optuna's ``kind`` plot of an ``analysis.targets.TargetStudy`` (``empty``: why there is none)."""
     from .optuna_plots import optuna_figure as draw
 
-    return draw(kind, view, params, title)
+    return draw(kind, view, params, title, empty)
 
 
 def show_trial(result: Any, backend: str = "auto") -> Any:
