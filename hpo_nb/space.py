@@ -111,7 +111,7 @@ LSTM_SPACE: SearchSpace = {
     "bidirectional": Choice((False, True)),
     "sequence_pooling": Choice(("average", "max", "last")),
     **COMMON,
-    "learning_rate": FloatRange(1e-3, 1e-2, log=True),  # chosen under a constant rate; kept with the decay
+    "learning_rate": FloatRange(2e-3, 2e-2, log=True),
     "dense_layers": IntRange(0, 1),
     "batch_size": Choice((32, 64)),
 }
