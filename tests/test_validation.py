@@ -280,3 +280,11 @@ def test_forgetting_label_first_false_says_so():
     with pytest.raises(ConfigError, match=r"200 classes for 200 lines.*only 2 distinct values: pass label_first=False"):
         datasets.from_text_lines(lines, sep="\t")
     assert datasets.from_text_lines(lines, sep="\t", label_first=False).class_names == ["neg", "pos"]
+
+
+def test_prepare_raw_refuses_numbers_for_a_raw_text_model():
+    texts = [f"message number {i} {'free prize' if i % 2 else 'see you'}" for i in range(40)]
+    ds = datasets.from_arrays(np.asarray(texts, dtype=object), [i % 2 for i in range(40)], name="raw-text-predict")
+    assert ds.is_raw_text and list(ds.prepare_raw("free prize now")) == ["free prize now"]
+    with pytest.raises(ConfigError, match=r"raw text: pass a str or a list of str .*got int '1'\)"):
+        ds.prepare_raw([1, 2, 3])

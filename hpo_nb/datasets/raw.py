@@ -53,7 +53,8 @@ def prepare_raw(self: Dataset, inputs: Any) -> Any:
 
     Raises:
         ConfigError: no inputs; NaN/inf pixels; pixel values above the dataset's raw range
-            (``raw_max``, e.g. 0..255 given to a 0..16 digits model); a shape that does not fit.
+            (``raw_max``, e.g. 0..255 given to a 0..16 digits model); a shape that does not fit;
+            anything but strings for a raw-text dataset.
     """
     if inputs is None or (not isinstance(inputs, str) and np.size(np.asarray(inputs, dtype=object)) == 0):
         raise ConfigError(f"no inputs to predict: pass one sample or a batch for dataset {self.name!r}.")
@@ -61,8 +62,13 @@ def prepare_raw(self: Dataset, inputs: Any) -> Any:
         if isinstance(inputs, str):
             inputs = [inputs]
         if self.is_raw_text:
-            arr = np.asarray([str(t) for t in inputs], dtype=object)
-            return arr
+            wrong = [t for t in inputs if not isinstance(t, (str, np.str_))]
+            if wrong:
+                raise ConfigError(
+                    f"dataset {self.name!r} is raw text: pass a str or a list of str to predict "
+                    f"(got {type(wrong[0]).__name__} {str(wrong[0])[:40]!r}); its model tokenizes them itself."
+                )
+            return np.asarray([str(t) for t in inputs], dtype=object)
         from keras.utils import pad_sequences
 
         seqs = list(inputs)
