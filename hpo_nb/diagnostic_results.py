@@ -5,6 +5,7 @@ process sharing the study, and for RunPod trials; nothing is retrained."""
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -21,6 +22,11 @@ class DiagnosticsResults(StudyResults):
     """The diagnostics plots, for ``Experiment`` (which sets ``run_dir`` and the study)."""
 
     run_dir: Path
+    dataset: Any
+    seed: int
+    validation_fraction: float
+    sample_fraction: float
+    test_fraction: float
     _artifact_location: Any = None  # Experiment(artifact_store=...): None is the run folder's
 
     def plot_learning_curves(self, trials: Sequence[int] | None = None) -> "plotly.graph_objects.Figure":
@@ -155,7 +161,24 @@ class DiagnosticsResults(StudyResults):
 
         where = self._artifact_store()
         arrays = store.load_arrays(t.diagnostics, record.ACTIVATIONS, where)
-        return data.activation_maps(t.diagnostics, arrays, t.number, store.describe(where))
+        maps = data.activation_maps(t.diagnostics, arrays, t.number, store.describe(where))
+        if maps.kind == "text" and not maps.words:  # a record from before words were stored with it
+            vocabulary = self._vocabulary()
+            if vocabulary:
+                from .diagnostics.activations import token_words
+
+                maps = dataclasses.replace(maps, words={int(k): v for k, v in
+                                                        token_words(maps.inputs, vocabulary).items()})
+        return maps
+
+    def _vocabulary(self) -> list[str] | None:
+        """The TextVectorization vocabulary the trials trained with (raw text: fitted on the
+        training part of this experiment's split), or None (token ids, or not computable)."""
+        try:
+            return self.dataset.vocabulary(self.validation_fraction, self.seed, self.sample_fraction,
+                                           self.test_fraction)
+        except Exception:  # a label is not worth a failed drawing: ids are shown instead
+            return None
 
     def _artifact_store(self) -> Any:
         from .diagnostics.store import open_store

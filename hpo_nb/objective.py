@@ -59,12 +59,7 @@ def callbacks(metric: str, x_val: Any, y_val: Any, batch_size: int) -> list[Any]
     class BalancedAccuracy(keras.callbacks.Callback):
         """``val_balanced_accuracy`` from one inference pass over the validation split per epoch:
         direct model calls rather than ``predict``, whose per-model ``tf.function`` makes TensorFlow
-        warn about retracing once a process has run a few trials. Keeps the predictions of the
-        best epoch so far (``best``: (epoch index, predicted classes)): the diagnostics' confusion
-        matrix reuses them instead of predicting the validation split again."""
-
-        best: tuple[int, np.ndarray] | None = None
-        _best_value = -1.0
+        warn about retracing once a process has run a few trials."""
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if logs is None or not len(y_val):
@@ -72,26 +67,6 @@ def callbacks(metric: str, x_val: Any, y_val: Any, batch_size: int) -> list[Any]
             predicted = np.concatenate([
                 np.argmax(keras.ops.convert_to_numpy(self.model(x_val[i:i + step], training=False)), axis=-1)
                 for i in range(0, len(x_val), step)])
-            value = logs[monitor("balanced_accuracy")] = balanced_accuracy(y_val, predicted)
-            if value > self._best_value:  # the first best, as the best-epoch keeper (EarlyStopping) picks
-                self._best_value, self.best = value, (epoch, predicted)
+            logs[monitor("balanced_accuracy")] = balanced_accuracy(y_val, predicted)
 
     return [BalancedAccuracy()]
-
-
-def best_epoch_predictions(callbacks: list[Any], epoch: int | None) -> np.ndarray | None:
-    """The validation predictions ``callbacks`` (from ``callbacks()``) made at ``epoch`` (0-based)
-    if that was their best epoch: the weights the trial ends with. None otherwise.
-
-    Args:
-        callbacks: what ``callbacks()`` returned for this fit.
-        epoch: the best epoch's index the best-epoch keeper restored, or None.
-
-    Returns:
-        numpy.ndarray | None: predicted classes, int, shape (n,).
-    """
-    for cb in callbacks:
-        best = getattr(cb, "best", None)
-        if best is not None and epoch is not None and best[0] == epoch:
-            return best[1]
-    return None

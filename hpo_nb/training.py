@@ -95,8 +95,8 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         # diagnostics before progress (an epoch's gradient norms go out before its end);
         # resume after the keeper, so a checkpoint holds the keeper's state for this epoch
         diagnosis = _diagnostics(spec, publish, x_train, y_train, replicas, first)
-        scoring = objective.callbacks(spec.metric, x_val, y_val, batch)
-        callbacks: list[Any] = [_stop_on_non_finite_loss(), *scoring, *diagnosis, progress,
+        callbacks: list[Any] = [_stop_on_non_finite_loss(),
+                                *objective.callbacks(spec.metric, x_val, y_val, batch), *diagnosis, progress,
                                 best_epoch, *([resume] if resume else [])]
         pruning = PruningCallback(report, objective.monitor(spec.metric)) if report else None
         if pruning:
@@ -126,7 +126,7 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
     kept = int(best_epoch.best_epoch) if best_epoch.best_weights is not None else None  # the weights it ends with
     diagnostics = diagnosis[0].finish(
         model if replicas == 1 else _single_device_copy(model), x_val, y_val, ds.num_classes, ds.class_names,
-        ds.modality, best_epoch=kept, predictions=objective.best_epoch_predictions(scoring, kept),
+        ds.modality, best_epoch=kept,
         vocabulary=ds.vocabulary(spec.validation_fraction, spec.seed, spec.sample_fraction, spec.test_fraction)
         if ds.modality == "text" else None) if diagnosis else {}
     state = "stopped" if progress.stopped else "pruned" if pruning and pruning.pruned_at else "complete"

@@ -5,9 +5,9 @@ Per epoch (``DiagnosticsCallback``):
 
 - **Gradient norms per trainable layer**, the L2 norm of d(loss)/d(layer's trainable
   variables). On one device they are taken from *every training batch* the optimizer applies
-  (a few norm ops added to the compiled train step, accumulated in variables: sum, max, count),
-  so ``mean`` and ``max`` are over the epoch's real batches, at no measurable cost
-  (benchmarks/diagnostics_cost.py). Under MirroredStrategy the optimizer runs per replica, so
+  (a few norm ops added to the compiled train step, accumulated in two variables: sum and max;
+  the count is the optimizer's own ``iterations``), so ``mean`` and ``max`` are over the epoch's
+  real batches, at a cost measured in benchmarks/diagnostics_cost.py. Under MirroredStrategy the optimizer runs per replica, so
   instead one fixed probe batch (``PROBE_SAMPLES`` training samples, inference mode) is
   differentiated at each epoch's end on a one-device copy; its ``mean`` and ``max`` are then
   the same number, and ``gradients["method"]`` says which way they were measured.
@@ -19,11 +19,11 @@ Per epoch (``DiagnosticsCallback``):
 - A NaN or infinite gradient norm is stored as None (JSON null), never as a number.
 
 At the end (``DiagnosticsCallback.finish``): the validation confusion matrix and per-class
-precision, recall and support, from the model as it ends (its best epoch's weights), and
-activation maps of ``activations.SAMPLES`` fixed validation samples (the first of each of the first
-classes): images, the post-activation output of each conv block (the ``MAX_CHANNELS`` most
-active channels); text, each LSTM layer's output at every token (the ``MAX_UNITS`` most varying
-units). The arrays travel inline (``record.INLINE_KEY``) and are bounded by ``record.fit_to_bound``.
+precision, recall and support, from the model as it ends (its best epoch's weights: counted in
+that epoch's own validation pass, a ``confusion_matrix`` op added to fit's compiled test step, so
+nothing is predicted again), and activation maps of a few fixed validation samples
+(``activations``). The arrays travel inline (``record.INLINE_KEY``) and are bounded by
+``record.fit_to_bound``.
 """
 
 from __future__ import annotations
@@ -310,8 +310,8 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         }
 
     def finish(self, model: Any, x_val: np.ndarray, y_val: np.ndarray, num_classes: int,
-               class_names: Sequence[str] | None, modality: str, *, predictions: np.ndarray | None = None,
-               best_epoch: int | None = None, vocabulary: Sequence[str] | None = None) -> dict[str, Any]:
+               class_names: Sequence[str] | None, modality: str, *, best_epoch: int | None = None,
+               vocabulary: Sequence[str] | None = None) -> dict[str, Any]:
         """The trial's diagnostics, bounded (``record.fit_to_bound``).
 
         Args:
@@ -320,8 +320,6 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
             num_classes: K, the number of classes.
             class_names: K names, or None for "0".."K-1".
             modality: "image" or "text".
-            predictions: the model's predicted classes for ``x_val``, int, shape (n,), if the
-                training path already has them (they are then not computed again).
             vocabulary: text only: the ``TextVectorization`` vocabulary (token id -> word), so the
                 activation maps' tokens are stored as words; None keeps ids.
             best_epoch: the index (0-based) of the epoch whose weights ``model`` holds, if known:
@@ -335,10 +333,8 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         counted = self._val_matrices.get(best_epoch) if best_epoch is not None else None
         if counted is not None and counted.shape == (len(names), len(names)) and counted.sum() == len(y_val):
             summary.update(report_from_matrix(counted, names))
-        else:
-            if predictions is None or len(predictions) != len(y_val):
-                predictions = predict_classes(model, x_val)
-            summary.update(classification_report(predictions, y_val, names))
+        else:  # no such pass (mirrored replicas, an epoch from before a resume): predict once more
+            summary.update(classification_report(predict_classes(model, x_val), y_val, names))
         try:
             summary.update(activation_maps(model, x_val, y_val, modality, vocabulary))
         except Exception as exc:  # a diagnostic never fails the trial

@@ -67,6 +67,9 @@ def open_store(location: Any, run_dir: str | Path) -> Any:
         path.mkdir(parents=True, exist_ok=True)
         return optuna.artifacts.FileSystemArtifactStore(str(path))
     if all(callable(getattr(location, name, None)) for name in ("open_reader", "write", "remove")):
+        base = getattr(location, "_base_path", None)  # a FileSystemArtifactStore writes into an existing folder
+        if isinstance(base, (str, Path)):
+            Path(base).mkdir(parents=True, exist_ok=True)
         return location
     raise ConfigError(f"artifact_store must be a folder (str or Path), an optuna.artifacts store "
                       f"(e.g. FileSystemArtifactStore, Boto3ArtifactStore) or None, not {location!r}.")
