@@ -508,3 +508,14 @@ def test_an_older_text_record_gets_its_words_from_the_experiments_vocabulary(tmp
         user_attrs={STATE_ATTR: "complete", "diagnostics": diag, "epochs_run": 1}))
     fig = exp.plot_activations(exp.study.trials[-1].number)
     assert list(fig.layout.xaxis.ticktext) == ["good", "film", "[UNK]"]
+
+
+def test_the_cli_passes_the_artifact_store_and_refuses_an_unusable_one(tmp_path, capsys):
+    from hpo_nb import cli
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    assert cli.main(["run", "--artifact-store", str(blocked / "sub"), "--trials", "1", "--runs-dir",
+                     str(tmp_path / "runs"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"artifact_store folder {blocked / 'sub'} cannot be used" in err

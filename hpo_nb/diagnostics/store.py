@@ -64,7 +64,11 @@ def open_store(location: Any, run_dir: str | Path) -> Any:
         if not str(location).strip():
             raise ConfigError("artifact_store must be a folder, an optuna.artifacts store, or None; not ''.")
         path = Path(location).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"artifact_store folder {path} cannot be used: {exc}. Give a folder this process "
+                              "can write (shared by every machine on the study).") from exc
         return optuna.artifacts.FileSystemArtifactStore(str(path))
     if all(callable(getattr(location, name, None)) for name in ("open_reader", "write", "remove")):
         base = getattr(location, "_base_path", None)  # a FileSystemArtifactStore writes into an existing folder
