@@ -275,9 +275,13 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
                     floor = 0.05 if kind == "weights" else 0.5 * self._ranges.get((name, "weights"), 0.1)
                     self._ranges[key] = max(3.0 * largest, floor)
                 r = self._ranges[key]
+                with np.errstate(invalid="ignore", over="ignore"):
+                    stats = [values.min(), values.max(), values.mean(), values.std()] if values.size else [np.nan] * 4
                 counts, edges = np.histogram(values, bins=record.HISTOGRAM_BINS, range=(-r, r))  # NaN: not binned
-                under, over = int(np.count_nonzero(values < -r)), int(np.count_nonzero(values > r))
-                nan = int(values.size - counts.sum() - under - over)
+                nan = int(values.size - counts.sum())  # outside or NaN; the two passes below only when there are
+                under = int(np.count_nonzero(values < -r)) if nan and not stats[0] >= -r else 0
+                over = int(np.count_nonzero(values > r)) if nan and not stats[1] <= r else 0
+                nan -= under + over
                 entry = self._hist.setdefault(name, {}).setdefault(kind, {
                     "edges": record.round_list(edges, 6), "counts": [], "under": [], "over": [], "stats": []})
                 entry["counts"].append(counts.tolist())
@@ -285,8 +289,6 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
                 entry["over"].append(over)
                 if nan or "nan" in entry:
                     entry.setdefault("nan", [0] * (len(entry["counts"]) - 1)).append(nan)
-                with np.errstate(invalid="ignore", over="ignore"):
-                    stats = [values.min(), values.max(), values.mean(), values.std()] if values.size else [np.nan] * 4
                 entry["stats"].append(record.round_list(stats))
 
     # ------------------------------------------------------------------ the end
