@@ -1,7 +1,8 @@
 """``Experiment``'s per-trial diagnostics drawings, as a base class: each reads the trial's
 stored record (its ``history`` and ``diagnostics`` user attributes, and the activation arrays in
-the run folder's Optuna artifact store), so it works after a kernel restart, from another
-process sharing the study, and for RunPod trials; nothing is retrained."""
+the run folder's Optuna artifact store, or the one given as ``artifact_store=``), so it works
+after a kernel restart, from another process sharing the study, and for RunPod trials; nothing is
+retrained. A trial without them says why (``analysis.diagnostics.missing_reason``)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ class DiagnosticsResults(StudyResults):
         """
         if isinstance(trials, numbers.Integral) and not isinstance(trials, bool):
             trials = [trials]
+        elif trials is not None and not isinstance(trials, (str, bytes)) and hasattr(trials, "__iter__"):
+            trials = list(trials)  # a generator is read once
         if trials is not None and (isinstance(trials, (str, bytes, bool)) or not hasattr(trials, "__iter__")
                                    or not list(trials)
                                    or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in trials)):
@@ -59,6 +62,7 @@ class DiagnosticsResults(StudyResults):
             chosen = complete
         else:
             chosen = list({n: self.trial(n) for n in map(int, trials)}.values())  # as asked, repeats once
+
         def has_epochs(t: Any) -> bool:
             return any(t.history.get(k) for k in ("loss", "val_loss", "accuracy", "val_accuracy"))
 

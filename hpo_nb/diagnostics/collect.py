@@ -20,7 +20,7 @@ Per epoch (``DiagnosticsCallback``):
 
 At the end (``DiagnosticsCallback.finish``): the validation confusion matrix and per-class
 precision, recall and support, from the model as it ends (its best epoch's weights: counted in
-that epoch's own validation pass, a ``confusion_matrix`` op added to fit's compiled test step, so
+that epoch's own validation pass, a ``Bincount`` op added to fit's compiled test step, so
 nothing is predicted again), and activation maps of a few fixed validation samples
 (``activations``). The arrays travel inline (``record.INLINE_KEY``) and are bounded by
 ``record.fit_to_bound``.
@@ -151,13 +151,14 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
             self.model.test_function = None
 
     def _hook_validation(self) -> None:
-        """Count fit's own validation pass into a confusion matrix (one ``confusion_matrix`` op
+        """Count fit's own validation pass into a confusion matrix (an argmax and one ``Bincount``
         per validation batch, in the compiled test step), so the end of the trial needs no second
         pass over the validation split: the best epoch's matrix is the restored model's."""
         import tensorflow as tf
 
         k = int(self.model.output_shape[-1])
         matrix = tf.Variable(tf.zeros((k, k), tf.int32), trainable=False)
+        no_weights = tf.zeros([0], tf.int32)  # Bincount without weights: counts, as int32
         model = self.model
         test_step, compute_metrics = model.test_step, model.compute_metrics
         tracing = [False]  # True while the test step (not the train step) is traced
@@ -173,7 +174,9 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
             if tracing[0] and y is not None and not isinstance(y_pred, (list, tuple, dict)):
                 labels = tf.reshape(tf.cast(y, tf.int32), [-1])
                 predicted = tf.argmax(tf.reshape(y_pred, [-1, k]), axis=-1, output_type=tf.int32)
-                matrix.assign_add(tf.math.confusion_matrix(labels, predicted, num_classes=k, dtype=tf.int32))
+                # one Bincount over true * K + predicted (tf.math.confusion_matrix adds assertions and a scatter)
+                cells = tf.raw_ops.Bincount(arr=labels * k + predicted, size=k * k, weights=no_weights)
+                matrix.assign_add(tf.reshape(cells, (k, k)))
             return compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
         model.__dict__["test_step"] = hooked_test_step  # this instance only; undone at train end
