@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-diagnostics", action="store_true",
                      help="skip per-trial diagnostics (gradient flow, weight histograms, confusion matrix, "
                           "activation maps)")
+    run.add_argument("--artifact-store", default=None, metavar="FOLDER",
+                     help="folder for the trials' activation arrays, shared by every machine on a shared study "
+                          "(default: runs/NAME/artifacts)")
     run.add_argument("--runs-dir", default="runs", help="folder of run folders (study, run.log, models)")
     run.add_argument("--test-fraction", type=float, default=None,
                      help="fraction held out for the final test accuracy when the dataset has no official test "
@@ -177,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency, executor=args.executor, distribution=args.distribution,
         storage=args.storage, name=args.name, seed=args.seed, search_space=space,
         sample_fraction=args.sample_fraction, pruning=not args.no_pruning, pruner=args.pruner, runs_dir=args.runs_dir,
-        diagnostics=not args.no_diagnostics,
+        diagnostics=not args.no_diagnostics, artifact_store=args.artifact_store,
         devices=args.devices.split(",") if args.devices else None, gpus_per_trial=args.gpus_per_trial,
         progress="none" if args.quiet else "console", heartbeat_interval=args.heartbeat_interval,
         test_fraction=args.test_fraction, metric=args.metric, validation_fraction=args.validation_fraction,

@@ -1,10 +1,12 @@
 """``Experiment``'s per-trial diagnostics drawings, as a base class: each reads the trial's
 stored record (its ``history`` and ``diagnostics`` user attributes, and the activation arrays in
-the run folder's Optuna artifact store), so it works after a kernel restart, from another
-process sharing the study, and for RunPod trials; nothing is retrained."""
+the run folder's Optuna artifact store, or the one given as ``artifact_store=``), so it works
+after a kernel restart, from another process sharing the study, and for RunPod trials; nothing is
+retrained. A trial without them says why (``analysis.diagnostics.missing_reason``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -21,6 +23,12 @@ class DiagnosticsResults(StudyResults):
     """The diagnostics plots, for ``Experiment`` (which sets ``run_dir`` and the study)."""
 
     run_dir: Path
+    dataset: Any
+    seed: int
+    validation_fraction: float
+    sample_fraction: float
+    test_fraction: float
+    _artifact_location: Any = None  # Experiment(artifact_store=...): None is the run folder's
 
     def plot_learning_curves(self, trials: Sequence[int] | None = None) -> "plotly.graph_objects.Figure":
         """Train and validation loss and accuracy per epoch, several trials overlaid.
@@ -30,13 +38,18 @@ class DiagnosticsResults(StudyResults):
 
         Returns:
             plotly.graph_objects.Figure: loss and accuracy panels; solid train, dashed validation,
-            one colour per trial.
+            one colour per trial, in the order asked (None: best first). Trials without a single
+            recorded epoch (failed before training, still waiting) are left out and named, with
+            their state, in the title.
 
         Raises:
-            ConfigError: an unknown trial number, an empty list, or (None) no trial has completed.
+            ConfigError: an unknown trial number, an empty list, (None) no trial has completed, or
+                none of the trials has a recorded epoch.
         """
         if isinstance(trials, numbers.Integral) and not isinstance(trials, bool):
             trials = [trials]
+        elif trials is not None and not isinstance(trials, (str, bytes)) and hasattr(trials, "__iter__"):
+            trials = list(trials)  # a generator is read once
         if trials is not None and (isinstance(trials, (str, bytes, bool)) or not hasattr(trials, "__iter__")
                                    or not list(trials)
                                    or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in trials)):
@@ -48,10 +61,19 @@ class DiagnosticsResults(StudyResults):
                 raise ConfigError("no trial has completed yet; run() the experiment first.")
             chosen = complete
         else:
-            chosen = [self.trial(int(n)) for n in trials]
-        names = ", ".join(str(t.number) for t in chosen)
-        return _views().diagnostic_plot("learning_curves", data.learning_curves_frame(chosen),
-                                        f"{self.name}: learning curves (trial {names})")
+            chosen = list({n: self.trial(n) for n in map(int, trials)}.values())  # as asked, repeats once
+
+        def has_epochs(t: Any) -> bool:
+            return any(t.history.get(k) for k in ("loss", "val_loss", "accuracy", "val_accuracy"))
+
+        shown, left = [t for t in chosen if has_epochs(t)], [t for t in chosen if not has_epochs(t)]
+        if not shown:
+            raise ConfigError("no learning curves to draw: " + "; ".join(_no_history(t) for t in left) + ".")
+        title = f"{self.name}: learning curves (trial{'s' if len(shown) > 1 else ''} " \
+                f"{', '.join(str(t.number) for t in shown)})"
+        if left:
+            title += "<br><sup>left out, no epoch recorded: " + "; ".join(_no_history(t) for t in left) + "</sup>"
+        return _views().diagnostic_plot("learning_curves", data.learning_curves_frame(shown), title)
 
     def plot_confusion_matrix(self, trial: int | None = None) -> "plotly.graph_objects.Figure":
         """The validation confusion matrix of a trial, with per-class precision and recall.
@@ -64,9 +86,10 @@ class DiagnosticsResults(StudyResults):
             share of the true class, text the counts) and per-class bars.
 
         Raises:
-            ConfigError: no such trial, or it has no diagnostics (``diagnostics=False``).
+            ConfigError: no such trial, or it has no diagnostics (the message says why: its
+                state, ``diagnostics=False``, or a record from before diagnostics).
         """
-        t = self.trial(trial)
+        t = self._diagnosed(trial, "confusion_matrix")
         return _views().diagnostic_plot("confusion_matrix", data.confusion_info(t.diagnostics, t.number),
                                         f"{self.name}: trial {t.number} validation confusion matrix")
 
@@ -78,12 +101,13 @@ class DiagnosticsResults(StudyResults):
 
         Returns:
             plotly.graph_objects.Figure: heatmap of log10 L2 norms; buttons switch between the mean
-            and the max over each epoch's batches.
+            and the max over each epoch's batches. NaN or infinite norms are blank cells, named
+            (epoch and layers) in a red note under the heatmap.
 
         Raises:
-            ConfigError: no such trial, or it has no diagnostics.
+            ConfigError: no such trial, or it has no diagnostics (the message says why).
         """
-        t = self.trial(trial)
+        t = self._diagnosed(trial, "gradients")
         return _views().diagnostic_plot("gradient_flow", data.gradient_flow(t.diagnostics, t.number),
                                         f"{self.name}: trial {t.number} gradient flow")
 
@@ -94,13 +118,14 @@ class DiagnosticsResults(StudyResults):
             trial: a trial number; None: the best trial.
 
         Returns:
-            plotly.graph_objects.Figure: one histogram panel per layer and kind (fixed bins); the
-            slider picks the epoch (0: the initialization).
+            plotly.graph_objects.Figure: one histogram panel per layer and kind (bins fixed at the
+            first epoch); the slider picks the epoch (0: the initialization). A panel whose values
+            fall outside its bins says how many (below, above, NaN) under its title, per epoch.
 
         Raises:
-            ConfigError: no such trial, or it has no diagnostics.
+            ConfigError: no such trial, or it has no diagnostics (the message says why).
         """
-        t = self.trial(trial)
+        t = self._diagnosed(trial, "weights")
         return _views().diagnostic_plot("weights", data.weight_histograms(t.diagnostics, t.number),
                                         f"{self.name}: trial {t.number} weights and biases")
 
@@ -115,21 +140,55 @@ class DiagnosticsResults(StudyResults):
             plotly.graph_objects.Figure: one row per sample; a menu picks the layer.
 
         Raises:
-            ConfigError: no such trial, it has no diagnostics, or its arrays are not in this run
-                folder's artifact store (``<run_dir>/artifacts``).
+            ConfigError: no such trial, it has no diagnostics (the message says why), or its arrays
+                are not in the artifact store (``<run_dir>/artifacts``, or ``artifact_store=``;
+                the message names the folder looked in).
         """
-        t = self.trial(trial)
+        t = self._diagnosed(trial, "activations")
         return _views().diagnostic_plot("activations", self._activation_maps(t),
                                         f"{self.name}: trial {t.number} activations")
+
+    def _diagnosed(self, trial: int | None, key: str) -> Any:
+        """The trial, if its diagnostics hold ``key``; else a ConfigError saying why not (its
+        state, diagnostics=False, a record from before diagnostics, a trimmed piece)."""
+        t = self.trial(trial)
+        why = None
+        if not t.diagnostics:
+            frozen = next((f for f in self._stored_trials() if f.number == t.number), None)
+            recorded = frozen is not None and "diagnostics" in frozen.user_attrs
+            why = data.missing_reason(t.number, t.state, recorded, t.epochs_run, t.error)
+        data.require(t.diagnostics, key, t.number, why)
+        return t
 
     def _activation_maps(self, t: Any) -> data.ActivationMaps:
         from .diagnostics import record, store
 
-        data.require(t.diagnostics, "activations", t.number)
-        arrays = store.load_arrays(t.diagnostics, record.ACTIVATIONS, self._artifact_store())
-        return data.activation_maps(t.diagnostics, arrays, t.number)
+        where = self._artifact_store()
+        arrays = store.load_arrays(t.diagnostics, record.ACTIVATIONS, where)
+        maps = data.activation_maps(t.diagnostics, arrays, t.number, store.describe(where))
+        if maps.kind == "text" and not maps.words:  # a record from before words were stored with it
+            vocabulary = self._vocabulary()
+            if vocabulary:
+                from .diagnostics.activations import token_words
+
+                maps = dataclasses.replace(maps, words={int(k): v for k, v in
+                                                        token_words(maps.inputs, vocabulary).items()})
+        return maps
+
+    def _vocabulary(self) -> list[str] | None:
+        """The TextVectorization vocabulary the trials trained with (raw text: fitted on the
+        training part of this experiment's split), or None (token ids, or not computable)."""
+        try:
+            return self.dataset.vocabulary(self.validation_fraction, self.seed, self.sample_fraction,
+                                           self.test_fraction)
+        except Exception:  # a label is not worth a failed drawing: ids are shown instead
+            return None
 
     def _artifact_store(self) -> Any:
-        from .diagnostics.store import artifact_store
+        from .diagnostics.store import open_store
 
-        return artifact_store(self.run_dir)
+        return open_store(self._artifact_location, self.run_dir)
+
+
+def _no_history(t: Any) -> str:
+    return f"trial {t.number} ({t.state}{f': {t.error}' if t.error else ''})"

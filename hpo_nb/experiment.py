@@ -106,6 +106,11 @@ class Experiment(DiagnosticsResults, TestSplitResults):
             weight histograms per epoch, the validation confusion matrix, activation maps;
             ``plot_gradient_flow()`` and friends draw them). False saves their cost (under 5 %
             of a trial's time, benchmarks/diagnostics_cost.py).
+        artifact_store: where trials' activation arrays go (the only diagnostics kept outside the
+            study's database): None, ``<run folder>/artifacts``; a folder (str or Path) that
+            every machine sharing the study mounts; or an ``optuna.artifacts`` store (e.g.
+            ``Boto3ArtifactStore``). Another machine reading a shared (PostgreSQL) study passes
+            the same store to see the activation maps.
         heartbeat_interval: seconds between heartbeats of running trials, >= 1. A trial silent
             for ``6 * heartbeat_interval + 1`` s belongs to a dead process: it is failed and
             retried by a process sharing the study (or the next run), resuming from its last
@@ -158,6 +163,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         test: tuple[Any, Any] | None = None,
         metric: str = "accuracy",
         diagnostics: bool = True,
+        artifact_store: str | Path | Any = None,
     ) -> None:
         check_choice("mode", mode, MODES)
         objective.check_metric(metric)
@@ -210,6 +216,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         if not isinstance(diagnostics, bool):
             raise ConfigError(f"diagnostics must be True or False, not {diagnostics!r}.")
         self.diagnostics = diagnostics
+        self._artifact_location = artifact_store
         self._progress_choice = progress
         self.name = name or f"{self.dataset.name}-{mode}"
         if not _NAME_RE.match(self.name):
@@ -218,6 +225,10 @@ class Experiment(DiagnosticsResults, TestSplitResults):
                 "or '-' (it names the run folder and the study)."
             )
         self.run_dir = Path(runs_dir) / self.name
+        if artifact_store is not None:  # a bad one fails here, before any training
+            from .diagnostics.store import open_store
+
+            open_store(artifact_store, self.run_dir)
         if storage is not None:
             validate_url(storage)
         self._storage_url = storage

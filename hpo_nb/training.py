@@ -114,8 +114,10 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         diverged = _diverged(history.get("loss", []))  # _stop_on_non_finite_loss ended fit after that epoch
         if diverged:
             log.warning("trial %d failed: %s", spec.trial_number, diverged)
+            # its per-epoch diagnostics stay: the gradient flow shows where the training blew up
             return TrialOutcome(spec.trial_number, "failed", error=diverged, fit_s=fit_s, replicas=replicas,
-                                epochs_run=len(history.get("loss", [])), duration_s=time.perf_counter() - started)
+                                epochs_run=len(history.get("loss", [])), duration_s=time.perf_counter() - started,
+                                diagnostics=diagnosis[0].per_epoch() if diagnosis else {})
         # Scored by its best epoch, whose weights best_epoch restored at the end of fit: the
         # model that is saved and probed is the one the score describes (KerasTuner likewise
         # scores a trial by its best epoch).
@@ -123,8 +125,12 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         metrics = health.measure(model, history, x_val, y_val) if replicas == 1 else None
     if metrics is None:  # mirrored variables refuse the probes' gradient tape: probe a one-device copy
         metrics = health.measure(_single_device_copy(model), history, x_val, y_val)
-    diagnostics = diagnosis[0].finish(model if replicas == 1 else _single_device_copy(model), x_val, y_val,
-                                      ds.num_classes, ds.class_names, ds.modality) if diagnosis else {}
+    kept = int(best_epoch.best_epoch) if best_epoch.best_weights is not None else None  # the weights it ends with
+    diagnostics = diagnosis[0].finish(
+        model if replicas == 1 else _single_device_copy(model), x_val, y_val, ds.num_classes, ds.class_names,
+        ds.modality, best_epoch=kept,
+        vocabulary=ds.vocabulary(spec.validation_fraction, spec.seed, spec.sample_fraction, spec.test_fraction)
+        if ds.modality == "text" else None) if diagnosis else {}
     state = "stopped" if progress.stopped else "pruned" if pruning and pruning.pruned_at else "complete"
     score = health.score(spec.mode, value, metrics, spec.accuracy_weight, spec.health_weights)
     outcome = TrialOutcome(

@@ -281,3 +281,241 @@ def test_learning_curves_take_trial_numbers_only(tmp_path, trials):
         exp.plot_learning_curves(trials)
     with pytest.raises(ConfigError, match="no trial number 3"):  # one number is a list of one
         exp.plot_learning_curves(3)
+
+
+# ------------------------------------------------------------------ new-user check (issue 18 follow-up)
+
+
+def _dense_model(seed: int = 0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(5, activation="relu", name="hidden")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(hidden))
+
+
+def test_weights_that_outgrow_the_first_epochs_range_are_counted_not_clipped():
+    model = _dense_model()
+    cb = collect.DiagnosticsCallback(0, replicas=2)  # replicas > 1: no optimizer hook, histograms only
+    cb.set_model(model)
+    cb.on_train_begin()
+    kernel = model.get_layer("hidden").kernel
+    original = kernel.numpy()
+    grown = original.copy()
+    grown[0, :3] = [10.0, -10.0, 10.0]  # far beyond 3 x the initial largest magnitude
+    grown[1, 0] = np.nan
+    kernel.assign(grown)
+    cb._histograms(1)
+    entry = cb.per_epoch()["weights"]["layers"]["hidden"]["weights"]
+    assert entry["under"] == [0, 1] and entry["over"] == [0, 2] and entry["nan"] == [0, 1]
+    assert [sum(c) for c in entry["counts"]] == [20, 16]  # in-range values only: none piled into the end bins
+    assert entry["counts"][1][0] <= entry["counts"][0][0] + 1 and entry["stats"][1] == [None] * 4
+    json.dumps(cb.per_epoch(), allow_nan=False)
+
+    hists = data.weight_histograms(cb.per_epoch(), trial=0)
+    fig = plots.weights(hists)
+    epoch1 = [a.text for a in fig.frames[1].layout.annotations]
+    r = hists.histograms[0].limit
+    assert any(f"3 beyond ±{r:.3g} (1 below, 2 above); 1 NaN" in t for t in epoch1 if t.startswith("hidden · weights"))
+    assert not any("beyond" in t for t in (a.text for a in fig.frames[0].layout.annotations))
+    assert any("beyond" in a.text for a in fig.layout.annotations)  # the last epoch is the one first shown
+
+
+def test_an_old_record_without_out_of_range_counts_still_plots():
+    old = summary(epochs=2)  # version 1: no under / over / nan
+    hists = data.weight_histograms(old, trial=0)
+    assert hists.histograms[0].under is None and hists.histograms[0].outside_note(1) == ""
+    fig = plots.weights(hists)
+    assert len(fig.frames) == 3 and not any("beyond" in a.text for f in fig.frames for a in f.layout.annotations)
+
+
+def test_non_finite_gradient_norms_are_stored_as_null_and_drawn_as_gaps_with_a_note():
+    assert record.round_list([1.0, float("nan"), float("inf"), -float("inf")]) == [1.0, None, None, None]
+    d = summary(epochs=3)
+    d["gradients"]["mean"][1] = [None, 0.5, None]
+    d["gradients"]["max"][1] = [None, 0.9, None]
+    record.json_size(d)  # strict JSON
+    flow = data.gradient_flow(d, trial=0)
+    assert np.isnan(flow.mean[0, 1]) and flow.mean[1, 1] == 0.5 and flow.non_finite() == {2: ["conv_1", "output"]}
+    fig = plots.gradient_flow(flow)
+    assert np.isnan(np.asarray(fig.data[0].z, dtype=float)[0, 1])  # a gap, not a zero norm
+    note = " ".join(a.text for a in fig.layout.annotations)
+    assert "non-finite gradients" in note and "epoch 2: conv_1, output" in note
+
+    live = data.live_gradient_flow([EpochDiagnostics(0, 1, ("a", "b"), (1.0, float("nan")), (1.0, float("inf")))])
+    assert "epoch 1: b" in " ".join(a.text for a in plots.gradient_flow(live).layout.annotations)
+
+
+def test_non_finite_gradient_norms_cross_the_runpod_payload_as_null():
+    import threading
+
+    from hpo_nb.executors.base import TrialJob
+    from hpo_nb.executors.runpod.tracking import Tracker
+    from hpo_nb.executors.runpod.worker import ProgressReporter
+
+    sent = []
+    spec = TrialSpec(0, "digits", {}, 3)
+    reporter = ProgressReporter({"id": "j"}, spec,
+                                send=lambda job, payload: sent.append(json.loads(json.dumps(payload, allow_nan=False))))
+    reporter(EpochDiagnostics(0, 1, ("conv_1", "output"), (float("nan"), 0.25), (float("inf"), 0.5)))
+    reporter(EpochEnded(0, 1, 3, {"loss": 1.0, "val_accuracy": 0.5}))
+    assert sent[-1]["gradients"][0]["mean"] == [None, 0.25] and sent[-1]["gradients"][0]["max"] == [None, 0.5]
+    hub = ProgressHub(1)
+    hub.publish(TrialStarted(0, 3))
+    Tracker(TrialJob(spec=spec, publish=hub.publish, stop=threading.Event()), hub.publish).follow(sent[-1])
+    g = hub.snapshot().running[0].gradients[0]
+    assert np.isnan(g.mean[0]) and g.mean[1] == 0.25  # the live panel draws the gap and the note
+
+
+def test_the_live_panel_notes_non_finite_gradients():
+    from hpo_nb.views.diagnostics import DiagnosticsPanel
+
+    panel = DiagnosticsPanel(_Source(), background=False, opened=True)
+    hub = ProgressHub(1)
+    hub.publish(TrialStarted(0, 3))
+    hub.publish(EpochDiagnostics(0, 1, ("a", "b"), (1.0, 2.0), (1.0, 3.0)))
+    hub.publish(EpochDiagnostics(0, 2, ("a", "b"), (float("nan"), 2.0), (float("nan"), 3.0)))
+    panel.update(hub.snapshot())
+    panel.trial.value = 0
+    spec = panel.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]
+    assert any("non-finite gradients" in a["text"] and "epoch 2: a" in a["text"]
+               for a in spec["layout"].get("annotations", []))
+
+
+def test_text_activation_maps_show_words_and_the_kept_unit_numbers():
+    assert collect.token_words(np.array([[5, 2, 1, 0]]), ["", "[UNK]", "the", "movie", "is", "good"]) == \
+        {"0": "[pad]", "1": "[UNK]", "2": "the", "5": "good"}
+    info = {"activations": {"kind": "text", "layers": ["lstm_1"], "samples": [4], "labels": [1],
+                            "channels": {"lstm_1": [3, 17, 30]}, "words": {"0": "[pad]", "1": "[UNK]", "5": "good",
+                                                                             "2": "the"}},
+            "class_names": ["neg", "pos"]}
+    arrays = {"input": np.array([[5, 2, 1, 0, 0]]), "lstm_1": np.arange(15, dtype=np.float32).reshape(1, 5, 3)}
+    maps = data.activation_maps(info, arrays, trial=0)
+    assert maps.token_labels(0) == ["good", "the", "[UNK]", "[pad]", "[pad]"] and maps.labels == ["pos"]
+    fig = plots.activations(maps)
+    trace = fig.data[0]
+    assert np.asarray(trace.z).shape == (3, 3)  # units x tokens, padding left out
+    assert [row[0][0] for row in trace.customdata] == [3, 17, 30]  # the layer's unit numbers, not rows 0..2
+    assert [cell[1] for cell in trace.customdata[0]] == ["good", "the", "[UNK]"]
+    assert list(fig.layout.xaxis.ticktext) == ["good", "the", "[UNK]"] and "customdata[0]" in trace.hovertemplate
+
+    old = {**info, "activations": {k: v for k, v in info["activations"].items() if k != "words"}}
+    assert data.activation_maps(old, arrays, trial=0).token_labels(0) == ["5", "2", "1", "[pad]", "[pad]"]
+
+
+def _exp_with_trials(tmp_path, name="why"):
+    """An Experiment (never run) whose study holds hand-made trials in each state, and their
+    numbers by role (the study may already hold the enqueued default configuration)."""
+    import optuna
+
+    from hpo_nb import Experiment
+    from hpo_nb.records import STATE_ATTR
+
+    exp = Experiment("digits", n_trials=1, max_epochs=1, runs_dir=tmp_path, progress="none", name=name)
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.75]}
+    C, P, F = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL
+    made = {
+        "off": (C, {STATE_ATTR: "complete", "diagnostics": {}, "history": history, "epochs_run": 2}, 0.7),
+        "old": (C, {STATE_ATTR: "complete", "history": history, "epochs_run": 2}, 0.6),  # before diagnostics
+        "pruned": (P, {STATE_ATTR: "pruned", "diagnostics": {}, "epochs_run": 0}, None),
+        "failed": (F, {STATE_ATTR: "failed", "diagnostics": {}, "error": "ValueError: bad input"}, None),
+        "has": (C, {STATE_ATTR: "complete", "diagnostics": summary(), "epochs_run": 1,
+                    "history": {"loss": [0.9], "val_loss": [0.8], "accuracy": [0.6], "val_accuracy": [0.7]}}, 0.7),
+        "running": (optuna.trial.TrialState.RUNNING, {}, None),
+    }
+    numbers = {}
+    for role, (state, attrs, value) in made.items():
+        exp.study.add_trial(optuna.trial.create_trial(
+            state=state, value=value, params={"learning_rate": 1e-3}, distributions=dist, user_attrs=attrs))
+        numbers[role] = exp.study.trials[-1].number
+    return exp, numbers
+
+
+def test_a_trial_without_diagnostics_says_why(tmp_path):
+    exp, n = _exp_with_trials(tmp_path)
+    expected = {n["off"]: "ran with diagnostics=False", n["old"]: "from before per-trial diagnostics",
+                n["pruned"]: "pruned before it trained",
+                n["failed"]: "failed before its diagnostics were measured (ValueError: bad input)",
+                n["running"]: "is still running"}
+    for method in ("plot_gradient_flow", "plot_weights", "plot_confusion_matrix", "plot_activations"):
+        for number, why in expected.items():
+            with pytest.raises(ConfigError, match=why.replace("(", r"\(").replace(")", r"\)")):
+                getattr(exp, method)(number)
+    with pytest.raises(ConfigError, match="Experiment\\(..., diagnostics=True\\)"):
+        exp.plot_weights(n["off"])
+    assert isinstance(exp.plot_gradient_flow(n["has"]), go.Figure)
+
+
+def test_the_panel_shows_why_as_a_message_not_a_traceback(tmp_path):
+    from hpo_nb.views.diagnostics import DiagnosticsPanel
+
+    exp, n = _exp_with_trials(tmp_path, "why-panel")
+    panel = DiagnosticsPanel(exp, background=False, opened=True)
+    for role, why in (("off", "diagnostics=False"), ("old", "from before per-trial diagnostics"),
+                      ("failed", "failed before")):
+        panel.show(n[role], force=True)
+        for view in ("Gradient flow", "Weights", "Confusion matrix", "Activations"):
+            panel.view.value = view
+            out = panel.output.outputs[0]["data"]
+            assert "hpo-diag-message" in out["text/html"] and why in out["text/plain"], (role, view, out)
+            assert "Traceback" not in out["text/plain"] and "could not be drawn" not in out["text/plain"]
+
+
+def test_learning_curves_follow_the_asked_order_and_name_the_trials_left_out(tmp_path):
+    exp, n = _exp_with_trials(tmp_path, "curves")
+    fig = exp.plot_learning_curves([n["has"], n["failed"], n["off"], n["running"], n["has"]])
+    legend = [t.name for t in fig.data if t.showlegend]
+    assert legend == [f"trial {n['has']} · train", f"trial {n['has']} · validation",
+                      f"trial {n['off']} · train", f"trial {n['off']} · validation"]
+    title = fig.layout.title.text
+    assert f"(trials {n['has']}, {n['off']})" in title and "left out" in title
+    assert f"trial {n['failed']} (failed: ValueError: bad input)" in title and f"trial {n['running']} (running)" in title
+    with pytest.raises(ConfigError, match=f"no learning curves to draw: trial {n['failed']} \\(failed"):
+        exp.plot_learning_curves([n["failed"], n["pruned"]])
+    assert "left out" not in exp.plot_learning_curves([n["off"]]).layout.title.text
+
+
+def test_a_bad_artifact_store_is_refused_before_training(tmp_path):
+    from hpo_nb import Experiment
+
+    for bad in (3, object(), " "):
+        with pytest.raises(ConfigError, match="artifact_store must be"):
+            Experiment("digits", runs_dir=tmp_path, progress="none", name="bad-store", artifact_store=bad)
+
+
+@pytest.mark.filterwarnings("ignore:hpo-nb. the validation split has only")
+def test_an_older_text_record_gets_its_words_from_the_experiments_vocabulary(tmp_path):
+    import optuna
+
+    from hpo_nb import Experiment, datasets
+    from hpo_nb.records import STATE_ATTR
+
+    texts = [("good fun film" if i % 2 else "bad dull film") + " the end" for i in range(60)]
+    ds = datasets.from_arrays(np.array(texts, dtype=object), [i % 2 for i in range(60)], modality="text",
+                              name="old-text", max_tokens=30, sequence_length=6)
+    exp = Experiment(ds, n_trials=1, max_epochs=1, runs_dir=tmp_path, progress="none", name="old-text")
+    vocabulary = ds.vocabulary(exp.validation_fraction, exp.seed, exp.sample_fraction, exp.test_fraction)
+    tokens = np.array([[vocabulary.index("good"), vocabulary.index("film"), 1, 0, 0, 0]])
+    diag = {"version": 1, "layers": ["lstm_1"], "class_names": ["0", "1"],
+            "activations": {"kind": "text", "layers": ["lstm_1"], "samples": [0], "labels": [1],
+                            "channels": {"lstm_1": [0, 1]}},  # no "words": recorded before they were kept
+            record.INLINE_KEY: {record.ACTIVATIONS: record.encode_arrays(
+                {"input": tokens, "lstm_1": np.ones((1, 6, 2), np.float16)})}}
+    exp.study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.COMPLETE, value=0.5, params={}, distributions={},
+        user_attrs={STATE_ATTR: "complete", "diagnostics": diag, "epochs_run": 1}))
+    fig = exp.plot_activations(exp.study.trials[-1].number)
+    assert list(fig.layout.xaxis.ticktext) == ["good", "film", "[UNK]"]
+
+
+def test_the_cli_passes_the_artifact_store_and_refuses_an_unusable_one(tmp_path, capsys):
+    from hpo_nb import cli
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    assert cli.main(["run", "--artifact-store", str(blocked / "sub"), "--trials", "1", "--runs-dir",
+                     str(tmp_path / "runs"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"artifact_store folder {blocked / 'sub'} cannot be used" in err

@@ -75,6 +75,11 @@ def test_text_trials_record_lstm_outputs_over_tokens(runs_dir):
 
     arrays = record.decode_arrays(outcome.diagnostics[record.INLINE_KEY][record.ACTIVATIONS])
     assert arrays["input"].shape == (2, 8) and arrays["bilstm_1"].shape == (2, 8, 16)  # samples x tokens x units
+    words = act["words"]  # the trial's TextVectorization vocabulary, for the samples' tokens
+    assert set(words) == {str(int(t)) for t in arrays["input"].reshape(-1)}
+    assert words["0"] == "[pad]" and {"the", "movie"} <= set(words.values())
+    vocabulary = ds.vocabulary()
+    assert all(words[str(t)] == vocabulary[t] for t in arrays["input"].reshape(-1) if t > 1)
 
 
 def test_plots_come_back_from_storage_in_a_fresh_process(runs_dir):
@@ -129,3 +134,94 @@ def test_the_cli_turns_diagnostics_off(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     study = optuna.load_study(study_name="cli-off", storage=f"sqlite:///{tmp_path / 'runs' / 'cli-off' / 'study.db'}")
     assert study.trials[0].user_attrs["diagnostics"] == {} and study.trials[0].user_attrs["accuracy"] is not None
+
+
+def test_the_confusion_matrix_comes_from_fits_own_validation_pass_and_norms_from_every_batch(monkeypatch):
+    """The end of a trial predicts nothing again (the best epoch's validation pass counted the
+    matrix), and the per-batch norm ops in the train step give the norms a tape gives."""
+    import keras
+    import tensorflow as tf
+
+    from hpo_nb.diagnostics import collect
+    from hpo_nb.spec import TrialSpec
+    from hpo_nb.training import train_trial
+
+    predicted = []
+    real = collect.predict_classes
+    monkeypatch.setattr(collect, "predict_classes", lambda model, x: predicted.append(len(x)) or real(model, x))
+    outcome = train_trial(TrialSpec(0, "digits", {**SPACE, "conv_blocks": 1}, 2))
+    assert outcome.state == "complete", outcome.error
+    cm = np.array(outcome.diagnostics["confusion_matrix"])
+    assert predicted == [] and cm.sum() == sum(outcome.diagnostics["per_class"]["support"])
+    assert np.trace(cm) / cm.sum() == pytest.approx(outcome.accuracy, abs=1e-6)  # the best epoch's val accuracy
+
+    # norms: learning rate 0, so every batch of every epoch sees the same weights
+    x = np.random.default_rng(1).normal(size=(48, 4)).astype("float32")
+    y = np.arange(48) % 3
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(5, activation="tanh", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(hidden))
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    cb = collect.DiagnosticsCallback(0)
+    model.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0, callbacks=[cb], validation_data=(x, y))
+    assert "test_step" not in model.__dict__ and "compute_metrics" not in model.__dict__  # unhooked after fit
+    norms = []
+    for i in range(0, 48, 16):
+        with tf.GradientTape() as tape:
+            loss = keras.losses.SparseCategoricalCrossentropy()(y[i:i + 16], model(x[i:i + 16]))
+        grads = tape.gradient(loss, [v.value for v in model.trainable_weights])
+        norms.append([float(tf.linalg.global_norm(grads[:2])), float(tf.linalg.global_norm(grads[2:]))])
+    assert np.allclose(cb.grad_mean, [np.mean(norms, axis=0)] * 2, rtol=2e-3)
+    assert np.allclose(cb.grad_max, [np.max(norms, axis=0)] * 2, rtol=2e-3)
+    d = cb.finish(model, x, y, 3, None, "image", best_epoch=1)
+    expected = collect.classification_report(np.argmax(model(x), axis=-1), y, ["0", "1", "2"])
+    assert d["confusion_matrix"] == expected["confusion_matrix"]
+
+
+def test_a_diverged_trial_keeps_its_gradient_flow_with_the_non_finite_epochs_as_null():
+    from hpo_nb.spec import TrialSpec
+    from hpo_nb.training import train_trial
+
+    # a learning rate of 1e30 overflows the weights within the first epoch: the loss becomes NaN
+    outcome = train_trial(TrialSpec(0, "digits", {**SPACE, "conv_blocks": 1, "optimizer": "sgd",
+                                                  "learning_rate": 1e30}, 2))
+    assert outcome.state == "failed" and "loss became" in outcome.error
+    g = outcome.diagnostics["gradients"]
+    assert g["epochs"] == [1] and None in g["mean"][0]  # null, not 0
+    json.dumps(outcome.diagnostics, allow_nan=False)
+    assert "confusion_matrix" not in outcome.diagnostics  # the diverged model is not worth predicting with
+
+    from hpo_nb.analysis import diagnostics as data
+    from hpo_nb.views import diagnostic_plots as plots
+
+    fig = plots.gradient_flow(data.gradient_flow(outcome.diagnostics, 0))
+    assert "non-finite gradients" in fig.layout.annotations[0].text
+    with pytest.raises(ConfigError, match="diverged"):
+        data.confusion_info(outcome.diagnostics, 0)
+
+
+def test_activation_arrays_in_a_shared_artifact_store_reach_another_reader(runs_dir, tmp_path):
+    import optuna
+
+    shared = tmp_path / "shared-artifacts"
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    exp = Experiment("digits", n_trials=1, max_epochs=1, name="shared", runs_dir=runs_dir, progress="none",
+                     search_space=SPACE, pruning=False, storage=storage,
+                     artifact_store=optuna.artifacts.FileSystemArtifactStore(str(shared)))
+    exp.run()
+    artifact = exp.best.diagnostics["artifacts"]["activations.npz"]
+    assert (shared / artifact).exists() and not (runs_dir / "shared" / "artifacts").exists()
+
+    elsewhere = tmp_path / "other-machine"  # another run folder on the same study: no arrays there
+    other = Experiment("digits", n_trials=1, max_epochs=1, name="shared", runs_dir=elsewhere, progress="none",
+                       search_space=SPACE, storage=storage)
+    assert other.plot_gradient_flow().data  # everything else comes with the study
+    with pytest.raises(ConfigError) as err:
+        other.plot_activations()
+    message = str(err.value)
+    assert str((elsewhere / "shared" / "artifacts").resolve()) in message and artifact in message
+    assert "artifact_store=" in message
+    reader = Experiment("digits", n_trials=1, max_epochs=1, name="shared", runs_dir=elsewhere, progress="none",
+                        search_space=SPACE, storage=storage, artifact_store=str(shared))
+    assert len(reader.plot_activations().data) == 2 * 3 * 9

@@ -14,15 +14,61 @@ import numpy as np
 from ..errors import ConfigError
 
 
-def require(diagnostics: Mapping[str, Any], key: str, trial: int) -> Any:
-    """A piece of a trial's diagnostics, or a ConfigError saying why it is not there."""
+def require(diagnostics: Mapping[str, Any], key: str, trial: int, why: str | None = None) -> Any:
+    """A piece of a trial's diagnostics, or a ConfigError saying why it is not there.
+
+    Args:
+        diagnostics: the trial's stored diagnostics (empty: none).
+        key: the piece ("gradients", "weights", "confusion_matrix", "activations").
+        trial: the trial's number.
+        why: why the trial has no diagnostics at all (``missing_reason``), if known.
+
+    Returns:
+        Any: ``diagnostics[key]``.
+
+    Raises:
+        ConfigError: the piece is missing, saying why.
+    """
     if not diagnostics:
-        raise ConfigError(f"trial {trial} has no diagnostics: it ran with diagnostics=False, ended before "
+        raise ConfigError(why or f"trial {trial} has no diagnostics: it ran with diagnostics=False, ended before "
                           "training, or was recorded by an older hpo-nb. Run new trials to get them.")
     if key not in diagnostics:
-        why = "; ".join(diagnostics.get("trimmed") or []) or "not measured for this model"
-        raise ConfigError(f"trial {trial} has no {key.replace('_', ' ')} in its diagnostics ({why}).")
+        reason = "; ".join(diagnostics.get("trimmed") or []) or (
+            "its training diverged; only the per-epoch gradient norms and weights are kept"
+            if "confusion_matrix" not in diagnostics and "gradients" in diagnostics else "not measured for this model")
+        raise ConfigError(f"trial {trial} has no {key.replace('_', ' ')} in its diagnostics ({reason}).")
     return diagnostics[key]
+
+
+ENABLE_HINT = ("Diagnostics are on by default: Experiment(..., diagnostics=True), or the CLI without "
+               "--no-diagnostics; they are measured for trials run from then on.")
+
+
+def missing_reason(trial: int, state: str, recorded: bool, epochs_run: int = 0, error: str | None = None) -> str:
+    """Why a trial has no diagnostics, for the error a plot raises.
+
+    Args:
+        trial: the trial's number.
+        state: its state (complete | pruned | stopped | failed | running | waiting).
+        recorded: its stored record has a ``diagnostics`` entry (an empty one: measured off);
+            False for a trial recorded before hpo-nb measured diagnostics.
+        epochs_run: epochs it trained.
+        error: its error, if it failed.
+
+    Returns:
+        str: one or two sentences: what happened and what to do.
+    """
+    if state in ("running", "waiting"):
+        return (f"trial {trial} is still {state}: its diagnostics are stored when it ends (while it trains, "
+                "the dashboard's diagnostics panel shows its gradient flow live).")
+    if state == "failed":
+        return f"trial {trial} failed before its diagnostics were measured ({error or 'no error recorded'})."
+    if state in ("stopped", "pruned") and epochs_run == 0:
+        return f"trial {trial} was {state} before it trained an epoch, so it has no diagnostics."
+    if not recorded:
+        return (f"trial {trial} was recorded by a version of hpo-nb from before per-trial diagnostics, so it has "
+                f"none. {ENABLE_HINT}")
+    return f"trial {trial} ran with diagnostics=False, so it has none. {ENABLE_HINT}"
 
 
 # ------------------------------------------------------------------ learning curves
@@ -133,6 +179,13 @@ class GradientFlow:
     max: np.ndarray
     method: str = ""
 
+    def non_finite(self) -> dict[int, list[str]]:
+        """Epoch -> the layers whose gradient norm was NaN or infinite then (stored as null), in
+        epoch order: a training that blew up. Empty when every norm is finite."""
+        bad = ~np.isfinite(self.mean) | ~np.isfinite(self.max) if self.mean.size else np.zeros((0, 0), bool)
+        return {int(e): [self.layers[i] for i in np.flatnonzero(bad[:, k])]
+                for k, e in enumerate(self.epochs) if bad.shape[1] > k and bad[:, k].any()}
+
 
 def gradient_flow(diagnostics: Mapping[str, Any], trial: int) -> GradientFlow:
     """A trial's stored gradient flow.
@@ -183,9 +236,13 @@ class Histogram:
 
     Attributes:
         layer: the layer's name; kind: "weights" or "bias".
-        edges: the B + 1 bin edges, float (values outside fell in the end bins).
+        edges: the B + 1 bin edges, float, a fixed range [-r, r] set at the first epoch.
         counts: values per bin, int, shape (E, B), one row per stored epoch.
-        stats: min, max, mean, std per stored epoch, float, shape (E, 4).
+        stats: min, max, mean, std per stored epoch, float, shape (E, 4) (NaN where not finite).
+        under, over: values below -r / above r per stored epoch, int, shape (E,), not in
+            ``counts``; None for a record from before they were counted (version 1, where they
+            were clipped into the end bins).
+        nan: NaN values per stored epoch, int, shape (E,) (zeros when there were none).
     """
 
     layer: str
@@ -193,6 +250,25 @@ class Histogram:
     edges: np.ndarray
     counts: np.ndarray
     stats: np.ndarray
+    under: np.ndarray | None = None
+    over: np.ndarray | None = None
+    nan: np.ndarray | None = None
+
+    @property
+    def limit(self) -> float:
+        """r: the bins cover [-r, r]."""
+        return float(max(abs(self.edges[0]), abs(self.edges[-1]))) if len(self.edges) else 0.0
+
+    def outside_note(self, k: int) -> str:
+        """What stored epoch ``k``'s bins leave out, as a short note ("" when nothing)."""
+        parts = []
+        if self.under is not None and self.over is not None:
+            under, over = int(self.under[k]), int(self.over[k])
+            if under or over:
+                parts.append(f"{under + over} beyond ±{self.limit:.3g} ({under} below, {over} above)")
+        if self.nan is not None and int(self.nan[k]):
+            parts.append(f"{int(self.nan[k])} NaN")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -227,8 +303,15 @@ def weight_histograms(diagnostics: Mapping[str, Any], trial: int) -> WeightHisto
         for kind in ("weights", "bias"):
             if kind in parts:
                 p = parts[kind]
-                out.append(Histogram(layer, kind, np.asarray(p["edges"], dtype=float),
-                                     np.asarray(p["counts"], dtype=int), np.asarray(p.get("stats") or [], dtype=float)))
+                counts = np.asarray(p["counts"], dtype=int)
+
+                def per_epoch(key: str, default: Any = None) -> np.ndarray | None:
+                    values = p.get(key)
+                    return np.asarray(values, dtype=int) if values is not None and len(values) == len(counts) \
+                        else default
+                out.append(Histogram(layer, kind, np.asarray(p["edges"], dtype=float), counts,
+                                     np.asarray(p.get("stats") or [], dtype=float), per_epoch("under"),
+                                     per_epoch("over"), per_epoch("nan", np.zeros(len(counts), dtype=int))))
     return WeightHistograms([int(e) for e in w.get("epochs") or []], out)
 
 
@@ -245,7 +328,10 @@ class ActivationMaps:
         samples: the samples' validation indices; labels: their true class names.
         inputs: the samples (images: float, shape (S, h, w, c); text: token ids, shape (S, T)).
         maps: layer -> float array (images: (S, h, w, C); text: (S, T, U)).
-        channels: layer -> the channel / unit indices kept (the most active / varying).
+        channels: layer -> the channel / unit indices kept (the most active / varying), in the
+            order of the maps' last axis.
+        words: text: token id -> word for the samples' tokens (``[pad]``, ``[UNK]`` for ids 0 and
+            1); empty when the record has no vocabulary (ids are shown).
     """
 
     kind: str
@@ -255,10 +341,24 @@ class ActivationMaps:
     inputs: np.ndarray
     maps: dict[str, np.ndarray]
     channels: dict[str, list[int]]
+    words: dict[int, str] = field(default_factory=dict)
+
+    def token_labels(self, sample: int) -> list[str]:
+        """The tokens of sample row ``sample`` as words (text), padding included.
+
+        Args:
+            sample: the row in ``samples`` (0-based).
+
+        Returns:
+            list[str]: one label per token position: the word, ``[pad]`` for padding (id 0),
+            ``[UNK]`` out of vocabulary (id 1, with a vocabulary), else the id as text.
+        """
+        ids = np.asarray(self.inputs[sample]).reshape(-1).astype(int)
+        return [self.words.get(int(t)) or ("[pad]" if t == 0 else str(int(t))) for t in ids]
 
 
 def activation_maps(diagnostics: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None,
-                    trial: int) -> ActivationMaps:
+                    trial: int, store: str = "") -> ActivationMaps:
     """A trial's activation maps from its summary and its stored arrays.
 
     Args:
@@ -266,6 +366,7 @@ def activation_maps(diagnostics: Mapping[str, Any], arrays: Mapping[str, np.ndar
         arrays: its ``activations.npz`` artifact as arrays (``diagnostics.store.load_arrays``),
             or None if not readable here.
         trial: its number (for error messages).
+        store: where the arrays were looked for (the artifact store's folder), for the error.
 
     Returns:
         ActivationMaps: per layer, the fixed samples' maps.
@@ -276,11 +377,18 @@ def activation_maps(diagnostics: Mapping[str, Any], arrays: Mapping[str, np.ndar
     """
     info = require(diagnostics, "activations", trial)
     if arrays is None:
-        raise ConfigError(f"trial {trial}'s activation arrays are not in this run folder's artifact store "
-                          "(artifacts/ under the run folder of the machine that ran the search).")
+        artifact = (diagnostics.get("artifacts") or {}).get("activations.npz")
+        where = f"the artifact store at {store}" if store else "this run folder's artifact store"
+        raise ConfigError(
+            f"trial {trial}'s activation arrays{f' (artifact {artifact})' if artifact else ''} are not in {where}. "
+            "The study (e.g. on PostgreSQL) holds every other diagnostic, but the arrays are files in the "
+            "artifacts/ folder of the run folder of the machine that ran the trial. Copy that folder here, or "
+            "share one: Experiment(..., artifact_store='/shared/folder') (or an optuna.artifacts store, e.g. "
+            "Boto3ArtifactStore) on every machine.")
     names = diagnostics.get("class_names") or []
     labels = [str(names[i]) if i < len(names) else str(i) for i in info.get("labels") or []]
     layers = [l for l in info.get("layers") or [] if l in arrays]
+    words = {int(k): str(v) for k, v in (info.get("words") or {}).items()}
     return ActivationMaps(str(info.get("kind")), layers, list(info.get("samples") or []), labels,
                           np.asarray(arrays["input"]), {l: np.asarray(arrays[l], dtype=np.float32) for l in layers},
-                          {l: list((info.get("channels") or {}).get(l) or []) for l in layers})
+                          {l: list((info.get("channels") or {}).get(l) or []) for l in layers}, words)

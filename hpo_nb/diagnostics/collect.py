@@ -5,40 +5,41 @@ Per epoch (``DiagnosticsCallback``):
 
 - **Gradient norms per trainable layer**, the L2 norm of d(loss)/d(layer's trainable
   variables). On one device they are taken from *every training batch* the optimizer applies
-  (a few norm ops added to the compiled train step, accumulated in variables: sum, max, count),
-  so ``mean`` and ``max`` are over the epoch's real batches, at no measurable cost
-  (benchmarks/diagnostics_cost.py). Under MirroredStrategy the optimizer runs per replica, so
+  (a few norm ops added to the compiled train step, accumulated in two variables: sum and max;
+  the count is the optimizer's own ``iterations``), so ``mean`` and ``max`` are over the epoch's
+  real batches, at a cost measured in benchmarks/diagnostics_cost.py. Under MirroredStrategy the optimizer runs per replica, so
   instead one fixed probe batch (``PROBE_SAMPLES`` training samples, inference mode) is
   differentiated at each epoch's end on a one-device copy; its ``mean`` and ``max`` are then
   the same number, and ``gradients["method"]`` says which way they were measured.
 - **Weight and bias histograms per layer** with fixed bins: ``HISTOGRAM_BINS`` bins over a
   symmetric range set once from the initial weights (3 x the largest magnitude; bias ranges at
-  least half the weights'); values outside fall in the end bins, and each epoch's true min, max,
-  mean and standard deviation are kept beside the counts. Epoch 0 is the initialization.
+  least half the weights'); values outside are counted per epoch as ``under`` / ``over`` (NaN as
+  ``nan``), not binned, and each epoch's true min, max, mean and standard deviation are kept
+  beside the counts. Epoch 0 is the initialization.
+- A NaN or infinite gradient norm is stored as None (JSON null), never as a number.
 
 At the end (``DiagnosticsCallback.finish``): the validation confusion matrix and per-class
-precision, recall and support, from the model as it ends (its best epoch's weights), and
-activation maps of ``SAMPLES`` fixed validation samples (the first of each of the first
-classes): images, the post-activation output of each conv block (the ``MAX_CHANNELS`` most
-active channels); text, each LSTM layer's output at every token (the ``MAX_UNITS`` most varying
-units). The arrays travel inline (``record.INLINE_KEY``) and are bounded by ``record.fit_to_bound``.
+precision, recall and support, from the model as it ends (its best epoch's weights: counted in
+that epoch's own validation pass, a ``Bincount`` op added to fit's compiled test step, so
+nothing is predicted again), and activation maps of a few fixed validation samples
+(``activations``). The arrays travel inline (``record.INLINE_KEY``) and are bounded by
+``record.fit_to_bound``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import record
+from .activations import activation_maps, fixed_samples, token_words  # noqa: F401 (re-exported)
 
 log = logging.getLogger("hpo_nb")
 
 PROBE_SAMPLES = 64
-SAMPLES = 3
-MAX_CHANNELS = 16
-MAX_UNITS = 32
 _PREDICT_CHUNK = 1024
 
 
@@ -89,7 +90,11 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         self.hist_epochs: list[int] = []
         self._ranges: dict[tuple[str, str], float] = {}
         self._hist: dict[str, dict[str, dict[str, list[Any]]]] = {}
-        self._acc: tuple[Any, Any, Any] | None = None
+        self._acc: tuple[Any, Any] | None = None
+        self._steps_before = 0
+        self._val_cm: Any = None
+        self._val_matrices: dict[int, np.ndarray] = {}  # epoch index -> fit's validation confusion matrix
+        self._variables: list[tuple[str, list[tuple[Any, bool]]]] = []
         self._original_apply: Any = None
         self._copy: Any = None
 
@@ -98,72 +103,126 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         layers = trainable_layers(self.model)
         self.layer_names = [layer.name for layer in layers]
+        self._variables = [(layer.name, [(v, _is_bias(v)) for v in layer.trainable_weights]) for layer in layers]
         if self.replicas == 1:
             self._hook_optimizer(layers)
+            self._hook_validation()
         self._histograms(self.first_epoch)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self._acc is not None:
             for variable in self._acc:
                 variable.assign(np.zeros(variable.shape, dtype=np.float32))
+            self._steps_before = int(self.model.optimizer.iterations.numpy())
+        if self._val_cm is not None:
+            self._val_cm.assign(np.zeros(self._val_cm.shape, dtype=np.int32))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self._acc is not None:
-            total, peak, count = (np.asarray(v.numpy(), dtype=float) for v in self._acc)
+            # the train step accumulates sqrt(sum(g^2) / 2) (tf.nn.l2_loss): x sqrt(2) is the L2 norm
+            total, peak = (np.asarray(v.numpy(), dtype=float) * math.sqrt(2.0) for v in self._acc)
+            count = int(self.model.optimizer.iterations.numpy()) - self._steps_before
             mean = total / max(float(count), 1.0)
             maximum = peak
         else:
             mean = maximum = self._probe_norms_off_strategy()
         self.grad_epochs.append(epoch + 1)
-        self.grad_mean.append(record.round_list(mean))
+        self.grad_mean.append(record.round_list(mean))  # NaN / inf -> None (JSON null): shown as gaps
         self.grad_max.append(record.round_list(maximum))
         self._histograms(epoch + 1)
+        if self._val_cm is not None and any(k.startswith("val_") for k in logs or {}):
+            self._val_matrices[epoch] = np.asarray(self._val_cm.numpy(), dtype=int)
         if self.publish is not None:
             from ..progress import EpochDiagnostics
 
+            def floats(values: list[Any]) -> tuple[float, ...]:
+                return tuple(math.nan if v is None else float(v) for v in values)
+
             self.publish(EpochDiagnostics(self.trial, epoch + 1, tuple(self.layer_names),
-                                          tuple(self.grad_mean[-1]), tuple(self.grad_max[-1])))
+                                          floats(self.grad_mean[-1]), floats(self.grad_max[-1])))
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self._original_apply is not None:  # the optimizer as it was (it is saved with the model)
             self.model.optimizer.__dict__.pop("apply_gradients", None)
             self._original_apply = None
+        if self._val_cm is not None:  # the model as it was: a later evaluate() traces its own test step
+            for name in ("test_step", "compute_metrics"):
+                self.model.__dict__.pop(name, None)
+            self.model.test_function = None
+
+    def _hook_validation(self) -> None:
+        """Count fit's own validation pass into a confusion matrix (an argmax and one ``Bincount``
+        per validation batch, in the compiled test step), so the end of the trial needs no second
+        pass over the validation split: the best epoch's matrix is the restored model's."""
+        import tensorflow as tf
+
+        k = int(self.model.output_shape[-1])
+        matrix = tf.Variable(tf.zeros((k, k), tf.int32), trainable=False)
+        no_weights = tf.zeros([0], tf.int32)  # Bincount without weights: counts, as int32
+        model = self.model
+        test_step, compute_metrics = model.test_step, model.compute_metrics
+        tracing = [False]  # True while the test step (not the train step) is traced
+
+        def hooked_test_step(data: Any) -> Any:
+            tracing[0] = True
+            try:
+                return test_step(data)
+            finally:
+                tracing[0] = False
+
+        def hooked_compute_metrics(x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+            if tracing[0] and y is not None and not isinstance(y_pred, (list, tuple, dict)):
+                labels = tf.reshape(tf.cast(y, tf.int32), [-1])
+                predicted = tf.argmax(tf.reshape(y_pred, [-1, k]), axis=-1, output_type=tf.int32)
+                # one Bincount over true * K + predicted (tf.math.confusion_matrix adds assertions and a scatter)
+                cells = tf.raw_ops.Bincount(arr=labels * k + predicted, size=k * k, weights=no_weights)
+                matrix.assign_add(tf.reshape(cells, (k, k)))
+            return compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+        model.__dict__["test_step"] = hooked_test_step  # this instance only; undone at train end
+        model.__dict__["compute_metrics"] = hooked_compute_metrics
+        self._val_cm = matrix
 
     # ------------------------------------------------------------------ gradients
 
     def _hook_optimizer(self, layers: Sequence[Any]) -> None:
-        """Add per-layer norms of the applied gradients to the compiled train step."""
+        """Add per-layer norms of the applied gradients to the compiled train step.
+
+        Few ops per batch, as they run on every step: one ``l2_loss`` (sum of squares / 2) per
+        variable, one segment sum into layers, one sqrt, and two accumulator updates (sum and
+        max). The batch count comes from the optimizer's own ``iterations`` and the factor
+        sqrt(2) is applied once per epoch on the host."""
         import tensorflow as tf
 
         owner = {id(v): i for i, layer in enumerate(layers) for v in layer.trainable_weights}
         n = len(layers)
         total = tf.Variable(tf.zeros(n), trainable=False)
         peak = tf.Variable(tf.zeros(n), trainable=False)
-        count = tf.Variable(0.0, trainable=False)
         optimizer = self.model.optimizer
         original = optimizer.apply_gradients
 
         def apply_gradients(grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
             pairs = list(grads_and_vars)
-            squares = [tf.constant(0.0)] * n
+            halves, ids = [], []
             for grad, var in pairs:
                 i = owner.get(id(var))
                 if grad is not None and i is not None:
-                    squares[i] = squares[i] + tf.reduce_sum(tf.square(tf.cast(grad, tf.float32)))
-            norms = tf.sqrt(tf.stack(squares))
-            total.assign_add(norms)
-            peak.assign(tf.maximum(peak, norms))
-            count.assign_add(1.0)
+                    halves.append(tf.nn.l2_loss(tf.cast(grad, tf.float32)))
+                    ids.append(i)
+            if halves:
+                norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.stack(halves), tf.constant(ids), n))
+                total.assign_add(norms)
+                peak.assign(tf.maximum(peak, norms))
             return original(pairs, *args, **kwargs)
 
-        self._acc = (total, peak, count)
+        self._acc = (total, peak)
         self._original_apply = original
         optimizer.__dict__["apply_gradients"] = apply_gradients  # this instance only; undone at train end
 
     def _probe_norms_off_strategy(self) -> list[float]:
         """``_probe_norms`` in a helper thread: a strategy's scope is per thread, so there the copy
         is built with plain variables (mirrored ones refuse an eager gradient tape). A failure
-        costs the epoch's norms (zeros, logged), never the trial."""
+        costs the epoch's norms (NaN, stored as null and logged), never the trial."""
         from concurrent.futures import ThreadPoolExecutor
 
         try:
@@ -171,7 +230,7 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
                 return pool.submit(self._probe_norms).result()
         except Exception as exc:
             log.warning("trial %d: no gradient norms this epoch: %s", self.trial, exc)
-            return [0.0] * len(self.layer_names)
+            return [math.nan] * len(self.layer_names)
 
     def _probe_norms(self) -> list[float]:
         """Per-layer gradient norms of the probe batch on a one-device copy (MirroredStrategy)."""
@@ -179,7 +238,7 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         import tensorflow as tf
 
         if self.x_probe is None or not len(self.x_probe):
-            return [0.0] * len(self.layer_names)
+            return [math.nan] * len(self.layer_names)
         if self._copy is None:
             self._copy = keras.models.clone_model(self.model)
         self._copy.set_weights(self.model.get_weights())
@@ -200,31 +259,64 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
     # ------------------------------------------------------------------ histograms
 
     def _histograms(self, epoch: int) -> None:
+        """Each layer's weights and biases over the fixed bins. Values outside the range (set at
+        the first call) are not binned: they are counted as ``under`` / ``over`` (and NaN as
+        ``nan``) per epoch, so a distribution that outgrew its range says so."""
         self.hist_epochs.append(epoch)
-        for layer in trainable_layers(self.model):
+        for name, variables in self._variables:
             parts: dict[str, list[np.ndarray]] = {"weights": [], "bias": []}
-            for v in layer.trainable_weights:
-                parts["bias" if _is_bias(v) else "weights"].append(np.asarray(v.numpy(), dtype=np.float32).ravel())
+            for v, bias in variables:
+                parts["bias" if bias else "weights"].append(np.asarray(v.numpy(), dtype=np.float32).ravel())
             for kind in ("weights", "bias"):
                 if not parts[kind]:
                     continue
-                values = np.concatenate(parts[kind])
-                key = (layer.name, kind)
+                values = parts[kind][0] if len(parts[kind]) == 1 else np.concatenate(parts[kind])
+                key = (name, kind)
                 if key not in self._ranges:
-                    largest = float(np.max(np.abs(values))) if values.size else 0.0
-                    floor = 0.05 if kind == "weights" else 0.5 * self._ranges.get((layer.name, "weights"), 0.1)
+                    finite = values[np.isfinite(values)]
+                    largest = float(np.max(np.abs(finite))) if finite.size else 0.0
+                    floor = 0.05 if kind == "weights" else 0.5 * self._ranges.get((name, "weights"), 0.1)
                     self._ranges[key] = max(3.0 * largest, floor)
                 r = self._ranges[key]
-                counts, edges = np.histogram(np.clip(values, -r, r), bins=record.HISTOGRAM_BINS, range=(-r, r))
-                entry = self._hist.setdefault(layer.name, {}).setdefault(kind, {"edges": record.round_list(edges, 6),
-                                                                                "counts": [], "stats": []})
-                entry["counts"].append(counts.astype(int).tolist())
-                entry["stats"].append(record.round_list([values.min(), values.max(), values.mean(), values.std()]))
+                with np.errstate(invalid="ignore", over="ignore"):
+                    stats = [values.min(), values.max(), values.mean(), values.std()] if values.size else [np.nan] * 4
+                counts, edges = np.histogram(values, bins=record.HISTOGRAM_BINS, range=(-r, r))  # NaN: not binned
+                nan = int(values.size - counts.sum())  # outside or NaN; the two passes below only when there are
+                under = int(np.count_nonzero(values < -r)) if nan and not stats[0] >= -r else 0
+                over = int(np.count_nonzero(values > r)) if nan and not stats[1] <= r else 0
+                nan -= under + over
+                entry = self._hist.setdefault(name, {}).setdefault(kind, {
+                    "edges": record.round_list(edges, 6), "counts": [], "under": [], "over": [], "stats": []})
+                entry["counts"].append(counts.tolist())
+                entry["under"].append(under)
+                entry["over"].append(over)
+                if nan or "nan" in entry:
+                    entry.setdefault("nan", [0] * (len(entry["counts"]) - 1)).append(nan)
+                entry["stats"].append(record.round_list(stats))
 
     # ------------------------------------------------------------------ the end
 
+    def per_epoch(self) -> dict[str, Any]:
+        """What was measured epoch by epoch so far (gradient norms, weight histograms), bounded:
+        all a diverged trial keeps (its end-of-trial model is not worth predicting with).
+
+        Returns:
+            dict: ``version``, ``layers``, ``gradients`` and ``weights`` (``record`` describes them).
+        """
+        return record.fit_to_bound(self._per_epoch())
+
+    def _per_epoch(self) -> dict[str, Any]:
+        return {
+            "version": record.VERSION, "layers": list(self.layer_names),
+            "gradients": {"method": "every training batch" if self._acc is not None
+                          else f"probe batch of {PROBE_SAMPLES} training samples, once per epoch",
+                          "epochs": list(self.grad_epochs), "mean": self.grad_mean, "max": self.grad_max},
+            "weights": {"bins": record.HISTOGRAM_BINS, "epochs": list(self.hist_epochs), "layers": self._hist},
+        }
+
     def finish(self, model: Any, x_val: np.ndarray, y_val: np.ndarray, num_classes: int,
-               class_names: Sequence[str] | None, modality: str) -> dict[str, Any]:
+               class_names: Sequence[str] | None, modality: str, *, best_epoch: int | None = None,
+               vocabulary: Sequence[str] | None = None) -> dict[str, Any]:
         """The trial's diagnostics, bounded (``record.fit_to_bound``).
 
         Args:
@@ -233,21 +325,23 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
             num_classes: K, the number of classes.
             class_names: K names, or None for "0".."K-1".
             modality: "image" or "text".
+            vocabulary: text only: the ``TextVectorization`` vocabulary (token id -> word), so the
+                activation maps' tokens are stored as words; None keeps ids.
+            best_epoch: the index (0-based) of the epoch whose weights ``model`` holds, if known:
+                that epoch's validation pass already counted the confusion matrix.
 
         Returns:
             dict: the summary (``record`` describes its keys), activation arrays inline.
         """
         names = [str(c) for c in (class_names or range(num_classes))]
-        summary: dict[str, Any] = {
-            "version": record.VERSION, "layers": list(self.layer_names),
-            "gradients": {"method": "every training batch" if self._acc is not None
-                          else f"probe batch of {PROBE_SAMPLES} training samples, once per epoch",
-                          "epochs": list(self.grad_epochs), "mean": self.grad_mean, "max": self.grad_max},
-            "weights": {"bins": record.HISTOGRAM_BINS, "epochs": list(self.hist_epochs), "layers": self._hist},
-        }
-        summary.update(classification_report(predict_classes(model, x_val), y_val, names))
+        summary = self._per_epoch()
+        counted = self._val_matrices.get(best_epoch) if best_epoch is not None else None
+        if counted is not None and counted.shape == (len(names), len(names)) and counted.sum() == len(y_val):
+            summary.update(report_from_matrix(counted, names))
+        else:  # no such pass (mirrored replicas, an epoch from before a resume): predict once more
+            summary.update(classification_report(predict_classes(model, x_val), y_val, names))
         try:
-            summary.update(activation_maps(model, x_val, y_val, modality))
+            summary.update(activation_maps(model, x_val, y_val, modality, vocabulary))
         except Exception as exc:  # a diagnostic never fails the trial
             log.warning("trial %d: no activation maps: %s", self.trial, exc)
         return record.fit_to_bound(summary)
@@ -278,101 +372,22 @@ def classification_report(y_pred: Sequence[int], y_true: Sequence[int], class_na
     y_true = np.asarray(y_true, dtype=int).reshape(-1)
     cm = np.zeros((k, k), dtype=int)
     np.add.at(cm, (y_true, y_pred), 1)
+    return report_from_matrix(cm, class_names)
+
+
+def report_from_matrix(cm: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """``classification_report`` from a counted confusion matrix.
+
+    Args:
+        cm: counts, int, shape (K, K): rows true class, columns predicted.
+        class_names: the K class names.
+
+    Returns:
+        dict: as ``classification_report``.
+    """
+    cm = np.asarray(cm, dtype=int)
     support, predicted, correct = cm.sum(axis=1), cm.sum(axis=0), np.diag(cm)
     precision = [None if p == 0 else round(float(c / p), 4) for c, p in zip(correct, predicted)]
     recall = [None if s == 0 else round(float(c / s), 4) for c, s in zip(correct, support)]
     return {"confusion_matrix": cm.tolist(), "class_names": list(class_names),
             "per_class": {"precision": precision, "recall": recall, "support": support.astype(int).tolist()}}
-
-
-def fixed_samples(y_val: np.ndarray, n: int = SAMPLES) -> list[int]:
-    """Indices of the first validation sample of each of the first ``n`` classes present."""
-    seen: dict[int, int] = {}
-    for i, label in enumerate(np.asarray(y_val).reshape(-1)):
-        seen.setdefault(int(label), i)
-    return [seen[c] for c in sorted(seen)[:n]]
-
-
-def activation_maps(model: Any, x_val: np.ndarray, y_val: np.ndarray, modality: str) -> dict[str, Any]:
-    """Activation maps of the fixed validation samples, as summary keys plus an inline ``.npz``.
-
-    Returns:
-        dict: ``activations`` (``kind``, ``layers``, ``samples``: validation indices, ``labels``,
-        ``channels``: the kept channel/unit indices per layer) and ``record.INLINE_KEY`` with
-        ``activations.npz``: ``input`` (samples x ...) and one float16 array per layer
-        (images: samples x h x w x channels; text: samples x tokens x units).
-    """
-    idx = fixed_samples(y_val)
-    xs = x_val[idx]
-    layers, outputs = (_conv_outputs(model, xs) if modality == "image" else _lstm_outputs(model, xs))
-    if not layers:
-        return {}
-    limit = MAX_CHANNELS if modality == "image" else MAX_UNITS
-    while True:
-        arrays: dict[str, np.ndarray] = {"input": np.asarray(xs, dtype=np.float16 if modality == "image" else np.int32)}
-        kept: dict[str, list[int]] = {}
-        for name, out in zip(layers, outputs):
-            out = np.asarray(out, dtype=np.float32)
-            flat = out.reshape(-1, out.shape[-1])
-            order = np.argsort(-(flat.mean(axis=0) if modality == "image" else flat.std(axis=0)))[:limit]
-            keep = sorted(int(c) for c in order)
-            kept[name] = keep
-            arrays[name] = out[..., keep].astype(np.float16)
-        blob = record.encode_arrays(arrays)
-        if len(blob) <= record.MAX_INLINE_BYTES or limit <= 1:
-            break
-        limit //= 2
-    return {"activations": {"kind": modality, "layers": list(layers), "samples": [int(i) for i in idx],
-                            "labels": [int(v) for v in np.asarray(y_val)[idx]], "channels": kept},
-            record.INLINE_KEY: {record.ACTIVATIONS: blob}}
-
-
-def _conv_outputs(model: Any, xs: np.ndarray) -> tuple[list[str], list[Any]]:
-    import keras
-
-    names, tensors, current = [], [], None
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            if current is not None:
-                names.append(current[0]), tensors.append(current[1])
-            current = (layer.name, layer.output)
-        elif current is not None and isinstance(layer, keras.layers.Activation):
-            current = (current[0], layer.output)  # the block's post-activation map
-            names.append(current[0]), tensors.append(current[1])
-            current = None
-    if current is not None:
-        names.append(current[0]), tensors.append(current[1])
-    if not names:
-        return [], []
-    outs = keras.Model(model.input, tensors)(xs, training=False)
-    return names, list(outs) if isinstance(outs, (list, tuple)) else [outs]
-
-
-def _lstm_outputs(model: Any, xs: np.ndarray) -> tuple[list[str], list[Any]]:
-    """Each LSTM (or Bidirectional) layer's output at every token: a sequence-returning copy
-    with the same weights for a layer that returns only its last state."""
-    import keras
-
-    recurrent = [l for l in model.layers if isinstance(l, (keras.layers.LSTM, keras.layers.Bidirectional))]
-    if not recurrent:
-        return [], []
-    inputs = [l.input[0] if isinstance(l.input, (list, tuple)) else l.input for l in recurrent]  # (x, mask)
-    feeds = keras.Model(model.input, inputs)(xs, training=False)
-    feeds = list(feeds) if isinstance(feeds, (list, tuple)) else [feeds]
-    mask = np.asarray(xs) != 0
-    outputs = []
-    for layer, feed in zip(recurrent, feeds):
-        config = _return_sequences(layer.get_config())
-        copy = layer.__class__.from_config(config)
-        copy.build(tuple(feed.shape))
-        copy.set_weights(layer.get_weights())
-        outputs.append(copy(feed, mask=mask, training=False))
-    return [l.name for l in recurrent], outputs
-
-
-def _return_sequences(config: Any) -> Any:
-    if isinstance(config, dict):
-        return {k: (True if k == "return_sequences" else _return_sequences(v)) for k, v in config.items()}
-    if isinstance(config, list):
-        return [_return_sequences(v) for v in config]
-    return config

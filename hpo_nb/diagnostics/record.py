@@ -19,11 +19,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 from typing import Any, Mapping
 
 import numpy as np
 
-VERSION = 1
+VERSION = 2  # 2: histogram values outside the range counted in under/over/nan (1: clipped into the end
+# bins); non-finite gradient norms and statistics stored as null (1: as 0)
 ATTR = "diagnostics"  # the user attribute (TrialOutcome field) that holds the summary
 INLINE_KEY = "inline"  # name -> base64 .npz, only between the trial and the driver
 ARTIFACTS_KEY = "artifacts"  # name -> Optuna artifact id, once stored
@@ -40,11 +42,11 @@ def json_size(data: Any) -> int:
 
 
 def round_list(values: Any, digits: int = 4) -> list[Any]:
-    """Nested float lists with ``digits`` significant digits (JSON stays small and finite)."""
+    """Nested float lists with ``digits`` significant digits; NaN and infinities become None
+    (JSON null: strict JSON has no NaN, and a 0 would pass for a measurement)."""
     arr = np.asarray(values, dtype=float)
-    arr = np.where(np.isfinite(arr), arr, 0.0)
-    return [float(f"{v:.{digits}g}") for v in arr.reshape(-1)] if arr.ndim <= 1 else \
-        [round_list(row, digits) for row in arr]
+    return [float(f"{v:.{digits}g}") if math.isfinite(v) else None for v in arr.reshape(-1).tolist()] \
+        if arr.ndim <= 1 else [round_list(row, digits) for row in arr]
 
 
 def encode_arrays(arrays: Mapping[str, np.ndarray]) -> str:
@@ -93,7 +95,7 @@ def _thin_histograms(summary: dict[str, Any], keep: int) -> None:
     weights["epochs"] = [epochs[i] for i in idx]
     for layer in (weights.get("layers") or {}).values():
         for part in layer.values():
-            for key in ("counts", "stats"):
+            for key in ("counts", "under", "over", "nan", "stats"):
                 if key in part:
                     part[key] = [part[key][i] for i in idx]
 

@@ -1,6 +1,8 @@
 """Where diagnostics live once a trial is over: the summary as the trial's ``diagnostics`` user
 attribute (with the rest of its ``TrialOutcome``), the activation arrays in Optuna's artifact
-store (``optuna.artifacts.FileSystemArtifactStore`` under ``<run folder>/artifacts``).
+store (``optuna.artifacts.FileSystemArtifactStore`` under ``<run folder>/artifacts``, or the store
+given as ``Experiment(artifact_store=...)``: a folder or an Optuna store that every machine sharing
+the study reads, since the study's database holds only the artifacts' ids).
 
 Why the driver uploads: a RunPod worker has neither the study's storage nor the run folder, so
 its activation arrays come back inline in the result (base64 ``.npz``, within the bound of
@@ -38,8 +40,55 @@ def artifact_store(run_dir: str | Path) -> optuna.artifacts.FileSystemArtifactSt
     return optuna.artifacts.FileSystemArtifactStore(str(path))
 
 
-def upload_inline(diagnostics: dict[str, Any], trial: optuna.trial.Trial,
-                  store: optuna.artifacts.FileSystemArtifactStore | None) -> None:
+def open_store(location: Any, run_dir: str | Path) -> Any:
+    """The artifact store a user chose (``Experiment(artifact_store=...)``), or the run folder's.
+
+    Args:
+        location: None (``<run_dir>/artifacts``); a folder (str or Path), e.g. on a disk every
+            machine sharing the study mounts (created on first use); or an Optuna artifact store
+            (``optuna.artifacts.FileSystemArtifactStore``, ``Boto3ArtifactStore``,
+            ``GCSArtifactStore``: anything with ``open_reader``, ``write`` and ``remove``).
+        run_dir: the experiment's run folder.
+
+    Returns:
+        The artifact store (an Optuna ``ArtifactStore``).
+
+    Raises:
+        ConfigError: ``location`` is none of those.
+    """
+    from ..errors import ConfigError
+
+    if location is None:
+        return artifact_store(run_dir)
+    if isinstance(location, (str, Path)):
+        if not str(location).strip():
+            raise ConfigError("artifact_store must be a folder, an optuna.artifacts store, or None; not ''.")
+        path = Path(location).expanduser()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"artifact_store folder {path} cannot be used: {exc}. Give a folder this process "
+                              "can write (shared by every machine on the study).") from exc
+        return optuna.artifacts.FileSystemArtifactStore(str(path))
+    if all(callable(getattr(location, name, None)) for name in ("open_reader", "write", "remove")):
+        base = getattr(location, "_base_path", None)  # a FileSystemArtifactStore writes into an existing folder
+        if isinstance(base, (str, Path)):
+            Path(base).mkdir(parents=True, exist_ok=True)
+        return location
+    raise ConfigError(f"artifact_store must be a folder (str or Path), an optuna.artifacts store "
+                      f"(e.g. FileSystemArtifactStore, Boto3ArtifactStore) or None, not {location!r}.")
+
+
+def describe(store: Any) -> str:
+    """Where a store keeps its files, for messages: a folder's path, else the store's class."""
+    base = getattr(store, "_base_path", None)  # FileSystemArtifactStore
+    if base is not None:
+        return str(Path(base).resolve())
+    bucket = getattr(store, "bucket_name", None) or getattr(store, "_bucket_name", None)
+    return f"{type(store).__name__}({bucket})" if bucket else type(store).__name__
+
+
+def upload_inline(diagnostics: dict[str, Any], trial: optuna.trial.Trial, store: Any) -> None:
     """Move a summary's inline artifacts into the artifact store, in place, before the trial is
     told (Optuna takes artifacts only for trials that still run).
 
@@ -74,14 +123,13 @@ def _b64decode(blob: str) -> bytes:
     return base64.b64decode(blob)
 
 
-def load_arrays(diagnostics: dict[str, Any], name: str,
-                store: optuna.artifacts.FileSystemArtifactStore) -> dict[str, Any] | None:
+def load_arrays(diagnostics: dict[str, Any], name: str, store: Any) -> dict[str, Any] | None:
     """A stored ``.npz`` artifact of a trial, as arrays.
 
     Args:
         diagnostics: the trial's stored summary.
         name: the artifact's name (``record.ACTIVATIONS``).
-        store: the artifact store of the run folder.
+        store: the artifact store (``open_store``).
 
     Returns:
         dict[str, numpy.ndarray] | None: the arrays; None if the trial has no such artifact or

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
@@ -16,7 +17,8 @@ _COLORS = qualitative.Plotly
 
 
 def learning_curves(frame: Any, title: str = "Learning curves") -> go.Figure:
-    """Loss and accuracy per epoch, train (solid) and validation (dashed), one colour per trial.
+    """Loss and accuracy per epoch, train (solid) and validation (dashed), one colour per trial,
+    traces (and legend entries) in the frame's trial order.
 
     Args:
         frame: ``analysis.diagnostics.learning_curves_frame`` (trial, epoch, metric, split, value).
@@ -26,7 +28,7 @@ def learning_curves(frame: Any, title: str = "Learning curves") -> go.Figure:
         plotly.graph_objects.Figure: two panels side by side (loss, accuracy).
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.1)
-    for i, trial in enumerate(sorted(frame["trial"].unique()) if len(frame) else []):
+    for i, trial in enumerate(pd.unique(frame["trial"]) if len(frame) else []):  # the frame's order: as asked
         color = _COLORS[i % len(_COLORS)]
         for col, metric in enumerate(("loss", "accuracy"), start=1):
             for split, dash in (("train", "solid"), ("validation", "dash")):
@@ -83,15 +85,24 @@ def gradient_flow(flow: GradientFlow, title: str = "Gradient flow") -> go.Figure
         title: the figure's title.
 
     Returns:
-        plotly.graph_objects.Figure: the heatmap.
+        plotly.graph_objects.Figure: the heatmap; NaN or infinite norms are blank cells, named in
+        a red note under it ("non-finite gradients ... at epoch k: layers").
     """
-    def z(values: np.ndarray) -> np.ndarray:
-        return np.log10(np.maximum(values, 1e-12))
+    def z(values: np.ndarray) -> np.ndarray:  # NaN / inf stay NaN: drawn as gaps
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isfinite(values), np.log10(np.maximum(values, 1e-12)), np.nan)
 
     custom = np.stack([flow.mean, flow.max], axis=-1) if flow.mean.size else None
     hover = "%{y}, epoch %{x}<br>mean %{customdata[0]:.3g}, max %{customdata[1]:.3g}<extra></extra>"
     fig = go.Figure(go.Heatmap(z=z(flow.mean), x=flow.epochs, y=flow.layers, customdata=custom,
-                               colorscale="Viridis", colorbar={"title": "log10 ‖g‖"}, hovertemplate=hover))
+                               colorscale="Viridis", colorbar={"title": "log10 ‖g‖"}, hovertemplate=hover,
+                               hoverongaps=False))
+    bad = flow.non_finite()
+    if bad:  # NaN / inf norms are gaps in the heatmap: say so where it shows
+        fig.add_annotation(text="non-finite gradients (NaN or inf; blank cells) at " + "; ".join(
+            f"epoch {e}: {', '.join(layers)}" for e, layers in bad.items()), xref="paper", yref="paper", x=0,
+            y=-0.02, yanchor="top", xanchor="left", showarrow=False, font={"color": "#c62828"},
+            align="left", name="non-finite")
     fig.update_layout(
         title=f"{title}" + (f" ({flow.method})" if flow.method else ""), height=max(300, 34 * len(flow.layers) + 140),
         xaxis={"title": "epoch", "type": "category"}, yaxis={"title": "layer", "autorange": "reversed", "type": "category"},
@@ -104,6 +115,8 @@ def gradient_flow(flow: GradientFlow, title: str = "Gradient flow") -> go.Figure
 
 def weights(hists: WeightHistograms, title: str = "Weight and bias distributions") -> go.Figure:
     """One panel per layer and kind (weights, bias); a slider picks the epoch (0: initialization).
+    The bins are fixed at the first epoch; a panel whose values outgrew them says how many lie
+    beyond the range in its title, for the epoch shown.
 
     Args:
         hists: ``analysis.diagnostics.weight_histograms``.
@@ -115,17 +128,28 @@ def weights(hists: WeightHistograms, title: str = "Weight and bias distributions
     panels = hists.histograms
     cols = 2
     rows = max(1, -(-len(panels) // cols))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{h.layer} · {h.kind}" for h in panels],
-                        vertical_spacing=min(0.12, 0.6 / rows))
+    last = len(hists.epochs) - 1
+
+    def titles(k: int) -> list[str]:  # each panel's title, with what epoch k's bins leave out
+        return [f"{h.layer} · {h.kind}" + (f"<br><span style='color:#c62828;font-size:11px'>{note}</span>"
+                                            if k >= 0 and (note := h.outside_note(k)) else "") for h in panels]
+
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles(last) if panels else [],
+                        vertical_spacing=min(0.14, 0.6 / rows))
     centers = [(h.edges[:-1] + h.edges[1:]) / 2 for h in panels]
     for i, h in enumerate(panels):
         fig.add_trace(go.Bar(x=centers[i], y=h.counts[-1], marker_color=_COLORS[0 if h.kind == "weights" else 1],
                              showlegend=False, name=f"{h.layer} {h.kind}",
                              hovertemplate=f"{h.layer} {h.kind}<br>%{{x:.3g}}: %{{y}}<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
-    last = len(hists.epochs) - 1
+    base = [a.to_plotly_json() for a in fig.layout.annotations]
+
+    def notes(k: int) -> list[dict[str, Any]]:
+        return [{**a, "text": text} for a, text in zip(base, titles(k))]
+
     fig.frames = [go.Frame(name=str(e), data=[go.Bar(y=h.counts[k]) for h in panels],
-                           traces=list(range(len(panels)))) for k, e in enumerate(hists.epochs)]
+                           layout={"annotations": notes(k)}, traces=list(range(len(panels))))
+                  for k, e in enumerate(hists.epochs)]
     steps = [{"label": str(e), "method": "animate",
               "args": [[str(e)], {"mode": "immediate", "frame": {"duration": 0, "redraw": True},
                                   "transition": {"duration": 0}}]} for e in hists.epochs]
@@ -138,7 +162,8 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
     """Activation maps of the fixed validation samples; a menu picks the layer.
 
     Images: one row per sample, the input then the layer's most active channels (up to 8).
-    Text: one row per sample, units x tokens of the LSTM's output (padding left out).
+    Text: one row per sample, units x tokens of the LSTM's output (padding left out); the tokens
+    are labelled with their words and the hover names the unit's index in the layer.
 
     Args:
         maps: ``analysis.diagnostics.activation_maps``.
@@ -170,10 +195,18 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
             else:
                 tokens = np.asarray(maps.inputs[r]).reshape(-1)
                 length = int(np.count_nonzero(tokens)) or len(tokens)
-                fig.add_trace(go.Heatmap(z=arr[r, :length].T, colorscale="RdBu", zmid=0, visible=li == 0,
-                                         showscale=r == 0, name=layer,
-                                         hovertemplate=f"{layer}: token %{{x}}, unit %{{y}}: %{{z:.3f}}<extra></extra>"),
-                              row=r + 1, col=1)
+                words = maps.token_labels(r)[:length]
+                kept = maps.channels.get(layer) or []
+                units = [kept[c] if c < len(kept) else c for c in range(arr.shape[-1])]
+                # per cell: the unit's index in the layer (kept units only) and the token's word
+                cells = [[[unit, word] for word in words] for unit in units]
+                fig.add_trace(go.Heatmap(
+                    z=arr[r, :length].T, colorscale="RdBu", zmid=0, visible=li == 0, showscale=r == 0,
+                    name=layer, customdata=cells,
+                    hovertemplate=f"{layer}: token %{{x}} “%{{customdata[1]}}”, unit %{{customdata[0]}}: "
+                                  "%{z:.3f}<extra></extra>"), row=r + 1, col=1)
+                fig.update_xaxes(tickmode="array", tickvals=list(range(length)), ticktext=words, tickangle=-45,
+                                 row=r + 1, col=1)
         visibility.append([start <= i < len(fig.data) for i in range(len(fig.data))])
     n = len(fig.data)
     buttons = [{"label": layer, "method": "update",

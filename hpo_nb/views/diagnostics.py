@@ -18,7 +18,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..analysis.diagnostics import live_gradient_flow
+from ..analysis.diagnostics import ENABLE_HINT, live_gradient_flow
 from ..errors import HpoNbError
 
 log = logging.getLogger("hpo_nb")
@@ -121,7 +121,7 @@ class DiagnosticsPanel:
         gradient flow is redrawn when an epoch ends."""
         with self._lock:
             self._running = {t.trial: t for t in snap.running}
-            self._finished = [t.trial for t in snap.finished if t.state in ("complete", "pruned", "stopped")]
+            self._finished = [t.trial for t in snap.finished if t.state in ("complete", "pruned", "stopped", "failed")]
             options = [(f"#{n} (training)", n) for n in sorted(self._running)]
             options += [(f"#{n}", n) for n in sorted(self._finished, reverse=True) if n not in self._running]
             if [v for _, v in options] != [v for _, v in self.trial.options] or \
@@ -201,9 +201,11 @@ class DiagnosticsPanel:
                 return _message_output(f"Trial {number} is training: its {view.lower()} appear when it ends; "
                                        "the gradient flow is live.")
             flow = live_gradient_flow(running.gradients)
+            if flow is None and getattr(self.source, "diagnostics", True) is False:
+                return _message_output(f"Trial {number} is training with diagnostics=False: it has no gradient flow. "
+                                       f"{ENABLE_HINT}")
             if flow is None:
-                return _message_output(f"Trial {number} is training: its gradient flow appears after the first epoch "
-                                       "(or diagnostics are off).")
+                return _message_output(f"Trial {number} is training: its gradient flow appears after the first epoch.")
             from .diagnostic_plots import gradient_flow
 
             return figure_output(gradient_flow(flow, f"Trial {number} gradient flow, live"), "gradient flow")

@@ -9,6 +9,7 @@ job ends, or when the client ends it (pruned, stopped).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -151,7 +152,7 @@ class Tracker:
             if isinstance(entry, dict) and entry.get("epoch") == epoch:
                 try:
                     self._publish(EpochDiagnostics(self._job.spec.trial_number, epoch, tuple(map(str, entry["layers"])),
-                                                   tuple(map(float, entry["mean"])), tuple(map(float, entry["max"]))))
+                                                   _floats(entry["mean"]), _floats(entry["max"])))
                 except (KeyError, TypeError, ValueError):
                     pass
                 return
@@ -212,3 +213,8 @@ class Tracker:
 
 def _ms(value: Any, default: float) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    """Gradient norms from a payload: null (a NaN or infinite norm on the worker) as NaN."""
+    return tuple(math.nan if v is None else float(v) for v in values)

@@ -27,6 +27,7 @@ Environment (all optional):
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 import time
@@ -100,8 +101,8 @@ class ProgressReporter:
                     return
             elif isinstance(event, EpochDiagnostics):  # sent with the epoch's end, which follows it
                 gradients = self._state["gradients"]
-                gradients.append({"epoch": event.epoch, "layers": list(event.layers), "mean": list(event.mean),
-                                  "max": list(event.max)})
+                gradients.append({"epoch": event.epoch, "layers": list(event.layers), "mean": _json_floats(event.mean),
+                                  "max": _json_floats(event.max)})
                 del gradients[:-MAX_GRADIENTS_IN_PAYLOAD]
                 return
             elif isinstance(event, EpochEnded):
@@ -123,6 +124,11 @@ class ProgressReporter:
         self._last = time.monotonic()
         state = {**self._state, "epochs": list(self._state["epochs"]), "gradients": list(self._state["gradients"])}
         self._send(self._job, wire.progress_payload(self._seq, WORKER_ID, self._spec.trial_number, state))
+
+
+def _json_floats(values: Any) -> list[float | None]:
+    """Gradient norms for a JSON payload: NaN and infinities as null (strict JSON has neither)."""
+    return [float(v) if math.isfinite(v) else None for v in values]
 
 
 def _nowhere(job: dict[str, Any], payload: Any) -> None:
