@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run (or resume) a search", formatter_class=_Help)
     run.add_argument("--dataset", default=None, help="registered dataset name (default: digits)")
     _data_options(run)
-    run.add_argument("--trials", type=int, default=20, help="number of trials (n_trials)")
+    run.add_argument("--trials", type=int, default=None,
+                     help="number of trials (n_trials; default: 20 for a new study, the stored budget when resuming)")
     run.add_argument("--mode", default="simple", choices=["simple", "health"],
                      help="simple (accuracy) or health (accuracy + model health)")
     run.add_argument("--metric", default="accuracy", choices=OBJECTIVE_METRICS,

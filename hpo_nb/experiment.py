@@ -25,7 +25,7 @@ from .diagnostic_results import DiagnosticsResults
 from .results import _views
 from .search import Search, shown
 from .spec import TrialSpec
-from .study import make_pruner, open_study
+from .study import make_pruner, open_study, record_budget
 from .storage import (attach_run_log, default_url, mask_url, open_storage, quiet_optuna, refuse_orphaned_models,
                       validate_url)
 from .values import check_choice, check_fraction, check_int, grace_period
@@ -53,7 +53,9 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         mode: "simple" maximizes validation accuracy (or ``metric``); "health" maximizes
             ``accuracy_weight * accuracy + (1 - accuracy_weight) * health_score``.
         n_trials: trials to run, >= 1; shared by every process on the study, and counting
-            the trials a resumed study already ran (stopped trials do not count).
+            the trials a resumed study already ran (stopped trials do not count). Default None:
+            20 for a new study; a reopened one keeps its recorded budget (that of its last
+            search started with an explicit ``n_trials``, which extends or shrinks it).
         max_epochs: epochs per trial, >= 1 (pruning may end a trial earlier).
         concurrency: trials running at once in this process, >= 1.
         executor: "local" (threads of this process), "runpod" (RunPod serverless jobs;
@@ -126,6 +128,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         dataset (Dataset): the loaded dataset.
         baseline (hpo_nb.baseline.Baseline): the validation split's majority-class rate (what
             always answering the most common class scores), shown beside accuracy.
+        n_trials (int): the budget in effect (the given one, 20, or the reopened study's).
         space (dict): the search space in effect.
         study (optuna.Study): the study (ask/tell; ``optuna-dashboard`` can open its storage).
         hub (ProgressHub): the live progress of the current (or last) search.
@@ -136,7 +139,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         self,
         dataset: str | datasets.Dataset = "digits",
         mode: str = "simple",
-        n_trials: int = 20,
+        n_trials: int | None = None,
         max_epochs: int = 10,
         concurrency: int = 1,
         executor: str | Executor = "local",
@@ -167,7 +170,8 @@ class Experiment(DiagnosticsResults, TestSplitResults):
     ) -> None:
         check_choice("mode", mode, MODES)
         objective.check_metric(metric)
-        check_int("n_trials", n_trials, 1)
+        if n_trials is not None:  # None: 20 for a new study, the recorded budget for a reopened one
+            check_int("n_trials", n_trials, 1)
         check_int("max_epochs", max_epochs, 1)
         check_int("concurrency", concurrency, 1)
         check_int("seed", seed, 0)
@@ -257,7 +261,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
                                          grace_period=self._grace_period)
             self.study = self._open_study()
         # Until start(): the stored study as a search that is not running (what exp.dashboard() shows).
-        self.hub = ProgressHub(n_trials, mode, concurrency)
+        self.hub = ProgressHub(self.n_trials, mode, concurrency)
         self.hub.add_finished(records.finished_trials(self._stored_trials(), shown))
         self.hub.close()
         self._background: Background | None = None
@@ -265,7 +269,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         self._error: BaseException | None = None
         self._renderers: list[Renderer] = []
         log.info("experiment %s ready: dataset=%s mode=%s n_trials=%d storage=%s", self.name, self.dataset.name,
-                 mode, n_trials, mask_url(storage or default_url(self.run_dir)))
+                 mode, self.n_trials, mask_url(storage or default_url(self.run_dir)))
 
     # ------------------------------------------------------------------ set-up
 
@@ -293,7 +297,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
 
     def _open_study(self) -> optuna.Study:
         refuse_orphaned_models(self._storage, self.name, self.run_dir / "models")
-        study, self._incomparable = open_study(
+        study, self._incomparable, self.n_trials = open_study(
             self._storage, self.name, n_trials=self.n_trials, seed=self.seed, concurrency=self.concurrency,
             pruner=self._pruner, modality=self.dataset.modality, space=self.space,
             settings={"dataset": self.dataset.name, "mode": self.mode, "modality": self.dataset.modality},
@@ -377,6 +381,7 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         if getattr(self, "_incomparable", None):  # reopened with other settings: adding trials would mix them
             raise ConfigError(self._incomparable)
         self._error = None
+        record_budget(self.study, self.n_trials)  # a later reopen without n_trials shows this budget
         self.hub = ProgressHub(self.n_trials, self.mode, self.concurrency)
         self.hub.add_finished(records.finished_trials(self._stored_trials(), shown))
         if self._small_validation:  # on the dashboard and the console too, not only under the cell

@@ -20,6 +20,7 @@ from .space import SearchSpace
 from .values import check_choice
 
 PRUNERS = ("median", "hyperband", "none")
+DEFAULT_N_TRIALS = 20  # a new study's budget when n_trials is not given
 
 
 def make_pruner(choice: str | optuna.pruners.BasePruner, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -70,20 +71,22 @@ def make_sampler(seed: int, n_trials: int, concurrency: int) -> optuna.samplers.
                                       multivariate=True, constant_liar=concurrency > 1)
 
 
-def open_study(storage: Any, name: str, *, n_trials: int, seed: int, concurrency: int,
+def open_study(storage: Any, name: str, *, n_trials: int | None, seed: int, concurrency: int,
                pruner: optuna.pruners.BasePruner, modality: str, space: SearchSpace, settings: dict[str, Any],
-               split: dict[str, Any], comparable: dict[str, Any]) -> tuple[optuna.Study, str | None]:
+               split: dict[str, Any], comparable: dict[str, Any]) -> tuple[optuna.Study, str | None, int]:
     """Create the study, or reopen it after checking that it describes the same search.
 
-    A new study records ``settings``, ``split`` and ``comparable`` and queues the start-up design
-    (``ask()`` pops queued trials first; a process joining later finds them queued or tried).
-    A reopened one gets a sampler seeded apart from its creator's, so two processes on one study
-    do not propose the very same configurations.
+    A new study records ``settings``, ``split``, ``comparable`` and its budget, and queues the
+    start-up design (``ask()`` pops queued trials first; a process joining later finds them queued
+    or tried). A reopened one gets a sampler seeded apart from its creator's, so two processes on
+    one study do not propose the very same configurations.
 
     Args:
         storage: an Optuna storage.
         name: the study name.
-        n_trials, seed, concurrency: the search's budget, seed and trials at once.
+        n_trials: the search's budget; None: ``DEFAULT_N_TRIALS`` for a new study, the recorded
+            budget (``record_budget``) for a reopened one.
+        seed, concurrency: the search's seed and trials at once.
         pruner: from ``make_pruner``.
         modality, space: pick the start-up design.
         settings: dataset name, mode, modality: a reopen with others is refused.
@@ -92,61 +95,81 @@ def open_study(storage: Any, name: str, *, n_trials: int, seed: int, concurrency
         comparable: data fingerprint, max_epochs, metric, search space (see ``incomparable``).
 
     Returns:
-        (optuna.Study, str | None): the study, and why new trials may not be added to it (other
-        epochs or space), or None.
+        (optuna.Study, str | None, int): the study; why new trials may not be added to it (other
+        epochs or space), or None; and the budget in effect (``n_trials``, or the recorded one).
 
     Raises:
         ConfigError: the study exists with other data, mode, seed or split settings.
     """
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
-                                sampler=make_sampler(seed, n_trials, concurrency), pruner=pruner,
+                                sampler=make_sampler(seed, n_trials or DEFAULT_N_TRIALS, concurrency), pruner=pruner,
                                 load_if_exists=True)
     stored = study.user_attrs.get("hpo_nb")
     if stored is None:
-        study.set_user_attr("hpo_nb", {**settings, **split, **comparable, "seed": seed})
-        for params in startup.startup_configs(modality, space, startup.startup_size(n_trials), seed):
+        budget = n_trials or DEFAULT_N_TRIALS
+        study.set_user_attr("hpo_nb", {**settings, **split, **comparable, "seed": seed, "n_trials": budget})
+        for params in startup.startup_configs(modality, space, startup.startup_size(budget), seed):
             study.enqueue_trial(params, user_attrs={"startup": True})
-        return study, None
-    refuse_other_samples(name, stored, {**split, "seed": seed})
+        return study, None, budget
+    refuse_other_samples(name, stored, {**split, "seed": seed}, settings)
     data, others = incomparable(name, stored, comparable)
     if data:  # results and evaluate() would be read against other data
         raise ConfigError(data)
-    if any(stored.get(k) != v for k, v in settings.items()):
-        raise ConfigError(
-            f"study {name!r} already exists with dataset={stored.get('dataset')!r}, "
-            f"mode={stored.get('mode')!r}; its scores are not comparable with this one. "
-            "Pick another name= (or delete its run folder)."
-        )
-    study.sampler = make_sampler(joiner_seed(seed), n_trials, concurrency)
-    return study, others
+    budget = n_trials or recorded_budget(stored)
+    study.sampler = make_sampler(joiner_seed(seed), budget, concurrency)
+    return study, others, budget
 
 
-def refuse_other_samples(name: str, stored: dict[str, Any], now: dict[str, Any]) -> None:
-    """Refuse a reopen whose seed or fractions would pick other samples: the seed draws the
-    validation split and the kept training part, so trials run with another seed (or fractions)
-    are scored on other samples and cannot be ranked against the stored ones. Keys an older
-    study did not record are not compared.
+def recorded_budget(stored: dict[str, Any]) -> int:
+    """The budget a study recorded (its creation's, or the last search started on it with another
+    ``n_trials``); ``DEFAULT_N_TRIALS`` for a study from before budgets were recorded."""
+    value = stored.get("n_trials")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else DEFAULT_N_TRIALS
+
+
+def record_budget(study: optuna.Study, n_trials: int) -> None:
+    """Record ``n_trials`` as the study's budget (a search started with another one extends or
+    shrinks it), so a later reopen without ``n_trials`` shows and resumes that budget."""
+    stored = study.user_attrs.get("hpo_nb")
+    if isinstance(stored, dict) and stored.get("n_trials") != n_trials:
+        study.set_user_attr("hpo_nb", {**stored, "n_trials": n_trials})
+
+
+def refuse_other_samples(name: str, stored: dict[str, Any], now: dict[str, Any],
+                         settings: dict[str, Any] | None = None) -> None:
+    """Refuse a reopen with another dataset or mode (scores not comparable), or whose seed or
+    fractions would pick other samples: the seed draws the validation split and the kept training
+    part, so trials run with another seed (or fractions) are scored on other samples and cannot be
+    ranked against the stored ones. Keys an older study did not record are not compared. One
+    message names every difference and the arguments (and CLI flags) that reopen the study.
 
     Args:
         name: the study name.
         stored: the study's recorded settings (``study.user_attrs["hpo_nb"]``).
         now: this run's ``seed``, ``test_fraction``, ``validation_fraction``, ``sample_fraction``.
+        settings: this run's ``dataset``, ``mode`` and ``modality`` (None: not compared).
 
     Raises:
         ConfigError: a value differs; the message names each, and how to continue.
     """
-    diffs = {k: stored[k] for k, v in now.items() if k in stored and stored[k] != v}
+    other = {k: v for k, v in (settings or {}).items() if k in stored and stored[k] != v}
+    if "modality" in other and len(other) > 1:  # follows from the dataset: name what to pass
+        other.pop("modality")
+    diffs = {**{k: stored[k] for k in other}, **{k: stored[k] for k, v in now.items() if k in stored and stored[k] != v}}
     if not diffs:
         return
-    changed = ", ".join(f"{k}={stored[k]!r} (now {now[k]!r})" for k in diffs)
-    why = ("its test split would overlap what trials trained on" if "test_fraction" in diffs else
+    current = {**(settings or {}), **now}
+    changed = ", ".join(f"{k}={stored[k]!r} (now {current[k]!r})" for k in diffs)
+    why = ("its scores are not comparable with this one" if other else
+           "its test split would overlap what trials trained on" if "test_fraction" in diffs else
            "its trials were trained and scored on other samples, so new trials would not be comparable")
-    same = ", ".join(f"{k}={v!r}" for k, v in diffs.items())
+    same = ", ".join(f"{k}={v!r}" for k, v in diffs.items() if k != "modality")
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in diffs.items()
-                     if k in ("seed", "sample_fraction", "validation_fraction", "test_fraction"))  # the CLI's flags
-    cli = f" (hpo-nb run {flags})" if flags else ""
-    raise ConfigError(f"study {name!r} was searched with {changed}; {why}. Reopen it with {same}{cli}, "
-                      "or pick another name= (--name) to start a new study.")
+                     if k in ("dataset", "mode", "seed", "sample_fraction", "validation_fraction", "test_fraction"))
+    cli = f" (hpo-nb run {flags})" if flags else ""  # the CLI's flags
+    reopen = f"Reopen it with {same}{cli}, or pick" if same else "Pick"
+    raise ConfigError(f"study {name!r} was searched with {changed}; {why}. {reopen} another name= (--name) "
+                      "to start a new study.")
 
 
 def joiner_seed(seed: int) -> int:
