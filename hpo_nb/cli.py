@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", default=None, help="registered dataset name (default: digits)")
     _data_options(run)
     run.add_argument("--trials", type=int, default=None,
-                     help="number of trials (n_trials; default: 20 for a new study, the stored budget when resuming)")
+                     help="number of trials (n_trials); resuming a study without it keeps its stored budget, "
+                          "giving it extends that (default: 20)")
     run.add_argument("--mode", default="simple", choices=["simple", "health"],
                      help="simple (accuracy) or health (accuracy + model health)")
     run.add_argument("--metric", default="accuracy", choices=OBJECTIVE_METRICS,
