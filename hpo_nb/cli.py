@@ -214,6 +214,9 @@ def _run(args: argparse.Namespace) -> int:
     Console(width=None if sys.stdout.isatty() else 120).print(results_table(exp.results))
     base = exp.baseline
     print(baseline_line(base.majority_rate, base.majority_class, base.n_val, exp.metric, base.chance_balanced))
+    # beside the rate it is about, quiet or not (the live bars' "!" line has scrolled away by now);
+    # "all trials failed" is what exp.best raises below
+    _warn([m for m in exp._search_warnings() if not m.startswith("all ")])
     code = 130 if interrupted else 0
     try:
         best = exp.best
@@ -226,10 +229,6 @@ def _run(args: argparse.Namespace) -> int:
     except HpoNbError as exc:  # e.g. every trial failed: say so, with the first error
         print(f"hpo-nb: {exc}", file=sys.stderr)
         code = code or 1
-    if args.quiet:  # otherwise the console bars printed these notices already
-        for message in exp._search_warnings():
-            if not message.startswith("all "):
-                print(f"hpo-nb: warning: {message}", file=sys.stderr)
     print(f"run folder: {exp.run_dir}")
     return code
 
@@ -280,6 +279,7 @@ def _show(args: argparse.Namespace) -> int:
     base = study.baseline
     if base is not None:  # recorded by studies since the baseline was stored
         print(baseline_line(base.majority_rate, base.majority_class, base.n_val, study.metric, base.chance_balanced))
+    _warn(study._search_warnings())  # the dashboard's notices (Experiment._search_warnings), one source
     stored = stored_evaluations(study.study).get(best.number)
     test = TestReport.from_attr(best.number, stored) if stored else None
     for line in best_lines(best, test.test_accuracy if test else None, test.n_test if test else 0,
@@ -291,9 +291,16 @@ def _show(args: argparse.Namespace) -> int:
     names = study.class_names or (test.class_names if test else [])
     if names:  # what the exported model's output index i means
         print("classes (model output order): " + ", ".join(f"{i}={n}" for i, n in enumerate(names)))
-    for message in study._search_warnings():
-        print(f"hpo-nb: warning: {message}", file=sys.stderr)
     return 0
+
+
+def _warn(messages: Sequence[str]) -> None:
+    """The dashboard's closing notices (the best trial does not beat the majority class, ...) as
+    ``hpo-nb: warning:`` lines on stderr, placed where stdout has got to."""
+    if messages:
+        sys.stdout.flush()
+    for message in messages:
+        print(f"hpo-nb: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _export(args: argparse.Namespace) -> int:

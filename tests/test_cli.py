@@ -103,3 +103,30 @@ def test_run_where_every_trial_failed_says_so_once(tmp_path, monkeypatch, capsys
     assert code == 1
     assert err == ["hpo-nb: all 2 trials failed; the first error (trial 0): ValueError: x. Fix that and run() again "
                    "(results['error'] has every trial's error; run.log the tracebacks)."], err
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_run_warns_in_its_summary_when_the_best_does_not_beat_the_majority_class(tmp_path, monkeypatch, capsys, quiet):
+    """Trials are replaced (InMemoryExecutor, 5 % accuracy on digits); the closing lines are under test.
+    The warning is the dashboard's (baseline.not_beaten), printed once beside the majority-class rate."""
+    from hpo_nb import cli, experiment
+    from hpo_nb.executors import InMemoryExecutor
+    from hpo_nb.spec import TrialOutcome
+
+    class Weak(experiment.Experiment):
+        def __init__(self, **kwargs):
+            weak = InMemoryExecutor(lambda job: TrialOutcome(job.spec.trial_number, "complete", accuracy=0.05,
+                                                             score=0.05, duration_s=1.0, epochs_run=1))
+            super().__init__(**{**kwargs, "executor": weak, "search_space": {"conv_blocks": 1, "filters": 8,
+                                                                             "batch_size": [16, 32]}})
+
+    monkeypatch.setattr(experiment, "Experiment", Weak)
+    code = cli.main(["run", "--trials", "2", "--runs-dir", str(tmp_path / "runs"), "--name", "weak", "--no-evaluate",
+                     *(["--quiet"] if quiet else [])])
+    out, err = capsys.readouterr()
+    warned = [line for line in err.splitlines() if line.startswith("hpo-nb: warning: ")]
+    assert code == 0
+    assert warned == ["hpo-nb: warning: the best trial's validation accuracy 0.0500 does not beat the majority-class "
+                      "rate 0.1010 (always answering '1'): the models learned nothing beyond the class balance. Try "
+                      "metric='balanced_accuracy' for imbalanced classes, more epochs or a wider search space."], err
+    assert "majority-class rate 0.1010 on 287 validation samples" in out
