@@ -88,6 +88,21 @@ def test_integer_pixels_of_a_small_range_say_they_were_divided_by_255():
         datasets.from_arrays(x, np.arange(60) % 3, scale=1 / 16)
 
 
+def test_float_whole_numbers_of_a_small_range_name_the_range_found_and_the_scale_to_pass():
+    """digits' 0..16 as floats (load_digits().data.reshape(-1, 8, 8)): the note said "0..255"."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x, y = bunch.data.reshape(-1, 8, 8)[:90], bunch.target[:90]
+    with pytest.warns(UserWarning, match=r"float images holding whole numbers 0\.\.16 divided by 255 .*; pass "
+                                         r"scale=1/16 if 16 is their full range, or scale=1 to keep them as they are"):
+        ds = datasets.from_arrays(x, y)
+    assert ds.scale == pytest.approx(1 / 255)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert datasets.from_arrays(x, y, scale=1 / 16).x.max() == 1.0
+
+
 # ------------------------------------------------------------------------- 4. BOM in a list of lines
 
 

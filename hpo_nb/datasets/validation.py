@@ -315,7 +315,9 @@ def _intensity_scale(x: np.ndarray, notes: Notes | None) -> float:
         raise ConfigError(f"integer images with values up to {hi:g} (beyond 16 bits): give scale=.")
     if hi > 1 and lo >= 0 and hi <= 255 and np.all(x == np.round(x)):
         if notes is not None:
-            notes.append("float images holding whole numbers 0..255 divided by 255 (pass scale=1 to keep them)")
+            full = f"scale=1/{hi:g} if {hi:g} is their full range, or " if hi < 255 else ""
+            notes.append(f"float images holding whole numbers {lo:g}..{hi:g} divided by 255 (whole numbers up to 255 "
+                         f"are read as 8-bit pixels); pass {full}scale=1 to keep them as they are")
         return 1.0 / 255.0
     return 1.0
 
