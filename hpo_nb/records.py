@@ -86,6 +86,22 @@ class TrialResult(TrialOutcome):
         return f"TrialResult(number={self.number}, state={self.state!r}, accuracy={acc}, score={sc}, params={self.params})"
 
 
+def no_model_reason(result: TrialResult) -> str:
+    """Why trial ``result`` has no saved model on this machine to load or export, in words: a
+    failed trial says so with its error, a pruned or stopped one that only complete trials save a
+    model, a complete one where its file is (or that none was saved)."""
+    n, state = result.number, result.state
+    if state == "failed":
+        return f"trial {n} failed ({result.error or 'no error recorded'}), so it has no model"
+    if state in ("pruned", "stopped"):
+        return f"trial {n} was {state} before its last epoch; only complete trials save a model"
+    if state in ("running", "waiting"):
+        return f"trial {n} is still {state}; its model is saved when it completes"
+    if result.model_path:
+        return f"trial {n}'s saved model {result.model_path} is not on this machine (it stays where it trained)"
+    return f"trial {n} has no saved model (models are saved for complete trials when save_models=True)"
+
+
 def died_errors(trials: Iterable[optuna.trial.FrozenTrial]) -> dict[int, str]:
     """Trial number -> why it failed, for trials failed for their process (a stale heartbeat, or
     a process of this host found gone): they never recorded an outcome. Optuna's retry callback

@@ -131,10 +131,8 @@ class StudyResults(StudyPlots):
 
         result = self.trial(trial)
         if not result.model_path or not Path(result.model_path).exists():
-            raise ConfigError(
-                f"trial {result.number} has no saved model here ({result.model_path or 'not saved'}); "
-                "models are saved for complete trials when save_models=True."
-            )
+            hint = "; results lists the complete trials" if trial is not None else ""
+            raise ConfigError(f"{records.no_model_reason(result)}{hint}.")
         model = keras.models.load_model(result.model_path)
         tf_stderr.settle_onednn_notice()  # a text model's first predict would print it as an "E" line
         network = datasets.network_of(model)

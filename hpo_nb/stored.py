@@ -133,8 +133,8 @@ class StoredStudy(StudyResults):
         result = self.trial(trial)
         source = self.model_file(result.number)
         if source is None:
-            raise ConfigError(f"trial {result.number} of {self.name!r} has no saved model here "
-                              f"({result.model_path or 'not saved'}); models are saved for complete trials.")
+            hint = f"; hpo-nb show {self.name} lists the complete trials" if trial is not None else ""
+            raise ConfigError(f"study {self.name!r}: {records.no_model_reason(result)}{hint}.")
         target = Path(path)
         if target.is_dir():
             target = target / f"{self.name}-trial{result.number}.keras"

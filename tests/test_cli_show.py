@@ -91,7 +91,7 @@ def test_export_copies_the_best_model(stored, tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["show", "nope"], "no study 'nope' under runs/"),
     (["export", "shown", "out.h5"], "must end in .keras"),
-    (["export", "shown", "x.keras", "--trial", "1"], "trial 1 of 'shown' has no saved model"),
+    (["export", "shown", "x.keras", "--trial", "1"], "study 'shown': trial 1 has no saved model"),
     (["export", "shown", "x.keras", "--trial", "99"], "no trial number 99"),
 ])
 def test_show_and_export_refuse_with_one_line(stored, args, words):
@@ -212,6 +212,25 @@ def test_show_warns_like_run_when_the_best_does_not_beat_the_majority_class(tmp_
     assert proc.returncode == 0, proc.stderr
     assert "majority-class rate 0.1" in proc.stdout and "what a model must beat" in proc.stdout
     assert "hpo-nb: warning: the best trial's validation accuracy 0.0500 does not beat" in proc.stderr
+
+
+def test_export_of_a_failed_trial_says_it_failed_and_why(tmp_path, capsys):
+    from hpo_nb import cli
+
+    def outcome(job) -> TrialOutcome:
+        n = job.spec.trial_number
+        if n == 0:
+            return TrialOutcome(n, "failed", error="ValueError: boom", duration_s=1.0)
+        return TrialOutcome(n, "complete", accuracy=0.9, score=0.9, duration_s=1.0, epochs_run=1)
+
+    Experiment("digits", n_trials=2, executor=InMemoryExecutor(outcome), progress="none", runs_dir=tmp_path / "runs",
+               name="fx", search_space=SPACE, pruning=False).run()
+    code = cli.main(["export", "fx", str(tmp_path / "x.keras"), "--trial", "0", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == ("hpo-nb: error: study 'fx': trial 0 failed (ValueError: boom), so it has "
+                                               "no model; hpo-nb show fx lists the complete trials.")
+    with pytest.raises(ConfigError, match=r"^trial 0 failed \(ValueError: boom\), so it has no model; results lists"):
+        StoredStudy("fx", runs_dir=tmp_path / "runs").best_model(0)
 
 
 def test_show_lists_only_folders_whose_database_holds_their_study(stored):
