@@ -104,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--runs-dir", default="runs", help="folder of run folders")
     export.add_argument("--force", action="store_true", help="overwrite PATH when it exists")
 
+    evaluate = sub.add_parser("evaluate", help="the test accuracy of a stored study's best trial (its saved model on "
+                              "the held-out test split), stored in the study", formatter_class=_Help)
+    evaluate.add_argument("name", help="the study name (hpo-nb run --name)")
+    evaluate.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite under RUNS_DIR/NAME/)")
+    evaluate.add_argument("--runs-dir", default="runs", help="folder of run folders")
+    _data_options(evaluate)  # a study of your own data reads it again (checked against its fingerprint)
+
     names = sub.add_parser("datasets", help="list registered datasets")
     names.set_defaults(command="datasets")
 
@@ -139,6 +146,8 @@ def _command(args: argparse.Namespace) -> int:
         return _show(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
     if args.command == "runpod-local":
         from .executors.runpod.loopback import serve
 
@@ -287,7 +296,7 @@ def _show(args: argparse.Namespace) -> int:
                            test.test_balanced_accuracy if test else None):
         print(line)
     if test is None:
-        print("test accuracy: not measured yet (exp.evaluate() in Python, or hpo-nb run without --no-evaluate)")
+        print(f"test accuracy: not measured yet (hpo-nb evaluate {args.name}, or exp.evaluate() in Python)")
     names = study.class_names or (test.class_names if test else [])
     if names:  # what the exported model's output index i means
         print("classes (model output order): " + ", ".join(f"{i}={n}" for i, n in enumerate(names)))
@@ -301,6 +310,41 @@ def _warn(messages: Sequence[str]) -> None:
         sys.stdout.flush()
     for message in messages:
         print(f"hpo-nb: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """Reopen the study with the settings it recorded (its dataset, or --data for your own data),
+    score the best trial's saved model on the test split (``Experiment.evaluate``), print it."""
+    import warnings
+
+    from . import datasets
+    from .errors import ConfigError
+    from .experiment import Experiment
+    from .stored import StoredStudy
+    from .views.console import evaluation_lines
+
+    warnings.filterwarnings("ignore", message="hpo-nb: ", category=UserWarning)  # notices are logged already
+    study = StoredStudy(args.name, storage=args.storage, runs_dir=args.runs_dir)
+    s = study.settings
+    args.dataset = None
+    if args.data is None:
+        if s.get("dataset") not in datasets.names():
+            raise ConfigError(f"study {args.name!r} searched your own data ({s.get('dataset')!r}): pass it again with "
+                              "--data PATH and the options it was read with (hpo-nb evaluate --help).")
+        args.dataset = s["dataset"]
+    exp = Experiment(
+        dataset=dataset_from_args(args), mode=study.mode, metric=study.metric, name=args.name, storage=args.storage,
+        runs_dir=args.runs_dir, progress="none", seed=int(s.get("seed", 0)), max_epochs=int(s.get("max_epochs", 10)),
+        sample_fraction=float(s.get("sample_fraction", 1.0)),
+        validation_fraction=float(s.get("validation_fraction", 0.2)), test_fraction=s.get("test_fraction"),
+    )  # no trial runs: its search space only matters to new trials
+    report = exp.evaluate(1).selected
+    best = exp.trial(report.trial)
+    for line in evaluation_lines(best.number, best.accuracy, best.score, report.test_accuracy, report.n_test,
+                                 exp.metric, (best.extra or {}).get(exp.metric), report.test_balanced_accuracy):
+        print(line)
+    print(f"stored in the study (hpo-nb show {args.name}, exp.results['test_accuracy'])")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -267,3 +267,43 @@ def test_help_lists_choices_and_defaults_once():
         text = " ".join(subprocess.run([*HPO, command, "--help"], capture_output=True, text=True,
                                        timeout=60).stdout.split())
         assert "(default: None)" not in text and "(default: sqlite under RUNS_DIR/NAME/)" in text, text
+
+
+@pytest.mark.slow
+def test_evaluate_measures_a_stopped_search_s_best_and_show_reads_it(tmp_path, capsys):
+    """`hpo-nb show` said "not measured yet (... hpo-nb run without --no-evaluate)", and no command could measure
+    it without running more trials: `hpo-nb evaluate NAME` scores the saved best model on the test split."""
+    from hpo_nb import cli
+
+    space = json.dumps({"conv_blocks": 1, "filters": 4, "kernel_size": 3, "dense_layers": 0, "batch_size": 64,
+                        "batch_norm": False, "optimizer": "adam", "learning_rate": 0.005})
+    runs = str(tmp_path / "runs")
+    assert cli.main(["run", "--name", "ev", "--trials", "1", "--max-epochs", "1", "--search-space", space,
+                     "--sample-fraction", "0.5", "--no-evaluate", "--quiet", "--runs-dir", runs]) == 0
+    assert cli.main(["show", "ev", "--runs-dir", runs]) == 0
+    assert "test accuracy: not measured yet (hpo-nb evaluate ev, or exp.evaluate() in Python)" in capsys.readouterr().out
+    assert cli.main(["evaluate", "ev", "--runs-dir", runs]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("test accuracy "))
+    assert line.endswith("on 359 held-out samples no trial trained or was scored on (the honest estimate)"), out
+    accuracy = float(line.split()[2])
+    assert 0 <= accuracy <= 1
+    stored_accuracy, n_test = StoredStudy("ev", runs_dir=runs).test_accuracy(0)
+    assert n_test == 359 and stored_accuracy == pytest.approx(accuracy, abs=5e-5)
+    assert cli.main(["show", "ev", "--runs-dir", runs]) == 0
+    shown = capsys.readouterr().out
+    assert "not measured yet" not in shown and f"test accuracy {accuracy:.4f} on 359 held-out samples" in shown
+
+
+def test_evaluate_of_a_study_of_your_own_data_asks_for_it(tmp_path, capsys):
+    import numpy as np
+
+    from hpo_nb import cli, datasets
+
+    rng = np.random.default_rng(0)
+    own = datasets.from_arrays(rng.integers(0, 256, (80, 8, 8)).astype("uint8"), np.arange(80) % 2, name="mine")
+    Experiment(own, n_trials=1, executor=InMemoryExecutor(lambda job: TrialOutcome(0, "complete", accuracy=0.9,
+                                                                                   score=0.9, duration_s=1.0)),
+               progress="none", runs_dir=tmp_path / "runs", name="own", search_space=SPACE).run()
+    assert cli.main(["evaluate", "own", "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "study 'own' searched your own data ('mine'): pass it again with --data PATH" in capsys.readouterr().err
