@@ -8,6 +8,8 @@ reaches into views (see its docstring; tests/test_layering.py checks it stays th
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,8 @@ from . import datasets, records, space as spaces, tf_stderr
 from .baseline import all_failed, not_beaten
 from .errors import ConfigError
 from .study_plots import StudyPlots
+
+log = logging.getLogger("hpo_nb")
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -162,12 +166,17 @@ class StudyResults(StudyPlots):
             pandas.DataFrame: searched hyperparameters x targets (val accuracy, health score,
             each health metric, duration); each column normalized to sum 1, NaN where not
             computed. ``.attrs`` holds the raw values and, for empty columns, why (too few
-            trials, constant, no signal).
+            trials, constant, no signal); when every column is empty, ``.attrs["reason"]`` says
+            why (the words of ``plot("importance")``) and a ``UserWarning`` repeats it.
 
         Raises:
             ConfigError: unknown evaluator, bad ``min_trials``, or nothing is searched.
         """
-        return self._importance_table(evaluator, min_trials).frame()
+        frame = self._importance_table(evaluator, min_trials).frame()
+        if frame.attrs.get("reason"):  # an all-NaN table must not pass for an answer
+            log.info("importance: %s", frame.attrs["reason"])
+            warnings.warn(f"hpo-nb: importance() is empty. {frame.attrs['reason']}.", UserWarning, stacklevel=2)
+        return frame
 
     def importance_heatmap(self, evaluator: str = "ped-anova", min_trials: int = 10) -> "plotly.graph_objects.Figure":
         """``importance()`` as a heatmap, with raw values and notes on hover.

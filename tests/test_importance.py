@@ -8,6 +8,7 @@ score on dropout only, the duration on the batch size only; the other health met
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import optuna
@@ -93,6 +94,28 @@ def test_too_few_trials_leaves_every_column_empty_with_the_reason(exp):
     table = importance_table(exp.study, searched(exp.space), min_trials=N_TRIALS + 10)
     assert table.importance.isna().all().all()
     assert table.notes["accuracy"] == f"too few trials: {N_TRIALS - 1} complete, needs {N_TRIALS + 10}"
+
+
+def test_an_all_empty_importance_says_why_in_attrs_and_a_warning(exp):
+    """exp.importance() with too few trials was an all-NaN DataFrame with no reason at the top."""
+    with pytest.warns(UserWarning, match=r"importance\(\) is empty\. Not enough signal to rank the parameters: too "
+                                         rf"few trials: {N_TRIALS - 1} complete, needs {N_TRIALS + 10}\.$"):
+        df = exp.importance(min_trials=N_TRIALS + 10)
+    assert df.isna().all().all()
+    assert df.attrs["reason"] == (f"Not enough signal to rank the parameters: too few trials: {N_TRIALS - 1} "
+                                  f"complete, needs {N_TRIALS + 10}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a computed table warns nothing and has no reason
+        assert exp.importance().attrs["reason"] is None
+
+
+def test_a_partly_empty_importance_has_no_reason_and_mixed_notes_are_grouped(exp):
+    table = importance_table(exp.study, searched(exp.space))
+    assert table.reason is None  # accuracy, health score and duration were computed
+    two = [t for t in TARGETS if t.key in ("dead_units", "overfitting_gap")]
+    constant = importance_table(exp.study, searched(exp.space), targets=two)
+    assert constant.reason == "Not enough signal to rank the parameters: " + "; ".join(
+        f"{t.label}: constant: {v} in all {N_TRIALS - 1} trials, nothing to explain" for t, v in zip(two, ("0", "0.05")))
 
 
 def test_bad_evaluator_or_min_trials_is_a_config_error(exp):

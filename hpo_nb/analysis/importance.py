@@ -88,11 +88,27 @@ class ImportanceTable:
         note = self.notes.get(target)
         return note.split(":", 1)[0] if note else None
 
+    @property
+    def reason(self) -> str | None:
+        """Why the whole table is empty, in the words of ``plot("importance")``'s empty figure
+        ("Not enough signal to rank the parameters: too few trials: 3 complete, needs 10");
+        None when any column was computed. Targets with the same note share it."""
+        if not self.notes or self.importance.notna().to_numpy().any():
+            return None
+        by_note: dict[str, list[str]] = {}
+        for target in self.targets:
+            by_note.setdefault(self.notes.get(target, "not computed"), []).append(self.labels.get(target, target))
+        if len(by_note) == 1:
+            return f"Not enough signal to rank the parameters: {next(iter(by_note))}"
+        return "Not enough signal to rank the parameters: " + "; ".join(
+            f"{', '.join(labels)}: {note}" for note, labels in by_note.items())
+
     def frame(self) -> Any:
-        """The normalized table as a DataFrame whose ``attrs`` carry raw values, notes, counts."""
+        """The normalized table as a DataFrame whose ``attrs`` carry raw values, notes, counts and
+        ``reason`` (why every cell is NaN, or None)."""
         df = self.importance.copy()
         df.attrs.update(evaluator=self.evaluator, raw=self.raw.copy(), notes=dict(self.notes),
-                        n_trials=dict(self.n_trials))
+                        n_trials=dict(self.n_trials), reason=self.reason)
         return df
 
 
