@@ -235,6 +235,8 @@ def _run(args: argparse.Namespace) -> int:
         for line in best_lines(best, mine.test_accuracy if mine else None, mine.n_test if mine else 0,
                                searched(exp.space), exp.metric, mine.test_balanced_accuracy if mine else None):
             print(line)
+        if mine is None and (interrupted or args.no_evaluate):
+            print(f"test accuracy: not measured (hpo-nb evaluate {exp.name} measures it)")
     except HpoNbError as exc:  # e.g. every trial failed: say so, with the first error
         print(f"hpo-nb: {exc}", file=sys.stderr)
         code = code or 1

@@ -280,6 +280,7 @@ def test_evaluate_measures_a_stopped_search_s_best_and_show_reads_it(tmp_path, c
     runs = str(tmp_path / "runs")
     assert cli.main(["run", "--name", "ev", "--trials", "1", "--max-epochs", "1", "--search-space", space,
                      "--sample-fraction", "0.5", "--no-evaluate", "--quiet", "--runs-dir", runs]) == 0
+    assert "test accuracy: not measured (hpo-nb evaluate ev measures it)" in capsys.readouterr().out
     assert cli.main(["show", "ev", "--runs-dir", runs]) == 0
     assert "test accuracy: not measured yet (hpo-nb evaluate ev, or exp.evaluate() in Python)" in capsys.readouterr().out
     assert cli.main(["evaluate", "ev", "--runs-dir", runs]) == 0
