@@ -111,10 +111,10 @@ def open_study(storage: Any, name: str, *, n_trials: int | None, seed: int, conc
         for params in startup.startup_configs(modality, space, startup.startup_size(budget), seed):
             study.enqueue_trial(params, user_attrs={"startup": True})
         return study, None, budget
-    refuse_other_samples(name, stored, {**split, "seed": seed}, settings)
     data, others = incomparable(name, stored, comparable)
     if data:  # results and evaluate() would be read against other data
         raise ConfigError(data)
+    refuse_other_samples(name, stored, {**split, "seed": seed}, settings)
     budget = n_trials or recorded_budget(stored)
     study.sampler = make_sampler(joiner_seed(seed), budget, concurrency)
     return study, others, budget
@@ -164,8 +164,11 @@ def refuse_other_samples(name: str, stored: dict[str, Any], now: dict[str, Any],
            "its test split would overlap what trials trained on" if "test_fraction" in diffs else
            "its trials were trained and scored on other samples, so new trials would not be comparable")
     same = ", ".join(f"{k}={v!r}" for k, v in diffs.items() if k != "modality")
+    from .datasets import is_registered  # your own data is passed again, not named
+
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in diffs.items()
-                     if k in ("dataset", "mode", "seed", "sample_fraction", "validation_fraction", "test_fraction"))
+                     if k in ("mode", "seed", "sample_fraction", "validation_fraction", "test_fraction")
+                     or (k == "dataset" and is_registered(str(v))))
     cli = f" (hpo-nb run {flags})" if flags else ""  # the CLI's flags
     reopen = f"Reopen it with {same}{cli}, or pick" if same else "Pick"
     raise ConfigError(f"study {name!r} was searched with {changed}; {why}. {reopen} another name= (--name) "
