@@ -69,3 +69,18 @@ def test_a_study_from_before_budgets_were_recorded_reads_the_old_default(tmp_pat
     legacy = {k: v for k, v in exp.study.user_attrs["hpo_nb"].items() if k != "n_trials"}
     exp.study.set_user_attr("hpo_nb", legacy)
     assert _exp(tmp_path).n_trials == 20
+
+
+def test_the_dashboard_of_a_reopened_study_reads_its_budget_and_finished(tmp_path):
+    """What the new-user check saw after a kernel restart: "3/20 trials ... · not running", "Trials done 3/20"."""
+    import re
+
+    _exp(tmp_path, n_trials=3).run()
+    dash = _exp(tmp_path).dashboard()
+    label = re.sub(r"<[^>]+>", "", dash.overall_label.value)
+    assert label.startswith("3/3 trials") and label.endswith("· done"), label
+    header = re.sub(r"<[^>]+>", " ", dash.header.value)
+    assert "finished" in header and "not running" not in header, header
+    done = re.sub(r"<[^>]+>", " ", dash.tiles[0].value)
+    assert "Trials done" in done and "3/3" in done, done
+    assert dash.stop_button.disabled or dash.stop_button.layout.display == "none"
