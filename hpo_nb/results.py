@@ -135,6 +135,9 @@ class StudyResults(StudyPlots):
                 f"trial {result.number} has no saved model here ({result.model_path or 'not saved'}); "
                 "models are saved for complete trials when save_models=True."
             )
+        from .models import silence_mask_drop_warning
+
+        silence_mask_drop_warning()  # a fresh kernel may load a max-pooling text model before building one
         model = keras.models.load_model(result.model_path)
         tf_stderr.settle_onednn_notice()  # a text model's first predict would print it as an "E" line
         network = datasets.network_of(model)
