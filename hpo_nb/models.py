@@ -11,6 +11,7 @@ import warnings
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers
 
 from .errors import ConfigError
@@ -31,7 +32,7 @@ _OPTIMIZERS = {
 BN_MOMENTUM = 0.9
 
 
-def _silence_mask_drop_warning() -> None:
+def silence_mask_drop_warning() -> None:
     """"max" pooling over the LSTM's outputs drops the padding mask on purpose (see _lstm_body);
     Keras warns at every build and load that it does. Only that one layer's warning is silenced;
     applied at import and again at each build (a ``warnings.catch_warnings`` block around the
@@ -40,7 +41,7 @@ def _silence_mask_drop_warning() -> None:
                             r"an input with a mask", category=UserWarning)
 
 
-_silence_mask_drop_warning()
+silence_mask_drop_warning()
 
 _SATURATING = ("tanh", "sigmoid")
 
@@ -93,7 +94,7 @@ def build_model(
     Raises:
         ConfigError: an unknown modality, optimizer or schedule.
     """
-    _silence_mask_drop_warning()
+    silence_mask_drop_warning()
     seeds = _Seeds(seed)
     if modality == "image":
         inputs, x = _cnn_body(params, input_shape, seeds)
@@ -176,10 +177,18 @@ def _cnn_body(params: dict[str, Any], input_shape: tuple[int, ...], seeds: _Seed
 
 def _lstm_body(params: dict[str, Any], input_shape: tuple[int, ...], vocabulary_size: int, seeds: _Seeds):
     inputs = keras.Input(shape=input_shape, dtype="int32", name="tokens")
+    # A text with no token (empty, or punctuation only once standardized: ":-) :-)") is all
+    # padding: its mask is all False and the masked mean below divides 0 by 0, a NaN that fails
+    # the whole trial. Its first position is read as the out-of-vocabulary id 1 instead (one
+    # unknown word); any other text starts with a token >= 1 and is unchanged. A Keras op, not a
+    # custom layer, so saved models still load with plain Keras.
+    first = np.zeros(input_shape, dtype="int32")
+    first[(0,) * len(input_shape)] = 1
+    x = keras.ops.maximum(inputs, first)
     x = layers.Embedding(
         vocabulary_size, int(params.get("embedding_dim", 64)), mask_zero=True,
         embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seeds()), name="embedding",
-    )(inputs)
+    )(x)
     embedding_dropout = float(params.get("embedding_dropout", 0.0))
     if embedding_dropout > 0:  # whole embedding channels, as in Gal & Ghahramani (2016)
         x = layers.SpatialDropout1D(embedding_dropout, seed=seeds(), name="embedding_dropout")(x)

@@ -137,6 +137,9 @@ class StudyResults(StudyPlots):
         if not result.model_path or not Path(result.model_path).exists():
             hint = "; results lists the complete trials" if trial is not None else ""
             raise ConfigError(f"{records.no_model_reason(result)}{hint}.")
+        from .models import silence_mask_drop_warning
+
+        silence_mask_drop_warning()  # a fresh kernel may load a max-pooling text model before building one
         model = keras.models.load_model(result.model_path)
         tf_stderr.settle_onednn_notice()  # a text model's first predict would print it as an "E" line
         network = datasets.network_of(model)

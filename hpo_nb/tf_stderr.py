@@ -201,6 +201,24 @@ class _QuietImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+class _NoRetracingNotice(logging.Filter):
+    """Drops TensorFlow's "N out of the last N calls to <function ...> triggered tf.function
+    retracing" warning. It counts traces of Keras' shared train/predict functions across models:
+    a search builds a new model per trial, and an evaluation loads new ones, so retracing is by
+    design here, not the accidental Python-value arguments the warning is about."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def quiet_retracing_notice() -> None:
+    """Install ``_NoRetracingNotice`` on the ``tensorflow`` logger (once; before or after TensorFlow
+    is imported: the logger is the same object)."""
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _NoRetracingNotice) for f in logger.filters):
+        logger.addFilter(_NoRetracingNotice())
+
+
 def install(names: Sequence[str] = ("tensorflow",)) -> bool:
     """Quiet the first import of each package in ``names`` (see the module docstring).
 
@@ -213,6 +231,7 @@ def install(names: Sequence[str] = ("tensorflow",)) -> bool:
     """
     if os.environ.get("HPO_NB_TF_STDERR", "").lower() == "show":
         return False
+    quiet_retracing_notice()
     todo = [n for n in names if n not in sys.modules]
     if not todo or any(isinstance(f, _QuietImport) and f.names & set(todo) for f in sys.meta_path):
         return False

@@ -111,7 +111,7 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         fit_s = time.perf_counter() - fit_start
         history = (resume.history(fit.history) if resume  # restored epochs first
                    else {k: [float(x) for x in v] for k, v in fit.history.items()})
-        diverged = _diverged(history.get("loss", []))  # _stop_on_non_finite_loss ended fit after that epoch
+        diverged = _diverged(history.get("loss", []), ds.modality)  # _stop_on_non_finite_loss ended fit after that epoch
         if diverged:
             log.warning("trial %d failed: %s", spec.trial_number, diverged)
             # its per-epoch diagnostics stay: the gradient flow shows where the training blew up
@@ -180,14 +180,15 @@ def _stop_on_non_finite_loss() -> Any:
     return StopOnNonFiniteLoss()
 
 
-def _diverged(losses: list[float]) -> str | None:
+def _diverged(losses: list[float], modality: str = "image") -> str | None:
     """Why a fit whose training loss stopped being finite must fail (its weights are NaN or
-    useless, whatever the validation metric says), or None."""
+    useless, whatever the validation metric says), or None; the advice fits the modality."""
     bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
     if bad is None:
         return None
-    return (f"loss became {'NaN' if math.isnan(losses[bad]) else 'infinite'} at epoch {bad + 1} (try a lower "
-            "learning_rate, batch_norm=True, or inputs scaled to a small range)")
+    advice = ("a lower learning_rate, or a smaller lstm_units" if modality == "text"
+              else "a lower learning_rate, batch_norm=True, or inputs scaled to a small range")
+    return f"loss became {'NaN' if math.isnan(losses[bad]) else 'infinite'} at epoch {bad + 1} (try {advice})"
 
 
 def _best_epoch_keeper(max_epochs: int, monitor: str = "val_accuracy") -> Any:

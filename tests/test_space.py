@@ -115,3 +115,21 @@ def test_filter_counts_are_sized_so_the_largest_cnn_stays_affordable():
     assert build_space("image", {"conv_blocks": (1, 2), "kernel_size": 3},
                        input_shape=(28, 28, 1))["filters"] == Choice((16, 32, 64))
     assert build_space("image", {"filters": [64, 128]}, input_shape=(224, 224, 3))["filters"] == Choice((64, 128))
+
+
+@pytest.mark.parametrize("pooling", ["average", "max", "last"])
+def test_a_text_with_no_token_gets_finite_probabilities_and_others_are_unchanged(pooling, tmp_path):
+    import keras
+    import numpy as np
+
+    from hpo_nb.models import build_model
+
+    params = {"sequence_pooling": pooling, "bidirectional": True, "lstm_units": 8, "embedding_dim": 8}
+    model = build_model(params, modality="text", input_shape=(6,), num_classes=2, vocabulary_size=20, seed=0)
+    x = np.array([[0] * 6, [1, 0, 0, 0, 0, 0], [3, 4, 5, 0, 0, 0]], dtype="int32")  # ":-) :-)", one unknown word
+    probs = model.predict(x, verbose=0)
+    assert np.all(np.isfinite(probs))
+    assert np.allclose(probs[0], probs[1])  # no token reads as one unknown word
+    path = tmp_path / "m.keras"
+    model.save(path)
+    assert np.allclose(keras.models.load_model(path, compile=False).predict(x, verbose=0), probs)

@@ -203,3 +203,26 @@ def test_the_cli_on_a_text_dataset_prints_no_onednn_line(tmp_path):
     assert "best trial" in proc.stdout and "test accuracy" in proc.stdout.lower(), proc.stdout
     assert "oneDNN" not in proc.stderr and "E0000" not in proc.stderr and "absl" not in proc.stderr, proc.stderr
     assert "oneDNN supports DT_BOOL" in (tmp_path / "runs" / "sms" / "run.log").read_text()
+
+
+def test_tensorflows_retracing_notice_is_dropped_and_other_warnings_kept():
+    import logging
+
+    import hpo_nb  # noqa: F401  (installs the filter)
+
+    logger = logging.getLogger("tensorflow")
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        logger.warning("5 out of the last 5 calls to <function TensorFlowTrainer.make_predict_function.<locals>."
+                       "one_step_on_data_distributed at 0x7f> triggered tf.function retracing. Tracing is expensive")
+        logger.warning("a real warning")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["a real warning"]

@@ -45,11 +45,15 @@ def heatmap(table: ImportanceTable, title: str | None = None) -> Any:
     ))
     fig.update_layout(
         title=dict(text=title or f"Hyperparameter importance · {table.evaluator} · up to {n} complete trials"
-                   "<br><sup>each column sums to 1; – : not enough signal (hover for why)</sup>"),
+                   "<br><sup>each column sums to 1; – : not enough signal (hover for why)"
+                   + (". PED-ANOVA: what sets the best 10 % apart, not what ruins the worst"
+                      if table.evaluator == "PED-ANOVA" else "") + "</sup>"),
         annotations=annotations, plot_bgcolor=EMPTY_CELL, paper_bgcolor="white",
         xaxis=dict(side="bottom", tickangle=0, showgrid=False, type="category"),
         yaxis=dict(autorange="reversed", showgrid=False, type="category"),
-        height=max(320, 120 + 34 * len(params)), width=max(640, 160 + 100 * len(targets)),
+        # no fixed width: the figure takes its container's (a 1,060 px heatmap was cut off in an
+        # 800 px window); height grows with the parameters
+        height=max(320, 120 + 34 * len(params)), autosize=True,
         margin=dict(l=130, r=40, t=90, b=80),
     )
     return fig
