@@ -236,6 +236,8 @@ def test_panel_draws_the_picked_trial_and_the_live_gradient_flow_of_a_running_on
     panel.update(hub.snapshot())
     second = panel.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]
     assert len(first["x"]) == 1 and len(second["x"]) == 2  # redrawn as the epoch ended
+    title = panel.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+    assert title == "Trial 1 gradient flow, live"  # not "..., live (live)"
     assert source.calls == [("gradient", 0)]  # the live view never read storage
     panel.show(0)  # the dashboard following its best trial does not take the user's pick away
     assert panel.trial.value == 1
@@ -340,11 +342,59 @@ def test_non_finite_gradient_norms_are_stored_as_null_and_drawn_as_gaps_with_a_n
     assert np.isnan(flow.mean[0, 1]) and flow.mean[1, 1] == 0.5 and flow.non_finite() == {2: ["conv_1", "output"]}
     fig = plots.gradient_flow(flow)
     assert np.isnan(np.asarray(fig.data[0].z, dtype=float)[0, 1])  # a gap, not a zero norm
-    note = " ".join(a.text for a in fig.layout.annotations)
+    note = fig.layout.title.subtitle.text  # above the plot, not on the x axis's title
     assert "non-finite gradients" in note and "epoch 2: conv_1, output" in note
 
     live = data.live_gradient_flow([EpochDiagnostics(0, 1, ("a", "b"), (1.0, float("nan")), (1.0, float("inf")))])
-    assert "epoch 1: b" in " ".join(a.text for a in plots.gradient_flow(live).layout.annotations)
+    assert "epoch 1: b" in plots.gradient_flow(live).layout.title.subtitle.text
+
+
+def test_a_diverging_epoch_keeps_the_mean_of_its_finite_batches_and_counts_the_others():
+    """Batch 3 holds a NaN input, so its hidden layer's gradient is NaN: that layer's mean and max
+    are those of batches 1-2 (a tape on the same weights: learning rate 0) and 1 of its 3 batches
+    is counted non-finite. (The output layer's may stay finite in the compiled step, where the
+    ReLU can map NaN to 0, so only the hidden layer is compared.)"""
+    import keras
+    import tensorflow as tf
+
+    x = np.random.default_rng(1).normal(size=(48, 4)).astype("float32")
+    x[40, 0] = np.nan
+    y = np.arange(48) % 3
+    model = _dense_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")
+    norms = []  # before fit: the NaN batch's update (0 x NaN) leaves NaN weights
+    for i in (0, 16, 32):
+        with tf.GradientTape() as tape:
+            loss = keras.losses.SparseCategoricalCrossentropy()(y[i:i + 16], model(x[i:i + 16]))
+        grads = tape.gradient(loss, [v.value for v in model.trainable_weights])
+        norms.append([float(tf.linalg.global_norm(grads[:2])), float(tf.linalg.global_norm(grads[2:]))])
+    cb = collect.DiagnosticsCallback(0)
+    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0, callbacks=[cb])
+    norms = np.array(norms)
+    assert not np.isfinite(norms[2, 0]) and np.isfinite(norms[:2]).all()
+    assert cb.grad_mean[0][0] == pytest.approx(norms[:2, 0].mean(), rel=2e-3)
+    assert cb.grad_max[0][0] == pytest.approx(norms[:2, 0].max(), rel=2e-3)
+    g = cb.per_epoch()["gradients"]
+    assert g["batches"] == [3] and g["non_finite"][0][0] == 1 and g["non_finite"][0][1] in (0, 1)
+    assert cb.grad_mean[0][1] is not None
+    flow = data.gradient_flow(cb.per_epoch(), 0)
+    note = plots.gradient_flow(flow).layout.title.subtitle.text
+    assert "hidden: 1 of 3 batches non-finite at epoch 1" in note
+
+
+def test_gradient_flow_keeps_every_layer_row_and_scales_colours_without_zero_norms():
+    blank = {"layers": ["conv_1", "output"], "gradients": {"epochs": [1], "mean": [[None, None]],
+                                                            "max": [[None, None]]}}
+    fig = plots.gradient_flow(data.gradient_flow(blank, 0))
+    assert list(fig.layout.yaxis.ticktext) == ["conv_1", "output"] and "non-finite" in fig.layout.title.subtitle.text
+    assert not fig.layout.annotations  # nothing drawn over the x axis's title
+    d = summary(epochs=2)
+    d["gradients"]["mean"] = [[0.0, 1e-3, 1e-1], [0.0, 1e-2, 1.0]]
+    fig = plots.gradient_flow(data.gradient_flow(d, 0))
+    assert (fig.data[0].zmin, fig.data[0].zmax) == pytest.approx((-3, 0))  # not squeezed down to log10 1e-12
+    zero = np.asarray(fig.data[1].z, dtype=float)
+    assert zero[0].tolist() == [0, 0] and np.isnan(zero[1:]).all()  # the zero norms: their own grey cells
+    assert np.isnan(np.asarray(fig.data[0].z, dtype=float)[0]).all()
 
 
 def test_non_finite_gradient_norms_cross_the_runpod_payload_as_null():
@@ -379,8 +429,8 @@ def test_the_live_panel_notes_non_finite_gradients():
     panel.update(hub.snapshot())
     panel.trial.value = 0
     spec = panel.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]
-    assert any("non-finite gradients" in a["text"] and "epoch 2: a" in a["text"]
-               for a in spec["layout"].get("annotations", []))
+    note = spec["layout"]["title"]["subtitle"]["text"]
+    assert "non-finite gradients" in note and "epoch 2: a" in note
 
 
 def test_text_activation_maps_show_words_and_the_kept_unit_numbers():

@@ -169,8 +169,12 @@ class GradientFlow:
     Attributes:
         layers: the L layer names, input to output.
         epochs: the E epochs (1-based).
-        mean, max: L2 norms, float, shape (L, E): mean and max over the epoch's batches.
+        mean, max: L2 norms, float, shape (L, E): mean and max over the epoch's batches whose
+            norm was finite; NaN where none was.
         method: how they were measured ("every training batch", or a probe batch).
+        non_finite_batches: batches whose norm was NaN or infinite, int, shape (L, E); None when
+            not counted (a probe batch, the live view, a record from before they were counted).
+        batches: batches per epoch, int, shape (E,); None when not counted.
     """
 
     layers: list[str]
@@ -178,13 +182,47 @@ class GradientFlow:
     mean: np.ndarray
     max: np.ndarray
     method: str = ""
+    non_finite_batches: np.ndarray | None = None
+    batches: np.ndarray | None = None
 
     def non_finite(self) -> dict[int, list[str]]:
-        """Epoch -> the layers whose gradient norm was NaN or infinite then (stored as null), in
-        epoch order: a training that blew up. Empty when every norm is finite."""
+        """Epoch -> the layers with a NaN or infinite gradient norm then (a counted non-finite
+        batch, or a null mean / max), in epoch order: a training that blew up. Empty when every
+        norm is finite."""
         bad = ~np.isfinite(self.mean) | ~np.isfinite(self.max) if self.mean.size else np.zeros((0, 0), bool)
+        if self.non_finite_batches is not None and self.non_finite_batches.shape == bad.shape:
+            bad = bad | (self.non_finite_batches > 0)
         return {int(e): [self.layers[i] for i in np.flatnonzero(bad[:, k])]
                 for k, e in enumerate(self.epochs) if bad.shape[1] > k and bad[:, k].any()}
+
+    def non_finite_note(self, limit: int = 8) -> str:
+        """The non-finite gradients as one line for the figure ("" when none): per layer and
+        epoch how many batches were non-finite when counted ("conv_1: 12 of 45 batches
+        non-finite at epoch 1"), else the layers per epoch.
+
+        Args:
+            limit: entries named at most; the rest are counted ("and 3 more").
+
+        Returns:
+            str: the note, or "".
+        """
+        bad = self.non_finite()
+        if not bad:
+            return ""
+        counted = self.non_finite_batches is not None and self.batches is not None \
+            and self.non_finite_batches.shape == self.mean.shape and len(self.batches) == len(self.epochs)
+        if counted:
+            k_of = {e: k for k, e in enumerate(self.epochs)}
+            row = {name: i for i, name in enumerate(self.layers)}
+            entries = [f"{layer}: {int(self.non_finite_batches[row[layer], k_of[e]])} of "
+                       f"{int(self.batches[k_of[e]])} batches non-finite at epoch {e}"
+                       for e, layers in bad.items() for layer in layers]
+            head = "non-finite gradients (NaN or inf; the mean and max are over the finite batches, blank: none)"
+        else:
+            entries = [f"epoch {e}: {', '.join(layers)}" for e, layers in bad.items()]
+            head = "non-finite gradients (NaN or inf; blank cells) at"
+        more = f"; and {len(entries) - limit} more" if len(entries) > limit else ""
+        return f"{head}{':' if counted else ''} " + "; ".join(entries[:limit]) + more
 
 
 def gradient_flow(diagnostics: Mapping[str, Any], trial: int) -> GradientFlow:
@@ -205,7 +243,12 @@ def gradient_flow(diagnostics: Mapping[str, Any], trial: int) -> GradientFlow:
     shape = (len(layers), len(g.get("epochs") or []))
     mean = np.asarray(g.get("mean") or np.zeros((shape[1], shape[0])), dtype=float).reshape(shape[1], shape[0]).T
     peak = np.asarray(g.get("max") or np.zeros((shape[1], shape[0])), dtype=float).reshape(shape[1], shape[0]).T
-    return GradientFlow(layers, [int(e) for e in g.get("epochs") or []], mean, peak, str(g.get("method") or ""))
+    bad, batches = g.get("non_finite"), g.get("batches")
+    counted = bad is not None and batches is not None and np.shape(bad) == (shape[1], shape[0]) \
+        and len(batches) == shape[1]
+    return GradientFlow(layers, [int(e) for e in g.get("epochs") or []], mean, peak, str(g.get("method") or ""),
+                        np.asarray(bad, dtype=int).reshape(shape[1], shape[0]).T if counted else None,
+                        np.asarray(batches, dtype=int) if counted else None)
 
 
 def live_gradient_flow(events: Sequence[Any]) -> GradientFlow | None:

@@ -80,35 +80,59 @@ def gradient_flow(flow: GradientFlow, title: str = "Gradient flow") -> go.Figure
     """Gradient norm per layer (rows, input at the top) and epoch (columns), log colour scale;
     buttons switch between the mean and the max over each epoch's batches.
 
+    The colour range spans the finite non-zero norms only: a zero norm (a layer that got no
+    gradient) is its own grey cell ("0" in the hover), so it does not squeeze the scale.
+
     Args:
         flow: ``analysis.diagnostics.gradient_flow`` (or ``live_gradient_flow``).
         title: the figure's title.
 
     Returns:
-        plotly.graph_objects.Figure: the heatmap; NaN or infinite norms are blank cells, named in
-        a red note under it ("non-finite gradients ... at epoch k: layers").
+        plotly.graph_objects.Figure: the heatmap (trace 0) and the zero cells (trace 1); cells
+        with no finite norm are blank, and the non-finite gradients are named in a red subtitle
+        (``GradientFlow.non_finite_note``). Every layer keeps its row, even when all are blank.
     """
-    def z(values: np.ndarray) -> np.ndarray:  # NaN / inf stay NaN: drawn as gaps
-        with np.errstate(invalid="ignore"):
-            return np.where(np.isfinite(values), np.log10(np.maximum(values, 1e-12)), np.nan)
+    n_layers, epochs = len(flow.layers), list(flow.epochs)
+    rows = np.arange(n_layers)
 
-    custom = np.stack([flow.mean, flow.max], axis=-1) if flow.mean.size else None
-    hover = "%{y}, epoch %{x}<br>mean %{customdata[0]:.3g}, max %{customdata[1]:.3g}<extra></extra>"
-    fig = go.Figure(go.Heatmap(z=z(flow.mean), x=flow.epochs, y=flow.layers, customdata=custom,
-                               colorscale="Viridis", colorbar={"title": "log10 ‖g‖"}, hovertemplate=hover,
-                               hoverongaps=False))
-    bad = flow.non_finite()
-    if bad:  # NaN / inf norms are gaps in the heatmap: say so where it shows
-        fig.add_annotation(text="non-finite gradients (NaN or inf; blank cells) at " + "; ".join(
-            f"epoch {e}: {', '.join(layers)}" for e, layers in bad.items()), xref="paper", yref="paper", x=0,
-            y=-0.02, yanchor="top", xanchor="left", showarrow=False, font={"color": "#c62828"},
-            align="left", name="non-finite")
+    def z(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
+        """log10 of the positive finite norms (NaN elsewhere), the zero cells, the colour range."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            positive = np.isfinite(values) & (values > 0)
+            logs = np.where(positive, np.log10(np.where(positive, values, 1.0)), np.nan)
+            zeros = np.where(values == 0, 0.0, np.nan)
+        finite = logs[np.isfinite(logs)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        return logs, zeros, [lo, hi if hi > lo else lo + 1e-6]
+
+    names = np.array(flow.layers, dtype=object).reshape(-1, 1).repeat(len(epochs), axis=1)
+    custom = np.stack([flow.mean, flow.max, names], axis=-1) if flow.mean.size else None
+    hover = "%{customdata[2]}, epoch %{x}<br>mean %{customdata[0]:.3g}, max %{customdata[1]:.3g}<extra></extra>"
+    mean_z, mean_zero, mean_range = z(flow.mean)
+    max_z, max_zero, max_range = z(flow.max)
+    fig = go.Figure([
+        go.Heatmap(z=mean_z, x=epochs, y=rows, customdata=custom, colorscale="Viridis", zmin=mean_range[0],
+                   zmax=mean_range[1], colorbar={"title": "log10 ‖g‖"}, hovertemplate=hover, hoverongaps=False,
+                   name="norm"),
+        go.Heatmap(z=mean_zero, x=epochs, y=rows, customdata=custom, colorscale=[[0, "#9e9e9e"], [1, "#9e9e9e"]],
+                   zmin=0, zmax=1, showscale=False, hovertemplate=hover, hoverongaps=False, name="zero norm"),
+    ])
+    note = flow.non_finite_note()
+    heading = f"{title}" + (f" ({flow.method})" if flow.method and flow.method not in title else "")
     fig.update_layout(
-        title=f"{title}" + (f" ({flow.method})" if flow.method else ""), height=max(300, 34 * len(flow.layers) + 140),
-        xaxis={"title": "epoch", "type": "category"}, yaxis={"title": "layer", "autorange": "reversed", "type": "category"},
-        updatemenus=[{"type": "buttons", "direction": "right", "x": 1.0, "y": 1.15, "xanchor": "right",
-                      "buttons": [{"label": "mean", "method": "restyle", "args": [{"z": [z(flow.mean)]}]},
-                                  {"label": "max", "method": "restyle", "args": [{"z": [z(flow.max)]}]}]}],
+        title={"text": heading, **({"subtitle": {"text": note, "font": {"color": "#c62828", "size": 12}}}
+                                   if note else {})},
+        margin={"t": 110 if note else 80}, height=max(300, 34 * n_layers + 160),
+        xaxis={"title": "epoch", "tickmode": "array", "tickvals": epochs, "ticktext": [str(e) for e in epochs],
+               "range": [epochs[0] - 0.5, epochs[-1] + 0.5] if epochs else None},
+        yaxis={"title": "layer", "tickmode": "array", "tickvals": rows.tolist(), "ticktext": list(flow.layers),
+               "range": [n_layers - 0.5, -0.5]},  # fixed: every layer keeps its row, input at the top
+        updatemenus=[{"type": "buttons", "direction": "right", "x": 1.0, "y": 1.02, "yanchor": "bottom",
+                      "xanchor": "right", "buttons": [
+                          {"label": label, "method": "restyle",
+                           "args": [{"z": [logs, zeros], "zmin": [rng[0], 0], "zmax": [rng[1], 1]}]}
+                          for label, logs, zeros, rng in (("mean", mean_z, mean_zero, mean_range),
+                                                          ("max", max_z, max_zero, max_range))]}],
     )
     return fig
 
