@@ -114,6 +114,24 @@ def test_a_long_trial_is_thinned_to_the_bound_keeping_first_and_last_epochs():
     assert "trimmed" not in record.fit_to_bound(small)
 
 
+def test_a_huge_confusion_matrix_is_dropped_alone_and_the_note_gives_its_own_size():
+    """400 classes: the 400 x 400 matrix alone breaks the bound; the small histograms and the
+    per-class table stay, and the note names what was dropped and how big it was."""
+    names = [f"class_{i}" for i in range(400)]
+    rng = np.random.default_rng(0)
+    report = collect.classification_report(rng.integers(0, 400, 20000), rng.integers(0, 400, 20000), names)
+    d = {**summary(epochs=3), **report}
+    matrix = record.json_size(d["confusion_matrix"])
+    assert matrix > record.MAX_SUMMARY_BYTES
+    record.fit_to_bound(d)
+    assert "confusion_matrix" not in d and {"weights", "per_class", "gradients"} <= set(d)
+    [note] = d["trimmed"]
+    assert note.startswith(f"confusion matrix dropped: {matrix} bytes, the summary was ") \
+        and note.endswith(f"bytes, over the {record.MAX_SUMMARY_BYTES}-byte bound")
+    with pytest.raises(ConfigError, match="confusion matrix dropped: .* bytes"):
+        data.confusion_info(d, 0)
+
+
 def test_results_round_trip_through_the_wire_format_within_the_bound():
     diag = summary()
     diag[record.INLINE_KEY] = {record.ACTIVATIONS: record.encode_arrays({"input": np.zeros((3, 8, 8, 1), np.float16)})}
