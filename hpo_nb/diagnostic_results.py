@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .analysis import diagnostics as data
 from .errors import ConfigError
-from .results import StudyResults, _views
+from .results import StudyResults, _none_complete, _views
 
 if TYPE_CHECKING:
     import plotly.graph_objects
@@ -58,7 +58,7 @@ class DiagnosticsResults(StudyResults):
             complete = sorted((t for t in self.trials if t.state == "complete" and t.score is not None),
                               key=lambda t: -t.score)[:5]
             if not complete:
-                raise ConfigError("no trial has completed yet; run() the experiment first.")
+                raise ConfigError(_none_complete(self._stored_trials()))
             chosen = complete
         else:
             chosen = list({n: self.trial(n) for n in map(int, trials)}.values())  # as asked, repeats once

@@ -342,6 +342,25 @@ def test_weights_that_outgrow_the_first_epochs_range_are_counted_not_clipped():
     assert any("beyond" in a.text for a in fig.layout.annotations)  # the last epoch is the one first shown
 
 
+def test_batch_normalization_panels_are_titled_gamma_and_beta():
+    import keras
+
+    inputs = keras.Input((4,))
+    normed = keras.layers.BatchNormalization(name="norm")(keras.layers.Dense(5, name="hidden")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(normed))
+    cb = collect.DiagnosticsCallback(0, replicas=2)
+    cb.set_model(model)
+    cb.on_train_begin()
+    d = cb.per_epoch()
+    assert d["weights"]["layers"]["norm"]["weights"]["variables"] == ["gamma"]
+    titles = [a.text for a in plots.weights(data.weight_histograms(d, 0)).layout.annotations]
+    assert titles == ["hidden · weights", "hidden · bias", "norm · gamma (scale)", "norm · beta (offset)",
+                      "out · weights", "out · bias"]
+    old = summary(layers=["conv_1", "conv_1_bn"])  # a record from before variable names: hpo-nb's "_bn" layers
+    assert [h.label for h in data.weight_histograms(old, 0).histograms] == \
+        ["weights", "bias", "gamma (scale)", "beta (offset)"]
+
+
 def test_an_old_record_without_out_of_range_counts_still_plots():
     old = summary(epochs=2)  # version 1: no under / over / nan
     hists = data.weight_histograms(old, trial=0)
@@ -514,6 +533,33 @@ def test_a_trial_without_diagnostics_says_why(tmp_path):
     with pytest.raises(ConfigError, match="Experiment\\(..., diagnostics=True\\)"):
         exp.plot_weights(n["off"])
     assert isinstance(exp.plot_gradient_flow(n["has"]), go.Figure)
+
+
+def test_trial_numbers_take_digit_strings_refuse_bools_and_none_names_what_became_of_the_trials(tmp_path):
+    import optuna
+
+    exp, n = _exp_with_trials(tmp_path)
+    assert f"trial {n['has']} gradient flow" in exp.plot_gradient_flow(str(n["has"])).layout.title.text
+    for bad in (True, False, 1.5, "one", [1]):
+        with pytest.raises(ConfigError, match="trial must be an int"):
+            exp.plot_gradient_flow(bad)
+    with pytest.raises(ConfigError, match="trial must be an int"):
+        exp.plot_confusion_matrix("0x")
+    from hpo_nb import Experiment
+    from hpo_nb.records import STATE_ATTR
+
+    none = Experiment("digits", n_trials=1, max_epochs=1, runs_dir=tmp_path, progress="none", name="nonecomplete")
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    for state, label in ((optuna.trial.TrialState.PRUNED, "pruned"), (optuna.trial.TrialState.PRUNED, "stopped"),
+                         (optuna.trial.TrialState.PRUNED, "pruned")):
+        none.study.add_trial(optuna.trial.create_trial(state=state, params={"learning_rate": 1e-3},
+                                                       distributions=dist, user_attrs={STATE_ATTR: label}))
+    for method in ("plot_gradient_flow", "plot_learning_curves"):
+        with pytest.raises(ConfigError) as err:
+            getattr(none, method)()
+        assert "run() the experiment first" not in str(err.value)
+        assert f"none of the study's {len(none.study.trials)} trials completed" in str(err.value)
+        assert "2 pruned" in str(err.value) and "1 stopped" in str(err.value)
 
 
 def test_the_panel_shows_why_as_a_message_not_a_traceback(tmp_path):

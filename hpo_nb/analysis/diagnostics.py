@@ -286,6 +286,7 @@ class Histogram:
             ``counts``; None for a record from before they were counted (version 1, where they
             were clipped into the end bins).
         nan: NaN values per stored epoch, int, shape (E,) (zeros when there were none).
+        variables: the variables' own names ("kernel", "gamma", ...); empty in older records.
     """
 
     layer: str
@@ -296,6 +297,20 @@ class Histogram:
     under: np.ndarray | None = None
     over: np.ndarray | None = None
     nan: np.ndarray | None = None
+    variables: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """What the panel shows: "weights" / "bias", or for a BatchNormalization layer "gamma
+        (scale)" / "beta (offset)" (its variables are not weights and biases)."""
+        names = set(self.variables)
+        if not names:  # an older record: hpo-nb names its BatchNormalization layers "..._bn"
+            names = {("beta" if self.kind == "bias" else "gamma")} if self.layer.endswith("_bn") else set()
+        if names == {"gamma"}:
+            return "gamma (scale)"
+        if names == {"beta"}:
+            return "beta (offset)"
+        return self.kind
 
     @property
     def limit(self) -> float:
@@ -354,7 +369,8 @@ def weight_histograms(diagnostics: Mapping[str, Any], trial: int) -> WeightHisto
                         else default
                 out.append(Histogram(layer, kind, np.asarray(p["edges"], dtype=float), counts,
                                      np.asarray(p.get("stats") or [], dtype=float), per_epoch("under"),
-                                     per_epoch("over"), per_epoch("nan", np.zeros(len(counts), dtype=int))))
+                                     per_epoch("over"), per_epoch("nan", np.zeros(len(counts), dtype=int)),
+                                     tuple(str(v) for v in p.get("variables") or ())))
     return WeightHistograms([int(e) for e in w.get("epochs") or []], out)
 
 

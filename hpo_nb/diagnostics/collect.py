@@ -56,6 +56,11 @@ def _is_bias(variable: Any) -> bool:
     return name.endswith(("bias", "beta"))
 
 
+def _short_name(variable: Any) -> str:
+    """The variable's own name ("kernel", "bias", "gamma", "beta"), without its layer's path."""
+    return str(getattr(variable, "path", None) or getattr(variable, "name", "")).rsplit("/", 1)[-1].split(":")[0]
+
+
 def _import_keras() -> Any:
     import keras
 
@@ -280,8 +285,10 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         self.hist_epochs.append(epoch)
         for name, variables in self._variables:
             parts: dict[str, list[np.ndarray]] = {"weights": [], "bias": []}
+            names: dict[str, list[str]] = {"weights": [], "bias": []}
             for v, bias in variables:
                 parts["bias" if bias else "weights"].append(np.asarray(v.numpy(), dtype=np.float32).ravel())
+                names["bias" if bias else "weights"].append(_short_name(v))
             for kind in ("weights", "bias"):
                 if not parts[kind]:
                     continue
@@ -301,7 +308,8 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
                 over = int(np.count_nonzero(values > r)) if nan and not stats[1] <= r else 0
                 nan -= under + over
                 entry = self._hist.setdefault(name, {}).setdefault(kind, {
-                    "edges": record.round_list(edges, 6), "counts": [], "under": [], "over": [], "stats": []})
+                    "edges": record.round_list(edges, 6), "counts": [], "under": [], "over": [], "stats": [],
+                    "variables": names[kind]})  # e.g. ["kernel"], or ["gamma"] for BatchNormalization
                 entry["counts"].append(counts.tolist())
                 entry["under"].append(under)
                 entry["over"].append(over)

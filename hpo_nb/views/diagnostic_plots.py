@@ -155,7 +155,7 @@ def weights(hists: WeightHistograms, title: str = "Weight and bias distributions
     last = len(hists.epochs) - 1
 
     def titles(k: int) -> list[str]:  # each panel's title, with what epoch k's bins leave out
-        return [f"{h.layer} · {h.kind}" + (f"<br><span style='color:#c62828;font-size:11px'>{note}</span>"
+        return [f"{h.layer} · {h.label}" + (f"<br><span style='color:#c62828;font-size:11px'>{note}</span>"
                                             if k >= 0 and (note := h.outside_note(k)) else "") for h in panels]
 
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles(last) if panels else [],
@@ -163,8 +163,8 @@ def weights(hists: WeightHistograms, title: str = "Weight and bias distributions
     centers = [(h.edges[:-1] + h.edges[1:]) / 2 for h in panels]
     for i, h in enumerate(panels):
         fig.add_trace(go.Bar(x=centers[i], y=h.counts[-1], marker_color=_COLORS[0 if h.kind == "weights" else 1],
-                             showlegend=False, name=f"{h.layer} {h.kind}",
-                             hovertemplate=f"{h.layer} {h.kind}<br>%{{x:.3g}}: %{{y}}<extra></extra>"),
+                             showlegend=False, name=f"{h.layer} {h.label}",
+                             hovertemplate=f"{h.layer} {h.label}<br>%{{x:.3g}}: %{{y}}<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
     base = [a.to_plotly_json() for a in fig.layout.annotations]
 
