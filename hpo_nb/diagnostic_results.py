@@ -101,11 +101,14 @@ class DiagnosticsResults(StudyResults):
 
         Returns:
             plotly.graph_objects.Figure: heatmap of log10 L2 norms; buttons switch between the mean
-            and the max over each epoch's batches. NaN or infinite norms are blank cells, named
-            (epoch and layers) in a red note under the heatmap.
+            and the max over each epoch's batches with a finite norm (every batch on one device;
+            one 64-sample probe batch per epoch under MirroredStrategy). Batches with a NaN or
+            infinite norm are counted per layer and epoch in a red subtitle; a cell with no finite
+            batch is blank, a zero norm grey.
 
         Raises:
-            ConfigError: no such trial, or it has no diagnostics (the message says why).
+            ConfigError: ``trial`` is not an int (or digit string), no such trial, or it has no
+                diagnostics (the message says why).
         """
         t = self._diagnosed(trial, "gradients")
         return _views().diagnostic_plot("gradient_flow", data.gradient_flow(t.diagnostics, t.number),
