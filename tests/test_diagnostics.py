@@ -491,6 +491,25 @@ def test_text_activation_maps_show_words_and_the_kept_unit_numbers():
     assert data.activation_maps(old, arrays, trial=0).token_labels(0) == ["5", "2", "1", "[pad]", "[pad]"]
 
 
+def test_text_activation_rows_keep_their_own_words_apart_and_cap_long_texts():
+    words = {str(i): f"word{i}" for i in range(2, 100)}
+    info = {"activations": {"kind": "text", "layers": ["lstm_1"], "samples": [0, 7], "labels": [0, 1],
+                            "channels": {"lstm_1": [0, 1]}, "words": words}, "class_names": ["ham", "spam"]}
+    inputs = np.zeros((2, 90), int)
+    inputs[0, :5] = [2, 3, 4, 5, 6]
+    inputs[1, :90] = np.arange(2, 92)
+    arrays = {"input": inputs, "lstm_1": np.ones((2, 90, 2), np.float32)}
+    fig = plots.activations(data.activation_maps(info, arrays, trial=0))
+    assert [a.text for a in fig.layout.annotations] == ["sample 0 (class ham)", "sample 7 (class spam)"]
+    assert list(fig.layout.xaxis.ticktext) == ["word2", "word3", "word4", "word5", "word6"]
+    long = list(fig.layout.xaxis2.ticktext)
+    assert long[0] == "word2" and len(long) <= plots.MAX_TOKEN_LABELS  # every k-th word; all are in the hover
+    assert [c[1] for c in fig.data[1].customdata[0]] == [f"word{i}" for i in range(2, 92)]
+    plot_px = fig.layout.height - 180  # plotly's default top and bottom margins
+    gap_px = (fig.layout.yaxis.domain[0] - fig.layout.yaxis2.domain[1]) * plot_px
+    assert gap_px >= 90  # room under row 1 for its tilted words, above row 2's heatmap
+
+
 def _exp_with_trials(tmp_path, name="why"):
     """An Experiment (never run) whose study holds hand-made trials in each state, and their
     numbers by role (the study may already hold the enqueued default configuration)."""

@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 from ..analysis.diagnostics import ActivationMaps, ConfusionInfo, GradientFlow, WeightHistograms
 
 _COLORS = qualitative.Plotly
+MAX_TOKEN_LABELS = 40  # text activation maps: at most this many words under a sample's row
 
 
 def learning_curves(frame: Any, title: str = "Learning curves") -> go.Figure:
@@ -186,8 +187,9 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
     """Activation maps of the fixed validation samples; a menu picks the layer.
 
     Images: one row per sample, the input then the layer's most active channels (up to 8).
-    Text: one row per sample, units x tokens of the LSTM's output (padding left out); the tokens
-    are labelled with their words and the hover names the unit's index in the layer.
+    Text: one row per sample ("sample 3 (class ham)"), units x tokens of the LSTM's output
+    (padding left out), each row with its own words under it (at most ``MAX_TOKEN_LABELS``: a
+    longer text labels every k-th token) and every word and the unit's index in the hover.
 
     Args:
         maps: ``analysis.diagnostics.activation_maps``.
@@ -197,10 +199,16 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
         plotly.graph_objects.Figure: heatmaps, one trace set per layer (menu-switched).
     """
     s = len(maps.samples)
-    shown = 8 if maps.kind == "image" else 1
-    cols = shown + (1 if maps.kind == "image" else 0)
-    fig = make_subplots(rows=s, cols=cols, horizontal_spacing=0.01, vertical_spacing=0.06,
-                        row_titles=[f"#{i} · {lab}" for i, lab in zip(maps.samples, maps.labels)])
+    text = maps.kind == "text"
+    shown = 1 if text else 8
+    cols = shown + (0 if text else 1)
+    # text: each sample's own x axis carries its words (tilted), so the gap below a row must hold them
+    row_px, gap_px = (200, 110) if text else (170, 0)
+    height = (row_px + gap_px) * s + 140
+    spacing = min(gap_px / (height - 180), 0.9 / (s - 1)) if text and s > 1 else 0.06  # of the plot area
+    # (the figure less plotly's default 100 px top and 80 px bottom margins)
+    fig = make_subplots(rows=max(s, 1), cols=cols, horizontal_spacing=0.01, vertical_spacing=spacing,
+                        row_titles=[f"sample {i} (class {lab})" for i, lab in zip(maps.samples, maps.labels)])
     visibility: list[list[bool]] = []
     for li, layer in enumerate(maps.layers):
         arr = maps.maps[layer]
@@ -229,8 +237,9 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
                     name=layer, customdata=cells,
                     hovertemplate=f"{layer}: token %{{x}} “%{{customdata[1]}}”, unit %{{customdata[0]}}: "
                                   "%{z:.3f}<extra></extra>"), row=r + 1, col=1)
-                fig.update_xaxes(tickmode="array", tickvals=list(range(length)), ticktext=words, tickangle=-45,
-                                 row=r + 1, col=1)
+                step = -(-length // MAX_TOKEN_LABELS)  # long texts: every step-th word (all are in the hover)
+                fig.update_xaxes(tickmode="array", tickvals=list(range(0, length, step)), ticktext=words[::step],
+                                 tickangle=-45, row=r + 1, col=1)
         visibility.append([start <= i < len(fig.data) for i in range(len(fig.data))])
     n = len(fig.data)
     buttons = [{"label": layer, "method": "update",
@@ -238,6 +247,6 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
                for layer, vis in zip(maps.layers, visibility)]
     fig.update_xaxes(showticklabels=maps.kind == "text")
     fig.update_yaxes(showticklabels=False, autorange="reversed")
-    fig.update_layout(title=f"{title}: {maps.layers[0]}" if maps.layers else title, height=170 * s + 140,
+    fig.update_layout(title=f"{title}: {maps.layers[0]}" if maps.layers else title, height=height,
                       updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.12, "xanchor": "right"}] if buttons else [])
     return fig
