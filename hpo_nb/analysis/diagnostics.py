@@ -217,7 +217,7 @@ class GradientFlow:
             entries = [f"{layer}: {int(self.non_finite_batches[row[layer], k_of[e]])} of "
                        f"{int(self.batches[k_of[e]])} batches non-finite at epoch {e}"
                        for e, layers in bad.items() for layer in layers]
-            head = "non-finite gradients (NaN or inf; the mean and max are over the finite batches, blank: none)"
+            head = "non-finite gradients (NaN or inf; mean and max are over the finite batches; blank: none finite)"
         else:
             entries = [f"epoch {e}: {', '.join(layers)}" for e, layers in bad.items()]
             head = "non-finite gradients (NaN or inf; blank cells) at"

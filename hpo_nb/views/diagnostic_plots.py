@@ -3,6 +3,7 @@ learning curves, confusion matrix, gradient flow, weight distributions, activati
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -118,12 +119,14 @@ def gradient_flow(flow: GradientFlow, title: str = "Gradient flow") -> go.Figure
         go.Heatmap(z=mean_zero, x=epochs, y=rows, customdata=custom, colorscale=[[0, "#9e9e9e"], [1, "#9e9e9e"]],
                    zmin=0, zmax=1, showscale=False, hovertemplate=hover, hoverongaps=False, name="zero norm"),
     ])
-    note = flow.non_finite_note()
+    lines = textwrap.wrap(flow.non_finite_note(), 100)  # above the plot, clear of the axis titles and buttons
     heading = f"{title}" + (f" ({flow.method})" if flow.method and flow.method not in title else "")
+    height = max(300, 34 * n_layers + 160) + 17 * len(lines)
     fig.update_layout(
-        title={"text": heading, **({"subtitle": {"text": note, "font": {"color": "#c62828", "size": 12}}}
-                                   if note else {})},
-        margin={"t": 110 if note else 80}, height=max(300, 34 * n_layers + 160),
+        title={"text": heading, "y": 1 - 14 / height, "yref": "container", "yanchor": "top",
+               **({"subtitle": {"text": "<br>".join(lines), "font": {"color": "#c62828", "size": 12}}}
+                  if lines else {})},
+        margin={"t": 80 + 17 * len(lines)}, height=height,
         xaxis={"title": "epoch", "tickmode": "array", "tickvals": epochs, "ticktext": [str(e) for e in epochs],
                "range": [epochs[0] - 0.5, epochs[-1] + 0.5] if epochs else None},
         yaxis={"title": "layer", "tickmode": "array", "tickvals": rows.tolist(), "ticktext": list(flow.layers),
