@@ -229,7 +229,7 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
             if halves:
                 norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.stack(halves), tf.constant(ids), n))
                 ok = tf.math.is_finite(norms)
-                kept = tf.where(ok, norms, tf.zeros_like(norms))  # a NaN batch does not spoil the epoch
+                kept = tf.where(ok, norms, 0.0)  # a NaN batch does not spoil the epoch
                 total.assign_add(kept)
                 peak.assign(tf.maximum(peak, kept))
                 finite.assign_add(tf.cast(ok, tf.float32))
