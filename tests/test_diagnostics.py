@@ -405,7 +405,8 @@ def test_a_diverging_epoch_keeps_the_mean_of_its_finite_batches_and_counts_the_o
             loss = keras.losses.SparseCategoricalCrossentropy()(y[i:i + 16], model(x[i:i + 16]))
         grads = tape.gradient(loss, [v.value for v in model.trainable_weights])
         norms.append([float(tf.linalg.global_norm(grads[:2])), float(tf.linalg.global_norm(grads[2:]))])
-    cb = collect.DiagnosticsCallback(0)
+    events = []
+    cb = collect.DiagnosticsCallback(0, publish=events.append)
     model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0, callbacks=[cb])
     norms = np.array(norms)
     assert not np.isfinite(norms[2, 0]) and np.isfinite(norms[:2]).all()
@@ -417,6 +418,8 @@ def test_a_diverging_epoch_keeps_the_mean_of_its_finite_batches_and_counts_the_o
     flow = data.gradient_flow(cb.per_epoch(), 0)
     note = plots.gradient_flow(flow).layout.title.subtitle.text
     assert "hidden: 1 of 3 batches non-finite at epoch 1" in note
+    assert events[0].non_finite[0] == 1 and events[0].batches == 3  # the live view counts them too
+    assert "hidden: 1 of 3 batches" in data.live_gradient_flow(events).non_finite_note()
 
 
 def test_gradient_flow_keeps_every_layer_row_and_scales_colours_without_zero_norms():
@@ -445,14 +448,18 @@ def test_non_finite_gradient_norms_cross_the_runpod_payload_as_null():
     spec = TrialSpec(0, "digits", {}, 3)
     reporter = ProgressReporter({"id": "j"}, spec,
                                 send=lambda job, payload: sent.append(json.loads(json.dumps(payload, allow_nan=False))))
-    reporter(EpochDiagnostics(0, 1, ("conv_1", "output"), (float("nan"), 0.25), (float("inf"), 0.5)))
+    reporter(EpochDiagnostics(0, 1, ("conv_1", "output"), (float("nan"), 0.25), (float("inf"), 0.5), (45, 3), 45))
     reporter(EpochEnded(0, 1, 3, {"loss": 1.0, "val_accuracy": 0.5}))
     assert sent[-1]["gradients"][0]["mean"] == [None, 0.25] and sent[-1]["gradients"][0]["max"] == [None, 0.5]
+    assert sent[-1]["gradients"][0]["non_finite"] == [45, 3] and sent[-1]["gradients"][0]["batches"] == 45
     hub = ProgressHub(1)
     hub.publish(TrialStarted(0, 3))
     Tracker(TrialJob(spec=spec, publish=hub.publish, stop=threading.Event()), hub.publish).follow(sent[-1])
     g = hub.snapshot().running[0].gradients[0]
     assert np.isnan(g.mean[0]) and g.mean[1] == 0.25  # the live panel draws the gap and the note
+    assert g.non_finite == (45, 3) and g.batches == 45
+    note = data.live_gradient_flow([g]).non_finite_note()
+    assert "conv_1: 45 of 45 batches non-finite at epoch 1" in note and "output: 3 of 45 batches" in note
 
 
 def test_the_live_panel_notes_non_finite_gradients():

@@ -268,7 +268,10 @@ def live_gradient_flow(events: Sequence[Any]) -> GradientFlow | None:
     usable = [e for e in events if list(e.layers) == layers]
     mean = np.array([list(e.mean) for e in usable], dtype=float).T
     peak = np.array([list(e.max) for e in usable], dtype=float).T
-    return GradientFlow(layers, [e.epoch for e in usable], mean, peak, "live")
+    counted = all(len(getattr(e, "non_finite", ())) == len(layers) and getattr(e, "batches", 0) for e in usable)
+    bad = np.array([list(e.non_finite) for e in usable], dtype=int).T if counted else None
+    batches = np.array([e.batches for e in usable], dtype=int) if counted else None
+    return GradientFlow(layers, [e.epoch for e in usable], mean, peak, "live", bad, batches)
 
 
 # ------------------------------------------------------------------ weights

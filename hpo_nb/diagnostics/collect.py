@@ -152,8 +152,11 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
             def floats(values: list[Any]) -> tuple[float, ...]:
                 return tuple(math.nan if v is None else float(v) for v in values)
 
+            counted = self._acc is not None
             self.publish(EpochDiagnostics(self.trial, epoch + 1, tuple(self.layer_names),
-                                          floats(self.grad_mean[-1]), floats(self.grad_max[-1])))
+                                          floats(self.grad_mean[-1]), floats(self.grad_max[-1]),
+                                          tuple(self.grad_non_finite[-1]) if counted else (),
+                                          self.grad_batches[-1] if counted else 0))
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self._original_apply is not None:  # the optimizer as it was (it is saved with the model)
