@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .analysis import diagnostics as data
 from .errors import ConfigError
-from .results import StudyResults, _views
+from .results import StudyResults, _none_complete, _views
 
 if TYPE_CHECKING:
     import plotly.graph_objects
@@ -58,7 +58,7 @@ class DiagnosticsResults(StudyResults):
             complete = sorted((t for t in self.trials if t.state == "complete" and t.score is not None),
                               key=lambda t: -t.score)[:5]
             if not complete:
-                raise ConfigError("no trial has completed yet; run() the experiment first.")
+                raise ConfigError(_none_complete(self._stored_trials()))
             chosen = complete
         else:
             chosen = list({n: self.trial(n) for n in map(int, trials)}.values())  # as asked, repeats once
@@ -101,11 +101,14 @@ class DiagnosticsResults(StudyResults):
 
         Returns:
             plotly.graph_objects.Figure: heatmap of log10 L2 norms; buttons switch between the mean
-            and the max over each epoch's batches. NaN or infinite norms are blank cells, named
-            (epoch and layers) in a red note under the heatmap.
+            and the max over each epoch's batches with a finite norm (every batch on one device;
+            one 64-sample probe batch per epoch under MirroredStrategy). Batches with a NaN or
+            infinite norm are counted per layer and epoch in a red subtitle; a cell with no finite
+            batch is blank, a zero norm grey.
 
         Raises:
-            ConfigError: no such trial, or it has no diagnostics (the message says why).
+            ConfigError: ``trial`` is not an int (or digit string), no such trial, or it has no
+                diagnostics (the message says why).
         """
         t = self._diagnosed(trial, "gradients")
         return _views().diagnostic_plot("gradient_flow", data.gradient_flow(t.diagnostics, t.number),

@@ -60,14 +60,18 @@ class EpochEnded:
 
 @dataclass(frozen=True, slots=True)
 class EpochDiagnostics:
-    """One ended epoch's gradient norm per trainable layer (mean and max over its batches;
-    ``hpo_nb.diagnostics.collect``): what the live gradient flow draws."""
+    """One ended epoch's gradient norm per trainable layer (mean and max over its batches with a
+    finite norm; ``hpo_nb.diagnostics.collect``): what the live gradient flow draws.
+    ``non_finite``: per layer, the batches whose norm was NaN or infinite, of ``batches``
+    (empty and 0 when not counted: a probe batch under MirroredStrategy)."""
 
     trial: int
     epoch: int
     layers: tuple[str, ...]
     mean: tuple[float, ...]
     max: tuple[float, ...]
+    non_finite: tuple[int, ...] = ()
+    batches: int = 0
 
 
 @dataclass(frozen=True, slots=True)

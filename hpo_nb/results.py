@@ -9,6 +9,7 @@ reaches into views (see its docstring; tests/test_layering.py checks it stays th
 from __future__ import annotations
 
 import logging
+import numbers
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,7 @@ class StudyResults(StudyPlots):
             if failed and all(records.state_of(t) in ("failed", "waiting") for t in trials):
                 raise ConfigError(f"{all_failed(failed)}. Fix that and run() again (results['error'] has every "
                                   "trial's error; run.log the tracebacks).")
-            raise ConfigError("no trial has completed yet; run() the experiment first."
+            raise ConfigError(_none_complete(trials)
                               + (f" ({len(failed)} failed so far; the first error: {failed[0][1]})" if failed else ""))
         return records.TrialResult.from_trial(max(complete, key=lambda t: t.value))
 
@@ -104,10 +105,12 @@ class StudyResults(StudyPlots):
             TrialResult: its params, metrics, health, history and architecture.
 
         Raises:
-            ConfigError: no such trial in this study (or, for None, none completed).
+            ConfigError: ``number`` is not an int (a digit string such as "3" is taken), no such
+                trial in this study, or (None) none completed.
         """
         if number is None:
             return self.best
+        number = _trial_number(number)
         for t in self._stored_trials():
             if t.number == number:
                 return records.TrialResult.from_trial(t)
@@ -287,3 +290,24 @@ def _views() -> Any:
     from . import views
 
     return views
+
+
+def _none_complete(trials: list[Any]) -> str:
+    """Why there is no best trial: nothing ran yet, or what became of the trials that did."""
+    if not trials:
+        return "no trial has completed yet; run() the experiment first."
+    from collections import Counter
+
+    states = Counter(records.state_of(t) for t in trials)
+    listed = ", ".join(f"{n} {state}" for state, n in sorted(states.items(), key=lambda kv: -kv[1]))
+    return (f"none of the study's {len(trials)} trials completed ({listed}), so there is no best trial; "
+            "pass a trial number, or run() more trials.")
+
+
+def _trial_number(number: Any) -> int:
+    """A trial number as an int: ints (not bools) and digit strings ("3"); else a ConfigError."""
+    if isinstance(number, str) and number.strip().isdigit():
+        return int(number.strip())
+    if isinstance(number, bool) or not isinstance(number, numbers.Integral):
+        raise ConfigError(f"trial must be an int trial number (results['number']), e.g. 0, not {number!r}.")
+    return int(number)

@@ -114,6 +114,24 @@ def test_a_long_trial_is_thinned_to_the_bound_keeping_first_and_last_epochs():
     assert "trimmed" not in record.fit_to_bound(small)
 
 
+def test_a_huge_confusion_matrix_is_dropped_alone_and_the_note_gives_its_own_size():
+    """400 classes: the 400 x 400 matrix alone breaks the bound; the small histograms and the
+    per-class table stay, and the note names what was dropped and how big it was."""
+    names = [f"class_{i}" for i in range(400)]
+    rng = np.random.default_rng(0)
+    report = collect.classification_report(rng.integers(0, 400, 20000), rng.integers(0, 400, 20000), names)
+    d = {**summary(epochs=3), **report}
+    matrix = record.json_size(d["confusion_matrix"])
+    assert matrix > record.MAX_SUMMARY_BYTES
+    record.fit_to_bound(d)
+    assert "confusion_matrix" not in d and {"weights", "per_class", "gradients"} <= set(d)
+    [note] = d["trimmed"]
+    assert note.startswith(f"confusion matrix dropped: {matrix} bytes, the summary was ") \
+        and note.endswith(f"bytes, over the {record.MAX_SUMMARY_BYTES}-byte bound")
+    with pytest.raises(ConfigError, match="confusion matrix dropped: .* bytes"):
+        data.confusion_info(d, 0)
+
+
 def test_results_round_trip_through_the_wire_format_within_the_bound():
     diag = summary()
     diag[record.INLINE_KEY] = {record.ACTIVATIONS: record.encode_arrays({"input": np.zeros((3, 8, 8, 1), np.float16)})}
@@ -236,6 +254,8 @@ def test_panel_draws_the_picked_trial_and_the_live_gradient_flow_of_a_running_on
     panel.update(hub.snapshot())
     second = panel.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]
     assert len(first["x"]) == 1 and len(second["x"]) == 2  # redrawn as the epoch ended
+    title = panel.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+    assert title == "Trial 1 gradient flow, live"  # not "..., live (live)"
     assert source.calls == [("gradient", 0)]  # the live view never read storage
     panel.show(0)  # the dashboard following its best trial does not take the user's pick away
     assert panel.trial.value == 1
@@ -322,6 +342,25 @@ def test_weights_that_outgrow_the_first_epochs_range_are_counted_not_clipped():
     assert any("beyond" in a.text for a in fig.layout.annotations)  # the last epoch is the one first shown
 
 
+def test_batch_normalization_panels_are_titled_gamma_and_beta():
+    import keras
+
+    inputs = keras.Input((4,))
+    normed = keras.layers.BatchNormalization(name="norm")(keras.layers.Dense(5, name="hidden")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(normed))
+    cb = collect.DiagnosticsCallback(0, replicas=2)
+    cb.set_model(model)
+    cb.on_train_begin()
+    d = cb.per_epoch()
+    assert d["weights"]["layers"]["norm"]["weights"]["variables"] == ["gamma"]
+    titles = [a.text for a in plots.weights(data.weight_histograms(d, 0)).layout.annotations]
+    assert titles == ["hidden · weights", "hidden · bias", "norm · gamma (scale)", "norm · beta (offset)",
+                      "out · weights", "out · bias"]
+    old = summary(layers=["conv_1", "conv_1_bn"])  # a record from before variable names: hpo-nb's "_bn" layers
+    assert [h.label for h in data.weight_histograms(old, 0).histograms] == \
+        ["weights", "bias", "gamma (scale)", "beta (offset)"]
+
+
 def test_an_old_record_without_out_of_range_counts_still_plots():
     old = summary(epochs=2)  # version 1: no under / over / nan
     hists = data.weight_histograms(old, trial=0)
@@ -340,11 +379,62 @@ def test_non_finite_gradient_norms_are_stored_as_null_and_drawn_as_gaps_with_a_n
     assert np.isnan(flow.mean[0, 1]) and flow.mean[1, 1] == 0.5 and flow.non_finite() == {2: ["conv_1", "output"]}
     fig = plots.gradient_flow(flow)
     assert np.isnan(np.asarray(fig.data[0].z, dtype=float)[0, 1])  # a gap, not a zero norm
-    note = " ".join(a.text for a in fig.layout.annotations)
+    note = fig.layout.title.subtitle.text  # above the plot, not on the x axis's title
     assert "non-finite gradients" in note and "epoch 2: conv_1, output" in note
 
     live = data.live_gradient_flow([EpochDiagnostics(0, 1, ("a", "b"), (1.0, float("nan")), (1.0, float("inf")))])
-    assert "epoch 1: b" in " ".join(a.text for a in plots.gradient_flow(live).layout.annotations)
+    assert "epoch 1: b" in plots.gradient_flow(live).layout.title.subtitle.text
+
+
+def test_a_diverging_epoch_keeps_the_mean_of_its_finite_batches_and_counts_the_others():
+    """Batch 3 holds a NaN input, so its hidden layer's gradient is NaN: that layer's mean and max
+    are those of batches 1-2 (a tape on the same weights: learning rate 0) and 1 of its 3 batches
+    is counted non-finite. (The output layer's may stay finite in the compiled step, where the
+    ReLU can map NaN to 0, so only the hidden layer is compared.)"""
+    import keras
+    import tensorflow as tf
+
+    x = np.random.default_rng(1).normal(size=(48, 4)).astype("float32")
+    x[40, 0] = np.nan
+    y = np.arange(48) % 3
+    model = _dense_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")
+    norms = []  # before fit: the NaN batch's update (0 x NaN) leaves NaN weights
+    for i in (0, 16, 32):
+        with tf.GradientTape() as tape:
+            loss = keras.losses.SparseCategoricalCrossentropy()(y[i:i + 16], model(x[i:i + 16]))
+        grads = tape.gradient(loss, [v.value for v in model.trainable_weights])
+        norms.append([float(tf.linalg.global_norm(grads[:2])), float(tf.linalg.global_norm(grads[2:]))])
+    events = []
+    cb = collect.DiagnosticsCallback(0, publish=events.append)
+    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0, callbacks=[cb])
+    norms = np.array(norms)
+    assert not np.isfinite(norms[2, 0]) and np.isfinite(norms[:2]).all()
+    assert cb.grad_mean[0][0] == pytest.approx(norms[:2, 0].mean(), rel=2e-3)
+    assert cb.grad_max[0][0] == pytest.approx(norms[:2, 0].max(), rel=2e-3)
+    g = cb.per_epoch()["gradients"]
+    assert g["batches"] == [3] and g["non_finite"][0][0] == 1 and g["non_finite"][0][1] in (0, 1)
+    assert cb.grad_mean[0][1] is not None
+    flow = data.gradient_flow(cb.per_epoch(), 0)
+    note = plots.gradient_flow(flow).layout.title.subtitle.text
+    assert "hidden: 1 of 3 batches non-finite at epoch 1" in note
+    assert events[0].non_finite[0] == 1 and events[0].batches == 3  # the live view counts them too
+    assert "hidden: 1 of 3 batches" in data.live_gradient_flow(events).non_finite_note()
+
+
+def test_gradient_flow_keeps_every_layer_row_and_scales_colours_without_zero_norms():
+    blank = {"layers": ["conv_1", "output"], "gradients": {"epochs": [1], "mean": [[None, None]],
+                                                            "max": [[None, None]]}}
+    fig = plots.gradient_flow(data.gradient_flow(blank, 0))
+    assert list(fig.layout.yaxis.ticktext) == ["conv_1", "output"] and "non-finite" in fig.layout.title.subtitle.text
+    assert not fig.layout.annotations  # nothing drawn over the x axis's title
+    d = summary(epochs=2)
+    d["gradients"]["mean"] = [[0.0, 1e-3, 1e-1], [0.0, 1e-2, 1.0]]
+    fig = plots.gradient_flow(data.gradient_flow(d, 0))
+    assert (fig.data[0].zmin, fig.data[0].zmax) == pytest.approx((-3, 0))  # not squeezed down to log10 1e-12
+    zero = np.asarray(fig.data[1].z, dtype=float)
+    assert zero[0].tolist() == [0, 0] and np.isnan(zero[1:]).all()  # the zero norms: their own grey cells
+    assert np.isnan(np.asarray(fig.data[0].z, dtype=float)[0]).all()
 
 
 def test_non_finite_gradient_norms_cross_the_runpod_payload_as_null():
@@ -358,14 +448,18 @@ def test_non_finite_gradient_norms_cross_the_runpod_payload_as_null():
     spec = TrialSpec(0, "digits", {}, 3)
     reporter = ProgressReporter({"id": "j"}, spec,
                                 send=lambda job, payload: sent.append(json.loads(json.dumps(payload, allow_nan=False))))
-    reporter(EpochDiagnostics(0, 1, ("conv_1", "output"), (float("nan"), 0.25), (float("inf"), 0.5)))
+    reporter(EpochDiagnostics(0, 1, ("conv_1", "output"), (float("nan"), 0.25), (float("inf"), 0.5), (45, 3), 45))
     reporter(EpochEnded(0, 1, 3, {"loss": 1.0, "val_accuracy": 0.5}))
     assert sent[-1]["gradients"][0]["mean"] == [None, 0.25] and sent[-1]["gradients"][0]["max"] == [None, 0.5]
+    assert sent[-1]["gradients"][0]["non_finite"] == [45, 3] and sent[-1]["gradients"][0]["batches"] == 45
     hub = ProgressHub(1)
     hub.publish(TrialStarted(0, 3))
     Tracker(TrialJob(spec=spec, publish=hub.publish, stop=threading.Event()), hub.publish).follow(sent[-1])
     g = hub.snapshot().running[0].gradients[0]
     assert np.isnan(g.mean[0]) and g.mean[1] == 0.25  # the live panel draws the gap and the note
+    assert g.non_finite == (45, 3) and g.batches == 45
+    note = data.live_gradient_flow([g]).non_finite_note()
+    assert "conv_1: 45 of 45 batches non-finite at epoch 1" in note and "output: 3 of 45 batches" in note
 
 
 def test_the_live_panel_notes_non_finite_gradients():
@@ -379,8 +473,8 @@ def test_the_live_panel_notes_non_finite_gradients():
     panel.update(hub.snapshot())
     panel.trial.value = 0
     spec = panel.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]
-    assert any("non-finite gradients" in a["text"] and "epoch 2: a" in a["text"]
-               for a in spec["layout"].get("annotations", []))
+    note = spec["layout"]["title"]["subtitle"]["text"]
+    assert "non-finite gradients" in note and "epoch 2: a" in note
 
 
 def test_text_activation_maps_show_words_and_the_kept_unit_numbers():
@@ -402,6 +496,25 @@ def test_text_activation_maps_show_words_and_the_kept_unit_numbers():
 
     old = {**info, "activations": {k: v for k, v in info["activations"].items() if k != "words"}}
     assert data.activation_maps(old, arrays, trial=0).token_labels(0) == ["5", "2", "1", "[pad]", "[pad]"]
+
+
+def test_text_activation_rows_keep_their_own_words_apart_and_cap_long_texts():
+    words = {str(i): f"word{i}" for i in range(2, 100)}
+    info = {"activations": {"kind": "text", "layers": ["lstm_1"], "samples": [0, 7], "labels": [0, 1],
+                            "channels": {"lstm_1": [0, 1]}, "words": words}, "class_names": ["ham", "spam"]}
+    inputs = np.zeros((2, 90), int)
+    inputs[0, :5] = [2, 3, 4, 5, 6]
+    inputs[1, :90] = np.arange(2, 92)
+    arrays = {"input": inputs, "lstm_1": np.ones((2, 90, 2), np.float32)}
+    fig = plots.activations(data.activation_maps(info, arrays, trial=0))
+    assert [a.text for a in fig.layout.annotations] == ["sample 0 (class ham)", "sample 7 (class spam)"]
+    assert list(fig.layout.xaxis.ticktext) == ["word2", "word3", "word4", "word5", "word6"]
+    long = list(fig.layout.xaxis2.ticktext)
+    assert long[0] == "word2" and len(long) <= plots.MAX_TOKEN_LABELS  # every k-th word; all are in the hover
+    assert [c[1] for c in fig.data[1].customdata[0]] == [f"word{i}" for i in range(2, 92)]
+    plot_px = fig.layout.height - 180  # plotly's default top and bottom margins
+    gap_px = (fig.layout.yaxis.domain[0] - fig.layout.yaxis2.domain[1]) * plot_px
+    assert gap_px >= 90  # room under row 1 for its tilted words, above row 2's heatmap
 
 
 def _exp_with_trials(tmp_path, name="why"):
@@ -446,6 +559,33 @@ def test_a_trial_without_diagnostics_says_why(tmp_path):
     with pytest.raises(ConfigError, match="Experiment\\(..., diagnostics=True\\)"):
         exp.plot_weights(n["off"])
     assert isinstance(exp.plot_gradient_flow(n["has"]), go.Figure)
+
+
+def test_trial_numbers_take_digit_strings_refuse_bools_and_none_names_what_became_of_the_trials(tmp_path):
+    import optuna
+
+    exp, n = _exp_with_trials(tmp_path)
+    assert f"trial {n['has']} gradient flow" in exp.plot_gradient_flow(str(n["has"])).layout.title.text
+    for bad in (True, False, 1.5, "one", [1]):
+        with pytest.raises(ConfigError, match="trial must be an int"):
+            exp.plot_gradient_flow(bad)
+    with pytest.raises(ConfigError, match="trial must be an int"):
+        exp.plot_confusion_matrix("0x")
+    from hpo_nb import Experiment
+    from hpo_nb.records import STATE_ATTR
+
+    none = Experiment("digits", n_trials=1, max_epochs=1, runs_dir=tmp_path, progress="none", name="nonecomplete")
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    for state, label in ((optuna.trial.TrialState.PRUNED, "pruned"), (optuna.trial.TrialState.PRUNED, "stopped"),
+                         (optuna.trial.TrialState.PRUNED, "pruned")):
+        none.study.add_trial(optuna.trial.create_trial(state=state, params={"learning_rate": 1e-3},
+                                                       distributions=dist, user_attrs={STATE_ATTR: label}))
+    for method in ("plot_gradient_flow", "plot_learning_curves"):
+        with pytest.raises(ConfigError) as err:
+            getattr(none, method)()
+        assert "run() the experiment first" not in str(err.value)
+        assert f"none of the study's {len(none.study.trials)} trials completed" in str(err.value)
+        assert "2 pruned" in str(err.value) and "1 stopped" in str(err.value)
 
 
 def test_the_panel_shows_why_as_a_message_not_a_traceback(tmp_path):

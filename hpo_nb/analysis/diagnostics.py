@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from .activation_maps import ActivationMaps, activation_maps  # noqa: F401 (part of this module's API)
 
 
 def require(diagnostics: Mapping[str, Any], key: str, trial: int, why: str | None = None) -> Any:
@@ -169,8 +170,12 @@ class GradientFlow:
     Attributes:
         layers: the L layer names, input to output.
         epochs: the E epochs (1-based).
-        mean, max: L2 norms, float, shape (L, E): mean and max over the epoch's batches.
+        mean, max: L2 norms, float, shape (L, E): mean and max over the epoch's batches whose
+            norm was finite; NaN where none was.
         method: how they were measured ("every training batch", or a probe batch).
+        non_finite_batches: batches whose norm was NaN or infinite, int, shape (L, E); None when
+            not counted (a probe batch, the live view, a record from before they were counted).
+        batches: batches per epoch, int, shape (E,); None when not counted.
     """
 
     layers: list[str]
@@ -178,13 +183,47 @@ class GradientFlow:
     mean: np.ndarray
     max: np.ndarray
     method: str = ""
+    non_finite_batches: np.ndarray | None = None
+    batches: np.ndarray | None = None
 
     def non_finite(self) -> dict[int, list[str]]:
-        """Epoch -> the layers whose gradient norm was NaN or infinite then (stored as null), in
-        epoch order: a training that blew up. Empty when every norm is finite."""
+        """Epoch -> the layers with a NaN or infinite gradient norm then (a counted non-finite
+        batch, or a null mean / max), in epoch order: a training that blew up. Empty when every
+        norm is finite."""
         bad = ~np.isfinite(self.mean) | ~np.isfinite(self.max) if self.mean.size else np.zeros((0, 0), bool)
+        if self.non_finite_batches is not None and self.non_finite_batches.shape == bad.shape:
+            bad = bad | (self.non_finite_batches > 0)
         return {int(e): [self.layers[i] for i in np.flatnonzero(bad[:, k])]
                 for k, e in enumerate(self.epochs) if bad.shape[1] > k and bad[:, k].any()}
+
+    def non_finite_note(self, limit: int = 8) -> str:
+        """The non-finite gradients as one line for the figure ("" when none): per layer and
+        epoch how many batches were non-finite when counted ("conv_1: 12 of 45 batches
+        non-finite at epoch 1"), else the layers per epoch.
+
+        Args:
+            limit: entries named at most; the rest are counted ("and 3 more").
+
+        Returns:
+            str: the note, or "".
+        """
+        bad = self.non_finite()
+        if not bad:
+            return ""
+        counted = self.non_finite_batches is not None and self.batches is not None \
+            and self.non_finite_batches.shape == self.mean.shape and len(self.batches) == len(self.epochs)
+        if counted:
+            k_of = {e: k for k, e in enumerate(self.epochs)}
+            row = {name: i for i, name in enumerate(self.layers)}
+            entries = [f"{layer}: {int(self.non_finite_batches[row[layer], k_of[e]])} of "
+                       f"{int(self.batches[k_of[e]])} batches non-finite at epoch {e}"
+                       for e, layers in bad.items() for layer in layers]
+            head = "non-finite gradients (NaN or inf; mean and max are over the finite batches; blank: none finite)"
+        else:
+            entries = [f"epoch {e}: {', '.join(layers)}" for e, layers in bad.items()]
+            head = "non-finite gradients (NaN or inf; blank cells) at"
+        more = f"; and {len(entries) - limit} more" if len(entries) > limit else ""
+        return f"{head}{':' if counted else ''} " + "; ".join(entries[:limit]) + more
 
 
 def gradient_flow(diagnostics: Mapping[str, Any], trial: int) -> GradientFlow:
@@ -205,7 +244,12 @@ def gradient_flow(diagnostics: Mapping[str, Any], trial: int) -> GradientFlow:
     shape = (len(layers), len(g.get("epochs") or []))
     mean = np.asarray(g.get("mean") or np.zeros((shape[1], shape[0])), dtype=float).reshape(shape[1], shape[0]).T
     peak = np.asarray(g.get("max") or np.zeros((shape[1], shape[0])), dtype=float).reshape(shape[1], shape[0]).T
-    return GradientFlow(layers, [int(e) for e in g.get("epochs") or []], mean, peak, str(g.get("method") or ""))
+    bad, batches = g.get("non_finite"), g.get("batches")
+    counted = bad is not None and batches is not None and np.shape(bad) == (shape[1], shape[0]) \
+        and len(batches) == shape[1]
+    return GradientFlow(layers, [int(e) for e in g.get("epochs") or []], mean, peak, str(g.get("method") or ""),
+                        np.asarray(bad, dtype=int).reshape(shape[1], shape[0]).T if counted else None,
+                        np.asarray(batches, dtype=int) if counted else None)
 
 
 def live_gradient_flow(events: Sequence[Any]) -> GradientFlow | None:
@@ -224,7 +268,10 @@ def live_gradient_flow(events: Sequence[Any]) -> GradientFlow | None:
     usable = [e for e in events if list(e.layers) == layers]
     mean = np.array([list(e.mean) for e in usable], dtype=float).T
     peak = np.array([list(e.max) for e in usable], dtype=float).T
-    return GradientFlow(layers, [e.epoch for e in usable], mean, peak, "live")
+    counted = all(len(getattr(e, "non_finite", ())) == len(layers) and getattr(e, "batches", 0) for e in usable)
+    bad = np.array([list(e.non_finite) for e in usable], dtype=int).T if counted else None
+    batches = np.array([e.batches for e in usable], dtype=int) if counted else None
+    return GradientFlow(layers, [e.epoch for e in usable], mean, peak, "live", bad, batches)
 
 
 # ------------------------------------------------------------------ weights
@@ -243,6 +290,7 @@ class Histogram:
             ``counts``; None for a record from before they were counted (version 1, where they
             were clipped into the end bins).
         nan: NaN values per stored epoch, int, shape (E,) (zeros when there were none).
+        variables: the variables' own names ("kernel", "gamma", ...); empty in older records.
     """
 
     layer: str
@@ -253,6 +301,20 @@ class Histogram:
     under: np.ndarray | None = None
     over: np.ndarray | None = None
     nan: np.ndarray | None = None
+    variables: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """What the panel shows: "weights" / "bias", or for a BatchNormalization layer "gamma
+        (scale)" / "beta (offset)" (its variables are not weights and biases)."""
+        names = set(self.variables)
+        if not names:  # an older record: hpo-nb names its BatchNormalization layers "..._bn"
+            names = {("beta" if self.kind == "bias" else "gamma")} if self.layer.endswith("_bn") else set()
+        if names == {"gamma"}:
+            return "gamma (scale)"
+        if names == {"beta"}:
+            return "beta (offset)"
+        return self.kind
 
     @property
     def limit(self) -> float:
@@ -311,84 +373,6 @@ def weight_histograms(diagnostics: Mapping[str, Any], trial: int) -> WeightHisto
                         else default
                 out.append(Histogram(layer, kind, np.asarray(p["edges"], dtype=float), counts,
                                      np.asarray(p.get("stats") or [], dtype=float), per_epoch("under"),
-                                     per_epoch("over"), per_epoch("nan", np.zeros(len(counts), dtype=int))))
+                                     per_epoch("over"), per_epoch("nan", np.zeros(len(counts), dtype=int)),
+                                     tuple(str(v) for v in p.get("variables") or ())))
     return WeightHistograms([int(e) for e in w.get("epochs") or []], out)
-
-
-# ------------------------------------------------------------------ activations
-
-
-@dataclass(frozen=True)
-class ActivationMaps:
-    """Activations of a few fixed validation samples.
-
-    Attributes:
-        kind: "image" (conv maps) or "text" (LSTM outputs per token).
-        layers: the layers shown, input to output.
-        samples: the samples' validation indices; labels: their true class names.
-        inputs: the samples (images: float, shape (S, h, w, c); text: token ids, shape (S, T)).
-        maps: layer -> float array (images: (S, h, w, C); text: (S, T, U)).
-        channels: layer -> the channel / unit indices kept (the most active / varying), in the
-            order of the maps' last axis.
-        words: text: token id -> word for the samples' tokens (``[pad]``, ``[UNK]`` for ids 0 and
-            1); empty when the record has no vocabulary (ids are shown).
-    """
-
-    kind: str
-    layers: list[str]
-    samples: list[int]
-    labels: list[str]
-    inputs: np.ndarray
-    maps: dict[str, np.ndarray]
-    channels: dict[str, list[int]]
-    words: dict[int, str] = field(default_factory=dict)
-
-    def token_labels(self, sample: int) -> list[str]:
-        """The tokens of sample row ``sample`` as words (text), padding included.
-
-        Args:
-            sample: the row in ``samples`` (0-based).
-
-        Returns:
-            list[str]: one label per token position: the word, ``[pad]`` for padding (id 0),
-            ``[UNK]`` out of vocabulary (id 1, with a vocabulary), else the id as text.
-        """
-        ids = np.asarray(self.inputs[sample]).reshape(-1).astype(int)
-        return [self.words.get(int(t)) or ("[pad]" if t == 0 else str(int(t))) for t in ids]
-
-
-def activation_maps(diagnostics: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None,
-                    trial: int, store: str = "") -> ActivationMaps:
-    """A trial's activation maps from its summary and its stored arrays.
-
-    Args:
-        diagnostics: the trial's stored diagnostics.
-        arrays: its ``activations.npz`` artifact as arrays (``diagnostics.store.load_arrays``),
-            or None if not readable here.
-        trial: its number (for error messages).
-        store: where the arrays were looked for (the artifact store's folder), for the error.
-
-    Returns:
-        ActivationMaps: per layer, the fixed samples' maps.
-
-    Raises:
-        ConfigError: no activations were measured, or their arrays are not in this run folder's
-            artifact store.
-    """
-    info = require(diagnostics, "activations", trial)
-    if arrays is None:
-        artifact = (diagnostics.get("artifacts") or {}).get("activations.npz")
-        where = f"the artifact store at {store}" if store else "this run folder's artifact store"
-        raise ConfigError(
-            f"trial {trial}'s activation arrays{f' (artifact {artifact})' if artifact else ''} are not in {where}. "
-            "The study (e.g. on PostgreSQL) holds every other diagnostic, but the arrays are files in the "
-            "artifacts/ folder of the run folder of the machine that ran the trial. Copy that folder here, or "
-            "share one: Experiment(..., artifact_store='/shared/folder') (or an optuna.artifacts store, e.g. "
-            "Boto3ArtifactStore) on every machine.")
-    names = diagnostics.get("class_names") or []
-    labels = [str(names[i]) if i < len(names) else str(i) for i in info.get("labels") or []]
-    layers = [l for l in info.get("layers") or [] if l in arrays]
-    words = {int(k): str(v) for k, v in (info.get("words") or {}).items()}
-    return ActivationMaps(str(info.get("kind")), layers, list(info.get("samples") or []), labels,
-                          np.asarray(arrays["input"]), {l: np.asarray(arrays[l], dtype=np.float32) for l in layers},
-                          {l: list((info.get("channels") or {}).get(l) or []) for l in layers}, words)

@@ -5,9 +5,11 @@ Per epoch (``DiagnosticsCallback``):
 
 - **Gradient norms per trainable layer**, the L2 norm of d(loss)/d(layer's trainable
   variables). On one device they are taken from *every training batch* the optimizer applies
-  (a few norm ops added to the compiled train step, accumulated in two variables: sum and max;
-  the count is the optimizer's own ``iterations``), so ``mean`` and ``max`` are over the epoch's
-  real batches, at a cost measured in benchmarks/diagnostics_cost.py. Under MirroredStrategy the optimizer runs per replica, so
+  (a few norm ops added to the compiled train step, accumulated in three variables: the sum and
+  max of the *finite* norms and a per-layer count of finite batches; the batch count is the
+  optimizer's own ``iterations``), so ``mean`` and ``max`` are over the epoch's batches whose norm
+  was finite, and ``gradients["non_finite"]`` counts per layer the batches whose norm was NaN or
+  infinite (of ``gradients["batches"]``), at a cost measured in benchmarks/diagnostics_cost.py. Under MirroredStrategy the optimizer runs per replica, so
   instead one fixed probe batch (``PROBE_SAMPLES`` training samples, inference mode) is
   differentiated at each epoch's end on a one-device copy; its ``mean`` and ``max`` are then
   the same number, and ``gradients["method"]`` says which way they were measured.
@@ -16,7 +18,8 @@ Per epoch (``DiagnosticsCallback``):
   least half the weights'); values outside are counted per epoch as ``under`` / ``over`` (NaN as
   ``nan``), not binned, and each epoch's true min, max, mean and standard deviation are kept
   beside the counts. Epoch 0 is the initialization.
-- A NaN or infinite gradient norm is stored as None (JSON null), never as a number.
+- An epoch's mean or max is None (JSON null) only when no batch had a finite norm for the layer
+  (never a number standing in for NaN); a diverging epoch keeps the mean of its finite batches.
 
 At the end (``DiagnosticsCallback.finish``): the validation confusion matrix and per-class
 precision, recall and support, from the model as it ends (its best epoch's weights: counted in
@@ -53,6 +56,11 @@ def _is_bias(variable: Any) -> bool:
     return name.endswith(("bias", "beta"))
 
 
+def _short_name(variable: Any) -> str:
+    """The variable's own name ("kernel", "bias", "gamma", "beta"), without its layer's path."""
+    return str(getattr(variable, "path", None) or getattr(variable, "name", "")).rsplit("/", 1)[-1].split(":")[0]
+
+
 def _import_keras() -> Any:
     import keras
 
@@ -87,10 +95,12 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         self.grad_mean: list[list[float]] = []
         self.grad_max: list[list[float]] = []
         self.grad_epochs: list[int] = []
+        self.grad_non_finite: list[list[int]] = []  # per epoch, per layer: batches with a NaN / inf norm
+        self.grad_batches: list[int] = []  # per epoch: batches applied (every-batch method only)
         self.hist_epochs: list[int] = []
         self._ranges: dict[tuple[str, str], float] = {}
         self._hist: dict[str, dict[str, dict[str, list[Any]]]] = {}
-        self._acc: tuple[Any, Any] | None = None
+        self._acc: tuple[Any, Any, Any] | None = None
         self._steps_before = 0
         self._val_cm: Any = None
         self._val_matrices: dict[int, np.ndarray] = {}  # epoch index -> fit's validation confusion matrix
@@ -119,11 +129,15 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self._acc is not None:
-            # the train step accumulates sqrt(sum(g^2) / 2) (tf.nn.l2_loss): x sqrt(2) is the L2 norm
-            total, peak = (np.asarray(v.numpy(), dtype=float) * math.sqrt(2.0) for v in self._acc)
+            # the train step accumulates finite sqrt(sum(g^2) / 2) (tf.nn.l2_loss): x sqrt(2) is the L2 norm
+            total, peak = (np.asarray(v.numpy(), dtype=float) * math.sqrt(2.0) for v in self._acc[:2])
+            finite = np.rint(np.asarray(self._acc[2].numpy(), dtype=float))
             count = int(self.model.optimizer.iterations.numpy()) - self._steps_before
-            mean = total / max(float(count), 1.0)
-            maximum = peak
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(finite > 0, total / np.maximum(finite, 1.0), np.nan)
+            maximum = np.where(finite > 0, peak, np.nan)
+            self.grad_batches.append(count)
+            self.grad_non_finite.append([max(0, count - int(f)) for f in finite])
         else:
             mean = maximum = self._probe_norms_off_strategy()
         self.grad_epochs.append(epoch + 1)
@@ -138,8 +152,11 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
             def floats(values: list[Any]) -> tuple[float, ...]:
                 return tuple(math.nan if v is None else float(v) for v in values)
 
+            counted = self._acc is not None
             self.publish(EpochDiagnostics(self.trial, epoch + 1, tuple(self.layer_names),
-                                          floats(self.grad_mean[-1]), floats(self.grad_max[-1])))
+                                          floats(self.grad_mean[-1]), floats(self.grad_max[-1]),
+                                          tuple(self.grad_non_finite[-1]) if counted else (),
+                                          self.grad_batches[-1] if counted else 0))
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self._original_apply is not None:  # the optimizer as it was (it is saved with the model)
@@ -189,15 +206,18 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         """Add per-layer norms of the applied gradients to the compiled train step.
 
         Few ops per batch, as they run on every step: one ``l2_loss`` (sum of squares / 2) per
-        variable, one segment sum into layers, one sqrt, and two accumulator updates (sum and
-        max). The batch count comes from the optimizer's own ``iterations`` and the factor
-        sqrt(2) is applied once per epoch on the host."""
+        variable, one segment sum into layers, one sqrt, one finiteness mask (``is_finite``, a
+        ``where`` zeroing the rest, a cast) and three accumulator updates (finite sum, finite max,
+        finite-batch count). The batch count comes from the optimizer's own ``iterations`` (so
+        the non-finite count is its difference, on the host) and the factor sqrt(2) is applied
+        once per epoch on the host."""
         import tensorflow as tf
 
         owner = {id(v): i for i, layer in enumerate(layers) for v in layer.trainable_weights}
         n = len(layers)
         total = tf.Variable(tf.zeros(n), trainable=False)
         peak = tf.Variable(tf.zeros(n), trainable=False)
+        finite = tf.Variable(tf.zeros(n), trainable=False)
         optimizer = self.model.optimizer
         original = optimizer.apply_gradients
 
@@ -211,11 +231,14 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
                     ids.append(i)
             if halves:
                 norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.stack(halves), tf.constant(ids), n))
-                total.assign_add(norms)
-                peak.assign(tf.maximum(peak, norms))
+                ok = tf.math.is_finite(norms)
+                kept = tf.where(ok, norms, 0.0)  # a NaN batch does not spoil the epoch
+                total.assign_add(kept)
+                peak.assign(tf.maximum(peak, kept))
+                finite.assign_add(tf.cast(ok, tf.float32))
             return original(pairs, *args, **kwargs)
 
-        self._acc = (total, peak)
+        self._acc = (total, peak, finite)
         self._original_apply = original
         optimizer.__dict__["apply_gradients"] = apply_gradients  # this instance only; undone at train end
 
@@ -265,8 +288,10 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         self.hist_epochs.append(epoch)
         for name, variables in self._variables:
             parts: dict[str, list[np.ndarray]] = {"weights": [], "bias": []}
+            names: dict[str, list[str]] = {"weights": [], "bias": []}
             for v, bias in variables:
                 parts["bias" if bias else "weights"].append(np.asarray(v.numpy(), dtype=np.float32).ravel())
+                names["bias" if bias else "weights"].append(_short_name(v))
             for kind in ("weights", "bias"):
                 if not parts[kind]:
                     continue
@@ -286,7 +311,8 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
                 over = int(np.count_nonzero(values > r)) if nan and not stats[1] <= r else 0
                 nan -= under + over
                 entry = self._hist.setdefault(name, {}).setdefault(kind, {
-                    "edges": record.round_list(edges, 6), "counts": [], "under": [], "over": [], "stats": []})
+                    "edges": record.round_list(edges, 6), "counts": [], "under": [], "over": [], "stats": [],
+                    "variables": names[kind]})  # e.g. ["kernel"], or ["gamma"] for BatchNormalization
                 entry["counts"].append(counts.tolist())
                 entry["under"].append(under)
                 entry["over"].append(over)
@@ -310,7 +336,9 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
             "version": record.VERSION, "layers": list(self.layer_names),
             "gradients": {"method": "every training batch" if self._acc is not None
                           else f"probe batch of {PROBE_SAMPLES} training samples, once per epoch",
-                          "epochs": list(self.grad_epochs), "mean": self.grad_mean, "max": self.grad_max},
+                          "epochs": list(self.grad_epochs), "mean": self.grad_mean, "max": self.grad_max,
+                          **({"batches": list(self.grad_batches), "non_finite": self.grad_non_finite}
+                             if self.grad_batches else {})},
             "weights": {"bins": record.HISTOGRAM_BINS, "epochs": list(self.hist_epochs), "layers": self._hist},
         }
 

@@ -10,8 +10,7 @@ The bound: the JSON summary is at most ``MAX_SUMMARY_BYTES`` (256 KiB) and the i
 artifacts at most ``MAX_INLINE_BYTES`` (512 KiB of base64), so a RunPod result (the whole
 ``TrialOutcome``) stays under ``executors.runpod.wire.MAX_RESULT_BYTES`` (1 MiB), a tenth of the
 10 MiB RunPod accepts in a request body. ``fit_to_bound`` enforces it by thinning the stored
-histogram epochs first (the first and last epoch always stay), then dropping what still does not
-fit, and says what it dropped under ``"trimmed"``. Pure functions over dicts and numpy arrays.
+histogram epochs or dropping the largest piece, one step at a time, until it fits, and says what it dropped, with each piece's size, under ``"trimmed"``. Pure functions over dicts and numpy arrays.
 """
 
 from __future__ import annotations
@@ -104,10 +103,12 @@ def fit_to_bound(summary: dict[str, Any], max_bytes: int = MAX_SUMMARY_BYTES,
                  max_inline_bytes: int = MAX_INLINE_BYTES) -> dict[str, Any]:
     """Make a diagnostics summary fit the bound, in place.
 
-    Thins the weight-histogram epochs (halving, first and last kept) until the JSON summary fits;
-    then drops, in order, the histograms, the per-class table and confusion matrix, and the
-    gradient norms. An inline artifact over ``max_inline_bytes`` is dropped (the producer shrinks
-    it first: ``collect`` keeps fewer channels). Each drop is listed in ``summary["trimmed"]``.
+    While the JSON summary is over the bound, takes the largest of the weight histograms, the
+    confusion matrix, the per-class table and the gradient norms: histograms are thinned
+    (halving their epochs, first and last kept) while they have more than two, anything else is
+    dropped; so a huge confusion matrix (many classes) costs only itself. Inline artifacts are dropped largest first while they are over
+    ``max_inline_bytes`` (the producer shrinks them first: ``collect`` keeps fewer channels).
+    Each drop is listed in ``summary["trimmed"]`` with its own size and the bound it broke.
 
     Args:
         summary: the diagnostics dict (``TrialOutcome.diagnostics``), with ``INLINE_KEY`` if any.
@@ -119,25 +120,32 @@ def fit_to_bound(summary: dict[str, Any], max_bytes: int = MAX_SUMMARY_BYTES,
     """
     trimmed: list[str] = summary.setdefault("trimmed", [])
     inline = summary.get(INLINE_KEY) or {}
-    for name in list(inline):
-        if sum(len(v) for v in inline.values()) > max_inline_bytes:
-            inline.pop(name)
-            trimmed.append(f"artifact {name} (over {max_inline_bytes} bytes)")
+    while inline and (total := sum(len(v) for v in inline.values())) > max_inline_bytes:
+        name = max(inline, key=lambda k: len(inline[k]))
+        trimmed.append(f"artifact {name} dropped: {len(inline.pop(name))} bytes, the artifacts were {total} "
+                       f"bytes together, over the {max_inline_bytes}-byte bound")
 
     def size() -> int:
         return json_size({k: v for k, v in summary.items() if k != INLINE_KEY})
 
     keep = MAX_HISTOGRAM_EPOCHS
-    while size() > max_bytes and len((summary.get("weights") or {}).get("epochs") or []) > 2:
-        keep = max(2, min(keep, len(summary["weights"]["epochs"])) // 2)
-        _thin_histograms(summary, keep)
-        if f"weight histograms thinned to {keep} epochs" not in trimmed:
-            trimmed.append(f"weight histograms thinned to {keep} epochs")
-    for key in ("weights", "per_class", "confusion_matrix", "gradients"):
-        if size() <= max_bytes:
+    labels = {"weights": "weight histograms", "per_class": "per-class table", "confusion_matrix": "confusion matrix",
+              "gradients": "gradient norms"}
+    while (total := size()) > max_bytes:
+        present = [k for k in labels if summary.get(k) is not None]
+        if not present:
             break
-        if summary.pop(key, None) is not None:
-            trimmed.append(f"{key} (over {max_bytes} bytes)")
+        key = max(present, key=lambda k: json_size(summary[k]))  # the largest first: only what is needed
+        epochs = (summary.get("weights") or {}).get("epochs") or []
+        if key == "weights" and len(epochs) > 2:  # histograms: fewer epochs before none
+            keep = max(2, min(keep, len(epochs)) // 2)
+            _thin_histograms(summary, keep)
+            trimmed[:] = [t for t in trimmed if not t.startswith("weight histograms thinned")]
+            trimmed.append(f"weight histograms thinned to {keep} epochs")
+            continue
+        piece = json_size(summary.pop(key))
+        trimmed.append(f"{labels[key]} dropped: {piece} bytes, the summary was {total} bytes, "
+                       f"over the {max_bytes}-byte bound")
     if not trimmed:
         summary.pop("trimmed")
     return summary

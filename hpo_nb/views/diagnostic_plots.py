@@ -3,6 +3,7 @@ learning curves, confusion matrix, gradient flow, weight distributions, activati
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from plotly.subplots import make_subplots
 from ..analysis.diagnostics import ActivationMaps, ConfusionInfo, GradientFlow, WeightHistograms
 
 _COLORS = qualitative.Plotly
+MAX_TOKEN_LABELS = 40  # text activation maps: at most this many words under a sample's row
 
 
 def learning_curves(frame: Any, title: str = "Learning curves") -> go.Figure:
@@ -80,35 +82,61 @@ def gradient_flow(flow: GradientFlow, title: str = "Gradient flow") -> go.Figure
     """Gradient norm per layer (rows, input at the top) and epoch (columns), log colour scale;
     buttons switch between the mean and the max over each epoch's batches.
 
+    The colour range spans the finite non-zero norms only: a zero norm (a layer that got no
+    gradient) is its own grey cell ("0" in the hover), so it does not squeeze the scale.
+
     Args:
         flow: ``analysis.diagnostics.gradient_flow`` (or ``live_gradient_flow``).
         title: the figure's title.
 
     Returns:
-        plotly.graph_objects.Figure: the heatmap; NaN or infinite norms are blank cells, named in
-        a red note under it ("non-finite gradients ... at epoch k: layers").
+        plotly.graph_objects.Figure: the heatmap (trace 0) and the zero cells (trace 1); cells
+        with no finite norm are blank, and the non-finite gradients are named in a red subtitle
+        (``GradientFlow.non_finite_note``). Every layer keeps its row, even when all are blank.
     """
-    def z(values: np.ndarray) -> np.ndarray:  # NaN / inf stay NaN: drawn as gaps
-        with np.errstate(invalid="ignore"):
-            return np.where(np.isfinite(values), np.log10(np.maximum(values, 1e-12)), np.nan)
+    n_layers, epochs = len(flow.layers), list(flow.epochs)
+    rows = np.arange(n_layers)
 
-    custom = np.stack([flow.mean, flow.max], axis=-1) if flow.mean.size else None
-    hover = "%{y}, epoch %{x}<br>mean %{customdata[0]:.3g}, max %{customdata[1]:.3g}<extra></extra>"
-    fig = go.Figure(go.Heatmap(z=z(flow.mean), x=flow.epochs, y=flow.layers, customdata=custom,
-                               colorscale="Viridis", colorbar={"title": "log10 ‖g‖"}, hovertemplate=hover,
-                               hoverongaps=False))
-    bad = flow.non_finite()
-    if bad:  # NaN / inf norms are gaps in the heatmap: say so where it shows
-        fig.add_annotation(text="non-finite gradients (NaN or inf; blank cells) at " + "; ".join(
-            f"epoch {e}: {', '.join(layers)}" for e, layers in bad.items()), xref="paper", yref="paper", x=0,
-            y=-0.02, yanchor="top", xanchor="left", showarrow=False, font={"color": "#c62828"},
-            align="left", name="non-finite")
+    def z(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
+        """log10 of the positive finite norms (NaN elsewhere), the zero cells, the colour range."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            positive = np.isfinite(values) & (values > 0)
+            logs = np.where(positive, np.log10(np.where(positive, values, 1.0)), np.nan)
+            zeros = np.where(values == 0, 0.0, np.nan)
+        finite = logs[np.isfinite(logs)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        return logs, zeros, [lo, hi if hi > lo else lo + 1e-6]
+
+    names = np.array(flow.layers, dtype=object).reshape(-1, 1).repeat(len(epochs), axis=1)
+    custom = np.stack([flow.mean, flow.max, names], axis=-1) if flow.mean.size else None
+    hover = "%{customdata[2]}, epoch %{x}<br>mean %{customdata[0]:.3g}, max %{customdata[1]:.3g}<extra></extra>"
+    mean_z, mean_zero, mean_range = z(flow.mean)
+    max_z, max_zero, max_range = z(flow.max)
+    fig = go.Figure([
+        go.Heatmap(z=mean_z, x=epochs, y=rows, customdata=custom, colorscale="Viridis", zmin=mean_range[0],
+                   zmax=mean_range[1], colorbar={"title": "log10 ‖g‖"}, hovertemplate=hover, hoverongaps=False,
+                   name="norm"),
+        go.Heatmap(z=mean_zero, x=epochs, y=rows, customdata=custom, colorscale=[[0, "#9e9e9e"], [1, "#9e9e9e"]],
+                   zmin=0, zmax=1, showscale=False, hovertemplate=hover, hoverongaps=False, name="zero norm"),
+    ])
+    lines = textwrap.wrap(flow.non_finite_note(), 100)  # above the plot, clear of the axis titles and buttons
+    heading = f"{title}" + (f" ({flow.method})" if flow.method and flow.method not in title else "")
+    height = max(300, 34 * n_layers + 160) + 17 * len(lines)
     fig.update_layout(
-        title=f"{title}" + (f" ({flow.method})" if flow.method else ""), height=max(300, 34 * len(flow.layers) + 140),
-        xaxis={"title": "epoch", "type": "category"}, yaxis={"title": "layer", "autorange": "reversed", "type": "category"},
-        updatemenus=[{"type": "buttons", "direction": "right", "x": 1.0, "y": 1.15, "xanchor": "right",
-                      "buttons": [{"label": "mean", "method": "restyle", "args": [{"z": [z(flow.mean)]}]},
-                                  {"label": "max", "method": "restyle", "args": [{"z": [z(flow.max)]}]}]}],
+        title={"text": heading, "y": 1 - 14 / height, "yref": "container", "yanchor": "top",
+               **({"subtitle": {"text": "<br>".join(lines), "font": {"color": "#c62828", "size": 12}}}
+                  if lines else {})},
+        margin={"t": 80 + 17 * len(lines)}, height=height,
+        xaxis={"title": "epoch", "tickmode": "array", "tickvals": epochs, "ticktext": [str(e) for e in epochs],
+               "range": [epochs[0] - 0.5, epochs[-1] + 0.5] if epochs else None},
+        yaxis={"title": "layer", "tickmode": "array", "tickvals": rows.tolist(), "ticktext": list(flow.layers),
+               "range": [n_layers - 0.5, -0.5]},  # fixed: every layer keeps its row, input at the top
+        updatemenus=[{"type": "buttons", "direction": "right", "x": 1.0, "y": 1.02, "yanchor": "bottom",
+                      "xanchor": "right", "buttons": [
+                          {"label": label, "method": "restyle",
+                           "args": [{"z": [logs, zeros], "zmin": [rng[0], 0], "zmax": [rng[1], 1]}]}
+                          for label, logs, zeros, rng in (("mean", mean_z, mean_zero, mean_range),
+                                                          ("max", max_z, max_zero, max_range))]}],
     )
     return fig
 
@@ -131,7 +159,7 @@ def weights(hists: WeightHistograms, title: str = "Weight and bias distributions
     last = len(hists.epochs) - 1
 
     def titles(k: int) -> list[str]:  # each panel's title, with what epoch k's bins leave out
-        return [f"{h.layer} · {h.kind}" + (f"<br><span style='color:#c62828;font-size:11px'>{note}</span>"
+        return [f"{h.layer} · {h.label}" + (f"<br><span style='color:#c62828;font-size:11px'>{note}</span>"
                                             if k >= 0 and (note := h.outside_note(k)) else "") for h in panels]
 
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles(last) if panels else [],
@@ -139,8 +167,8 @@ def weights(hists: WeightHistograms, title: str = "Weight and bias distributions
     centers = [(h.edges[:-1] + h.edges[1:]) / 2 for h in panels]
     for i, h in enumerate(panels):
         fig.add_trace(go.Bar(x=centers[i], y=h.counts[-1], marker_color=_COLORS[0 if h.kind == "weights" else 1],
-                             showlegend=False, name=f"{h.layer} {h.kind}",
-                             hovertemplate=f"{h.layer} {h.kind}<br>%{{x:.3g}}: %{{y}}<extra></extra>"),
+                             showlegend=False, name=f"{h.layer} {h.label}",
+                             hovertemplate=f"{h.layer} {h.label}<br>%{{x:.3g}}: %{{y}}<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
     base = [a.to_plotly_json() for a in fig.layout.annotations]
 
@@ -162,8 +190,9 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
     """Activation maps of the fixed validation samples; a menu picks the layer.
 
     Images: one row per sample, the input then the layer's most active channels (up to 8).
-    Text: one row per sample, units x tokens of the LSTM's output (padding left out); the tokens
-    are labelled with their words and the hover names the unit's index in the layer.
+    Text: one row per sample ("sample 3 (class ham)"), units x tokens of the LSTM's output
+    (padding left out), each row with its own words under it (at most ``MAX_TOKEN_LABELS``: a
+    longer text labels every k-th token) and every word and the unit's index in the hover.
 
     Args:
         maps: ``analysis.diagnostics.activation_maps``.
@@ -173,10 +202,16 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
         plotly.graph_objects.Figure: heatmaps, one trace set per layer (menu-switched).
     """
     s = len(maps.samples)
-    shown = 8 if maps.kind == "image" else 1
-    cols = shown + (1 if maps.kind == "image" else 0)
-    fig = make_subplots(rows=s, cols=cols, horizontal_spacing=0.01, vertical_spacing=0.06,
-                        row_titles=[f"#{i} · {lab}" for i, lab in zip(maps.samples, maps.labels)])
+    text = maps.kind == "text"
+    shown = 1 if text else 8
+    cols = shown + (0 if text else 1)
+    # text: each sample's own x axis carries its words (tilted), so the gap below a row must hold them
+    row_px, gap_px = (200, 110) if text else (170, 0)
+    height = (row_px + gap_px) * s + 140
+    spacing = min(gap_px / (height - 180), 0.9 / (s - 1)) if text and s > 1 else 0.06  # of the plot area
+    # (the figure less plotly's default 100 px top and 80 px bottom margins)
+    fig = make_subplots(rows=max(s, 1), cols=cols, horizontal_spacing=0.01, vertical_spacing=spacing,
+                        row_titles=[f"sample {i} (class {lab})" for i, lab in zip(maps.samples, maps.labels)])
     visibility: list[list[bool]] = []
     for li, layer in enumerate(maps.layers):
         arr = maps.maps[layer]
@@ -205,8 +240,9 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
                     name=layer, customdata=cells,
                     hovertemplate=f"{layer}: token %{{x}} “%{{customdata[1]}}”, unit %{{customdata[0]}}: "
                                   "%{z:.3f}<extra></extra>"), row=r + 1, col=1)
-                fig.update_xaxes(tickmode="array", tickvals=list(range(length)), ticktext=words, tickangle=-45,
-                                 row=r + 1, col=1)
+                step = -(-length // MAX_TOKEN_LABELS)  # long texts: every step-th word (all are in the hover)
+                fig.update_xaxes(tickmode="array", tickvals=list(range(0, length, step)), ticktext=words[::step],
+                                 tickangle=-45, row=r + 1, col=1)
         visibility.append([start <= i < len(fig.data) for i in range(len(fig.data))])
     n = len(fig.data)
     buttons = [{"label": layer, "method": "update",
@@ -214,6 +250,6 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
                for layer, vis in zip(maps.layers, visibility)]
     fig.update_xaxes(showticklabels=maps.kind == "text")
     fig.update_yaxes(showticklabels=False, autorange="reversed")
-    fig.update_layout(title=f"{title}: {maps.layers[0]}" if maps.layers else title, height=170 * s + 140,
+    fig.update_layout(title=f"{title}: {maps.layers[0]}" if maps.layers else title, height=height,
                       updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.12, "xanchor": "right"}] if buttons else [])
     return fig

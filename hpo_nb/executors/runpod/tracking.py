@@ -152,7 +152,9 @@ class Tracker:
             if isinstance(entry, dict) and entry.get("epoch") == epoch:
                 try:
                     self._publish(EpochDiagnostics(self._job.spec.trial_number, epoch, tuple(map(str, entry["layers"])),
-                                                   _floats(entry["mean"]), _floats(entry["max"])))
+                                                   _floats(entry["mean"]), _floats(entry["max"]),
+                                                   tuple(int(n) for n in entry.get("non_finite") or ()),
+                                                   int(entry.get("batches") or 0)))
                 except (KeyError, TypeError, ValueError):
                     pass
                 return

@@ -102,7 +102,9 @@ class ProgressReporter:
             elif isinstance(event, EpochDiagnostics):  # sent with the epoch's end, which follows it
                 gradients = self._state["gradients"]
                 gradients.append({"epoch": event.epoch, "layers": list(event.layers), "mean": _json_floats(event.mean),
-                                  "max": _json_floats(event.max)})
+                                  "max": _json_floats(event.max),
+                                  **({"non_finite": list(event.non_finite), "batches": event.batches}
+                                     if event.batches else {})})
                 del gradients[:-MAX_GRADIENTS_IN_PAYLOAD]
                 return
             elif isinstance(event, EpochEnded):
