@@ -100,7 +100,9 @@ def wait_for(predicate, timeout=120.0, what="condition"):
 
 def test_four_trial_search_on_two_workers_completes_like_a_local_run(tmp_path, ready):
     snaps: list = []
-    exp = experiment(tmp_path, ready, "remote4", snaps, n_trials=4, max_epochs=2, concurrency=2)
+    # 4 epochs: a worker's epoch-end gradient norms reach the hub live only if a status poll (every
+    # 0.25 s) lands while the trial still runs; with 2 epochs of ~0.2 s that window was often missed
+    exp = experiment(tmp_path, ready, "remote4", snaps, n_trials=4, max_epochs=4, concurrency=2)
     exp.run()
     record(exp, snaps)
     df = exp.results
