@@ -51,9 +51,10 @@ def heatmap(table: ImportanceTable, title: str | None = None) -> Any:
         annotations=annotations, plot_bgcolor=EMPTY_CELL, paper_bgcolor="white",
         xaxis=dict(side="bottom", tickangle=0, showgrid=False, type="category"),
         yaxis=dict(autorange="reversed", showgrid=False, type="category"),
-        # no fixed width: the figure takes its container's (a 1,060 px heatmap was cut off in an
-        # 800 px window); height grows with the parameters
-        height=max(320, 120 + 34 * len(params)), autosize=True,
+        # a fixed width keeps 9 target columns readable; a container's width squeezed them to
+        # overlapping numbers in a 450 px notebook (tried: a narrow notebook cuts the figure off at
+        # the right instead, and the app puts it in its own scroll box)
+        height=max(320, 120 + 34 * len(params)), width=max(640, 160 + 100 * len(targets)),
         margin=dict(l=130, r=40, t=90, b=80),
     )
     return fig
