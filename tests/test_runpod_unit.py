@@ -287,7 +287,9 @@ def bad_inputs(draw):
     if kind == "not_a_dict":
         return draw(st.none() | st.integers() | st.text(max_size=30) | st.lists(st.integers(), max_size=3))
     if kind == "wrong_type":
-        name = draw(_field.filter(lambda f: f not in ("health_weights", "devices")))
+        # optional fields (None in the base: health_weights, devices, retry_of) take a value of
+        # another type legitimately (an int retry_of is valid), so they are not "wrong types"
+        name = draw(_field.filter(lambda f: base[f] is not None))
         value = draw(_json.filter(lambda v: type(v) is not type(base[name]) and not (
             isinstance(base[name], float) and type(v) is int)))
         return {**base, name: value}
