@@ -15,6 +15,7 @@ import numpy as np
 from keras import layers
 
 from .errors import ConfigError
+from .space import LR_SCHEDULES
 
 _OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -144,8 +145,8 @@ def learning_rate_of(params: dict[str, Any], total_steps: int | None) -> Any:
     """
     rate = float(params.get("learning_rate", 1e-3))
     schedule = params.get("lr_schedule", "constant")
-    if schedule not in ("linear", "cosine", "constant"):
-        raise ConfigError(f"unknown lr_schedule {schedule!r}; choose from ['linear', 'cosine', 'constant']")
+    if schedule not in LR_SCHEDULES:
+        raise ConfigError(f"unknown lr_schedule {schedule!r}; choose from {list(LR_SCHEDULES)}")
     if schedule == "constant" or not total_steps:
         return rate
     if schedule == "cosine":

@@ -212,16 +212,13 @@ def _largest(param: Param | None, default: int) -> int:
     return default
 
 
-def default_space(modality: str, n_train: int | None = None,
-                  input_shape: tuple[int, ...] | None = None) -> SearchSpace:
+def default_space(modality: str, n_train: int | None = None) -> SearchSpace:
     """The modality picks the architecture: a CNN for images, an (bi)LSTM for text.
 
     Args:
         modality: "image" or "text".
         n_train: training samples per epoch; when given, batch sizes that would give fewer
             than ``MIN_STEPS_PER_EPOCH`` steps per epoch are left out.
-        input_shape: one sample's shape, (h, w, channels) for images; when given, first-block
-            filter counts whose largest CNN would exceed ``MAX_CONV_MACS`` are left out.
 
     Returns:
         A fresh dict of parameter name -> range or choice.
@@ -230,8 +227,6 @@ def default_space(modality: str, n_train: int | None = None,
     batch = space["batch_size"]
     if isinstance(batch, Choice):
         space["batch_size"] = Choice(batch_sizes_for(n_train, batch.options))
-    if modality == "image":
-        _fit_filters(space, input_shape)
     return space
 
 

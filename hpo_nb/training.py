@@ -60,7 +60,6 @@ def train_trial(
 def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, report: Report | None,
            model_dir: str | Path | None, started: float,
            resume: checkpoints.EpochCheckpoint | None = None) -> TrialOutcome:
-    import keras
     import tensorflow as tf
 
     from .devices import trial_devices
@@ -139,7 +138,7 @@ def _train(spec: TrialSpec, publish: Publish, stop: threading.Event | None, repo
         history=history, architecture=architecture(model, spec.params), fit_s=fit_s,
         epochs_run=len(history.get("loss", [])), param_count=int(model.count_params()), replicas=replicas,
         devices=list(devices or []),
-        extra={**({"best_epoch": int(best_epoch.best_epoch) + 1} if best_epoch.best_weights is not None else {}),
+        extra={**({"best_epoch": kept + 1} if kept is not None else {}),
                **({spec.metric: value} if spec.metric != "accuracy" else {}), "resumed_from_epoch": first},
         diagnostics=diagnostics,
     )

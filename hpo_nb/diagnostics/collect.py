@@ -149,12 +149,9 @@ class DiagnosticsCallback(_import_keras().callbacks.Callback):
         if self.publish is not None:
             from ..progress import EpochDiagnostics
 
-            def floats(values: list[Any]) -> tuple[float, ...]:
-                return tuple(math.nan if v is None else float(v) for v in values)
-
             counted = self._acc is not None
             self.publish(EpochDiagnostics(self.trial, epoch + 1, tuple(self.layer_names),
-                                          floats(self.grad_mean[-1]), floats(self.grad_max[-1]),
+                                          record.unround(self.grad_mean[-1]), record.unround(self.grad_max[-1]),
                                           tuple(self.grad_non_finite[-1]) if counted else (),
                                           self.grad_batches[-1] if counted else 0))
 

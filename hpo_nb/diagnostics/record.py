@@ -48,6 +48,11 @@ def round_list(values: Any, digits: int = 4) -> list[Any]:
         if arr.ndim <= 1 else [round_list(row, digits) for row in arr]
 
 
+def unround(values: Any) -> tuple[float, ...]:
+    """A flat list ``round_list`` wrote, back as floats: None (a NaN or infinite value) as NaN."""
+    return tuple(math.nan if v is None else float(v) for v in values)
+
+
 def encode_arrays(arrays: Mapping[str, np.ndarray]) -> str:
     """Arrays as a compressed ``.npz`` in base64 text (JSON-safe).
 

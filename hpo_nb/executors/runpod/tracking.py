@@ -9,11 +9,11 @@ job ends, or when the client ends it (pruned, stopped).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ...diagnostics import record
 from ...progress import EpochDiagnostics, EpochEnded, EpochProgress
 from ...spec import TrialOutcome
 from ..base import TrialJob
@@ -152,7 +152,7 @@ class Tracker:
             if isinstance(entry, dict) and entry.get("epoch") == epoch:
                 try:
                     self._publish(EpochDiagnostics(self._job.spec.trial_number, epoch, tuple(map(str, entry["layers"])),
-                                                   _floats(entry["mean"]), _floats(entry["max"]),
+                                                   record.unround(entry["mean"]), record.unround(entry["max"]),
                                                    tuple(int(n) for n in entry.get("non_finite") or ()),
                                                    int(entry.get("batches") or 0)))
                 except (KeyError, TypeError, ValueError):
@@ -215,8 +215,3 @@ class Tracker:
 
 def _ms(value: Any, default: float) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
-
-
-def _floats(values: Any) -> tuple[float, ...]:
-    """Gradient norms from a payload: null (a NaN or infinite norm on the worker) as NaN."""
-    return tuple(math.nan if v is None else float(v) for v in values)
