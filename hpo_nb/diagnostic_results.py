@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .analysis import diagnostics as data
+from .analysis.confusion import MAX_CLASSES
 from .errors import ConfigError
 from .results import StudyResults, _none_complete, _views
 
@@ -75,22 +76,36 @@ class DiagnosticsResults(StudyResults):
             title += "<br><sup>left out, no epoch recorded: " + "; ".join(_no_history(t) for t in left) + "</sup>"
         return _views().diagnostic_plot("learning_curves", data.learning_curves_frame(shown), title)
 
-    def plot_confusion_matrix(self, trial: int | None = None) -> "plotly.graph_objects.Figure":
-        """The validation confusion matrix of a trial, with per-class precision and recall.
+    def plot_confusion_matrix(self, trial: int | None = None, *, classes: Sequence[str | int] | None = None,
+                              top_k: int | None = MAX_CLASSES) -> "plotly.graph_objects.Figure":
+        """The validation confusion matrix of a trial, with per-class precision, recall and F1.
+
+        A score that is undefined (0/0: the precision of a class nothing was predicted as, the
+        recall of a class without validation samples, the F1 of a class with neither) has no bar
+        but an "×" at 0 whose hover says why, as scikit-learn's ``zero_division=np.nan``. The
+        figure is at most 1000 px tall; with more than ``top_k`` classes it shows the ``top_k``
+        with the most misclassified samples and says so in its subtitle. The stored record keeps
+        the whole matrix (``exp.trial(n).diagnostics["confusion_matrix"]``).
 
         Args:
             trial: a trial number; None: the best trial.
+            classes: class names (str) or indices (int) to show, in that order; None: every
+                class, or the most confused ``top_k``.
+            top_k: the most classes shown without ``classes`` (an int >= 1; default 30); None:
+                every class.
 
         Returns:
             plotly.graph_objects.Figure: heatmap (rows true class, columns predicted; colour the
-            share of the true class, text the counts) and per-class bars.
+            share of the true class, text the counts up to 20 classes) and per-class bars.
 
         Raises:
-            ConfigError: no such trial, or it has no diagnostics (the message says why: its
-                state, ``diagnostics=False``, or a record from before diagnostics).
+            ConfigError: no such trial, it has no diagnostics (the message says why: its state,
+                ``diagnostics=False``, or a record from before diagnostics), ``classes`` names an
+                unknown class, or ``top_k`` is not an int >= 1 or None.
         """
         t = self._diagnosed(trial, "confusion_matrix")
-        return _views().diagnostic_plot("confusion_matrix", data.confusion_info(t.diagnostics, t.number),
+        view = data.confusion_view(data.confusion_info(t.diagnostics, t.number), classes, top_k)
+        return _views().diagnostic_plot("confusion_matrix", view,
                                         f"{self.name}: trial {t.number} validation confusion matrix")
 
     def plot_gradient_flow(self, trial: int | None = None) -> "plotly.graph_objects.Figure":

@@ -1,6 +1,6 @@
 """Per-trial diagnostics as plain data, ready to draw: learning curves, the confusion matrix
-with per-class precision and recall, gradient flow (layers x epochs), weight and bias
-histograms per epoch, activation maps. Pure functions over stored records (a trial's
+with per-class precision, recall and F1 (``analysis.confusion``), gradient flow (layers x
+epochs), weight and bias histograms per epoch, activation maps. Pure functions over stored records (a trial's
 ``history`` and ``diagnostics``, ``hpo_nb.diagnostics.record``) and, for the live gradient flow,
 over ``EpochDiagnostics`` events; no drawing here (``hpo_nb.views.diagnostic_plots`` draws)."""
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .activation_maps import ActivationMaps, activation_maps  # noqa: F401 (part of this module's API)
+from .confusion import ConfusionInfo, ConfusionView, confusion_info, confusion_view  # noqa: F401 (likewise)
 
 
 def require(diagnostics: Mapping[str, Any], key: str, trial: int, why: str | None = None) -> Any:
@@ -96,68 +97,6 @@ def learning_curves_frame(trials: Iterable[Any]) -> Any:
             rows += [{"trial": int(t.number), "epoch": i + 1, "metric": metric, "split": split, "value": float(v)}
                      for i, v in enumerate(values)]
     return pd.DataFrame(rows, columns=["trial", "epoch", "metric", "split", "value"])
-
-
-# ------------------------------------------------------------------ confusion matrix
-
-
-@dataclass(frozen=True)
-class ConfusionInfo:
-    """The validation confusion matrix of a trial.
-
-    Attributes:
-        matrix: counts, int, shape (K, K): rows true class, columns predicted.
-        class_names: the K class names.
-        precision, recall: per class in [0, 1], float, shape (K,); NaN where undefined (no
-            prediction of the class / no sample of it).
-        support: validation samples per class, int, shape (K,).
-    """
-
-    matrix: np.ndarray
-    class_names: list[str]
-    precision: np.ndarray
-    recall: np.ndarray
-    support: np.ndarray
-
-    @property
-    def row_normalized(self) -> np.ndarray:
-        """Each row divided by its total (the share of a true class predicted as each class)."""
-        totals = self.matrix.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(totals > 0, self.matrix / np.maximum(totals, 1), 0.0)
-
-    def per_class(self) -> Any:
-        """pandas.DataFrame, one row per class: precision, recall, support."""
-        import pandas as pd
-
-        return pd.DataFrame({"precision": self.precision, "recall": self.recall, "support": self.support},
-                            index=pd.Index(self.class_names, name="class"))
-
-
-def confusion_info(diagnostics: Mapping[str, Any], trial: int) -> ConfusionInfo:
-    """The stored confusion matrix and per-class table of a trial.
-
-    Args:
-        diagnostics: the trial's stored diagnostics.
-        trial: its number (for error messages).
-
-    Returns:
-        ConfusionInfo: the matrix and per-class precision, recall and support.
-
-    Raises:
-        ConfigError: the trial has no confusion matrix.
-    """
-    matrix = np.asarray(require(diagnostics, "confusion_matrix", trial), dtype=int)
-    per_class = diagnostics.get("per_class") or {}
-    k = matrix.shape[0]
-
-    def floats(key: str) -> np.ndarray:
-        values = per_class.get(key) or [None] * k
-        return np.array([np.nan if v is None else float(v) for v in values])
-
-    names = [str(c) for c in diagnostics.get("class_names") or range(k)]
-    return ConfusionInfo(matrix, names, floats("precision"), floats("recall"),
-                         np.asarray(per_class.get("support") or matrix.sum(axis=1), dtype=int))
 
 
 # ------------------------------------------------------------------ gradient flow

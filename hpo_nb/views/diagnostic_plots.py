@@ -12,7 +12,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ..analysis.diagnostics import ActivationMaps, ConfusionInfo, GradientFlow, WeightHistograms
+from ..analysis.diagnostics import (ActivationMaps, ConfusionInfo, ConfusionView, GradientFlow, WeightHistograms,
+                                    confusion_view)
 
 _COLORS = qualitative.Plotly
 MAX_TOKEN_LABELS = 40  # text activation maps: at most this many words under a sample's row
@@ -47,34 +48,76 @@ def learning_curves(frame: Any, title: str = "Learning curves") -> go.Figure:
     return fig
 
 
-def confusion_matrix(info: ConfusionInfo, title: str = "Validation confusion matrix") -> go.Figure:
+MAX_CONFUSION_HEIGHT = 1000  # px: a many-class matrix gets smaller rows, not a taller page
+_METRICS = (  # per-class bars: name, colour, why it can be undefined (scikit-learn's zero_division cases)
+    ("precision", "#1976d2", "no validation sample was predicted as {}"),
+    ("recall", "#ef6c00", "no validation sample of {} exists"),
+    ("f1", "#2e7d32", "{} has no validation sample and none was predicted as it"),
+)
+
+
+def confusion_matrix(info: ConfusionInfo | ConfusionView, title: str = "Validation confusion matrix") -> go.Figure:
     """The confusion matrix (colour: share of the true class; text: counts) beside per-class
-    precision and recall.
+    precision, recall and F1. Above ``analysis.confusion.MAX_CLASSES`` classes only the most
+    confused are drawn (a ``ConfusionInfo`` is cut down with ``confusion_view``; pass a
+    ``ConfusionView`` to choose), with a subtitle saying so; the height is capped at
+    ``MAX_CONFUSION_HEIGHT`` px however many classes are shown.
+
+    An undefined score (0/0, e.g. the precision of a class nothing was predicted as) has no bar:
+    an "×" at 0 marks it, its hover says why ("undefined: no validation sample was predicted as
+    c3"), so it never reads as a score of 0.
 
     Args:
-        info: ``analysis.diagnostics.confusion_info``.
+        info: ``analysis.diagnostics.confusion_info`` or ``confusion_view``.
         title: the figure's title.
 
     Returns:
-        plotly.graph_objects.Figure: heatmap (rows true, columns predicted) and bars.
+        plotly.graph_objects.Figure: heatmap (trace 0; rows true, columns predicted), then per
+        metric (precision, recall, f1) a bar trace (NaN where undefined) and a marker trace of its
+        undefined classes (empty when none).
     """
-    names = info.class_names
+    view = info if isinstance(info, ConfusionView) else confusion_view(info)
+    names = view.class_names
+    n = len(names)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
                         subplot_titles=("true x predicted", "per class"))
-    share = info.row_normalized
     fig.add_trace(go.Heatmap(
-        z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, text=info.matrix,
-        texttemplate="%{text}" if len(names) <= 20 else None, colorbar={"title": "share", "x": 0.55},
+        z=view.share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, text=view.matrix,
+        texttemplate="%{text}" if n <= 20 else None, colorbar={"title": "share", "x": 0.55},
         hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.1%} of the class)<extra></extra>",
     ), row=1, col=1)
-    for metric, values, color in (("precision", info.precision, "#1976d2"), ("recall", info.recall, "#ef6c00")):
-        fig.add_trace(go.Bar(x=values, y=names, orientation="h", name=metric, marker_color=color,
-                             hovertemplate=f"%{{y}} {metric}: %{{x:.3f}}<extra></extra>"), row=1, col=2)
+    rows = np.arange(n)
+    width = 0.8 / len(_METRICS)  # each class's row holds one slot per metric, top to bottom
+    correct, support, predicted = view.column("correct"), view.column("support"), view.column("predicted")
+    counts = {"precision": [f"{c} of {p} predicted as it" for c, p in zip(correct, predicted)],
+              "recall": [f"{c} of {s} samples" for c, s in zip(correct, support)],
+              "f1": [f"{c} right, {s} samples, {p} predicted" for c, s, p in zip(correct, support, predicted)]}
+    for j, (metric, color, why) in enumerate(_METRICS):
+        values = view.column(metric)
+        offset = -0.4 + j * width
+        of = counts[metric]
+        fig.add_trace(go.Bar(x=values, y=rows, orientation="h", name=metric, marker_color=color, offset=offset,
+                             width=width, legendgroup=metric, customdata=np.array([names, of], dtype=object).T,
+                             hovertemplate=f"%{{customdata[0]}} {metric}: %{{x:.3f}} (%{{customdata[1]}})<extra></extra>"),
+                      row=1, col=2)
+        undefined = np.flatnonzero(~np.isfinite(values))
+        fig.add_trace(go.Scatter(
+            x=np.zeros(len(undefined)), y=rows[undefined] + offset + width / 2, mode="markers", legendgroup=metric,
+            name=f"{metric} undefined (0/0)", showlegend=bool(len(undefined)),
+            marker={"symbol": "x-thin-open", "size": 9, "color": color, "line": {"width": 2, "color": color}},
+            hovertext=[f"{names[i]} {metric}: undefined: {why.format(names[i])}" for i in undefined],
+            hovertemplate="%{hovertext}<extra></extra>", cliponaxis=False), row=1, col=2)
     fig.update_yaxes(autorange="reversed", title_text="true class", type="category", row=1, col=1)
     fig.update_xaxes(title_text="predicted class", type="category", row=1, col=1)
-    fig.update_yaxes(autorange="reversed", type="category", row=1, col=2)
+    fig.update_yaxes(tickmode="array", tickvals=rows.tolist(), ticktext=names, range=[n - 0.5, -0.5],
+                     ticklabelstandoff=8, row=1, col=2)  # clear of the "×" at 0
     fig.update_xaxes(range=[0, 1.02], row=1, col=2)
-    fig.update_layout(title=title, height=max(360, 28 * len(names) + 160), barmode="group")
+    lines = textwrap.wrap(view.note, 110)
+    height = min(MAX_CONFUSION_HEIGHT, max(360, 28 * n + 160) + 17 * len(lines))
+    fig.update_layout(
+        title={"text": title, "y": 1 - 14 / height, "yref": "container", "yanchor": "top",
+               **({"subtitle": {"text": "<br>".join(lines), "font": {"size": 12}}} if lines else {})},
+        margin={"t": 80 + 17 * len(lines)}, height=height, barmode="overlay")
     return fig
 
 
