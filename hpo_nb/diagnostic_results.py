@@ -1,8 +1,9 @@
 """``Experiment``'s per-trial diagnostics drawings, as a base class: each reads the trial's
 stored record (its ``history`` and ``diagnostics`` user attributes, and the activation arrays in
-the run folder's Optuna artifact store, or the one given as ``artifact_store=``), so it works
-after a kernel restart, from another process sharing the study, and for RunPod trials; nothing is
-retrained. A trial without them says why (``analysis.diagnostics.missing_reason``)."""
+the Optuna artifact store given as ``artifact_store=``, else the file-system stores the study
+recorded, else the run folder's), so it works after a kernel restart, from another process
+sharing the study, and for RunPod trials; nothing is retrained. A trial without them says why
+(``analysis.diagnostics.missing_reason``)."""
 
 from __future__ import annotations
 
@@ -159,8 +160,9 @@ class DiagnosticsResults(StudyResults):
 
         Raises:
             ConfigError: no such trial, it has no diagnostics (the message says why), or its arrays
-                are not in the artifact store (``<run_dir>/artifacts``, or ``artifact_store=``;
-                the message names the folder looked in).
+                are in none of the stores looked in (``artifact_store=`` alone when given; else the
+                folders the study recorded that exist here, then ``<run_dir>/artifacts``); the
+                message names them, and the type of any recorded store that is not a folder.
         """
         t = self._diagnosed(trial, "activations")
         return _views().diagnostic_plot("activations", self._activation_maps(t),
@@ -181,9 +183,12 @@ class DiagnosticsResults(StudyResults):
     def _activation_maps(self, t: Any) -> data.ActivationMaps:
         from .diagnostics import record, store
 
-        where = self._artifact_store()
-        arrays = store.load_arrays(t.diagnostics, record.ACTIVATIONS, where)
-        maps = data.activation_maps(t.diagnostics, arrays, t.number, store.describe(where))
+        # the given store; else the ones the study recorded (their folders on this machine), then the run folder's
+        stores, hint = store.read_stores(self._artifact_location, self.run_dir, self.study.user_attrs)
+        arrays = next((a for a in (store.load_arrays(t.diagnostics, record.ACTIVATIONS, s) for s in stores)
+                       if a is not None), None)
+        maps = data.activation_maps(t.diagnostics, arrays, t.number, ", ".join(store.describe(s) for s in stores),
+                                    hint)
         if maps.kind == "text" and not maps.words:  # a record from before words were stored with it
             vocabulary = self._vocabulary()
             if vocabulary:

@@ -111,8 +111,9 @@ class Experiment(DiagnosticsResults, TestSplitResults):
         artifact_store: where trials' activation arrays go (the only diagnostics kept outside the
             study's database): None, ``<run folder>/artifacts``; a folder (str or Path) that
             every machine sharing the study mounts; or an ``optuna.artifacts`` store (e.g.
-            ``Boto3ArtifactStore``). Another machine reading a shared (PostgreSQL) study passes
-            the same store to see the activation maps.
+            ``Boto3ArtifactStore``). The study records a folder store's absolute path (of any
+            other store only its type), so a reader on the same storage finds the arrays without
+            ``artifact_store=`` wherever that folder exists; given, it is the only store read.
         heartbeat_interval: seconds between heartbeats of running trials, >= 1. A trial silent
             for ``6 * heartbeat_interval + 1`` s belongs to a dead process: it is failed and
             retried by a process sharing the study (or the next run), resuming from its last

@@ -204,7 +204,11 @@ def test_a_diverged_trial_keeps_its_gradient_flow_with_the_non_finite_epochs_as_
 
 
 def test_activation_arrays_in_a_shared_artifact_store_reach_another_reader(runs_dir, tmp_path):
+    """The study records the folder store its arrays went to: a reader in another process on the
+    same storage draws them without artifact_store=; a given store still wins."""
     import optuna
+
+    from hpo_nb.diagnostics.store import recorded_stores
 
     shared = tmp_path / "shared-artifacts"
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
@@ -214,16 +218,26 @@ def test_activation_arrays_in_a_shared_artifact_store_reach_another_reader(runs_
     exp.run()
     artifact = exp.best.diagnostics["artifacts"]["activations.npz"]
     assert (shared / artifact).exists() and not (runs_dir / "shared" / "artifacts").exists()
+    assert recorded_stores(exp.study.user_attrs) == [{"type": "FileSystemArtifactStore", "path": str(shared.resolve())}]
 
-    elsewhere = tmp_path / "other-machine"  # another run folder on the same study: no arrays there
+    elsewhere = tmp_path / "other-machine"  # another run folder on the same study, no artifact_store=
+    script = textwrap.dedent(f"""
+        import json
+        from hpo_nb import Experiment
+        reader = Experiment("digits", n_trials=1, max_epochs=1, name="shared", runs_dir={str(elsewhere)!r},
+                            progress="none", search_space={SPACE!r}, storage={storage!r})
+        print(json.dumps({{"traces": len(reader.plot_activations().data)}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"traces": 2 * 3 * 9}
+
+    empty = tmp_path / "empty-store"  # a given store is the only one read
     other = Experiment("digits", n_trials=1, max_epochs=1, name="shared", runs_dir=elsewhere, progress="none",
-                       search_space=SPACE, storage=storage)
+                       search_space=SPACE, storage=storage, artifact_store=str(empty))
     assert other.plot_gradient_flow().data  # everything else comes with the study
     with pytest.raises(ConfigError) as err:
         other.plot_activations()
     message = str(err.value)
-    assert str((elsewhere / "shared" / "artifacts").resolve()) in message and artifact in message
-    assert "artifact_store=" in message
-    reader = Experiment("digits", n_trials=1, max_epochs=1, name="shared", runs_dir=elsewhere, progress="none",
-                        search_space=SPACE, storage=storage, artifact_store=str(shared))
-    assert len(reader.plot_activations().data) == 2 * 3 * 9
+    assert str(empty.resolve()) in message and artifact in message
+    assert f"{shared.resolve()}, not the store given as artifact_store=" in message

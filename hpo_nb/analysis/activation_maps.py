@@ -52,7 +52,7 @@ class ActivationMaps:
 
 
 def activation_maps(diagnostics: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None,
-                    trial: int, store: str = "") -> ActivationMaps:
+                    trial: int, store: str = "", hint: str = "") -> ActivationMaps:
     """A trial's activation maps from its summary and its stored arrays.
 
     Args:
@@ -60,7 +60,9 @@ def activation_maps(diagnostics: Mapping[str, Any], arrays: Mapping[str, np.ndar
         arrays: its ``activations.npz`` artifact as arrays (``diagnostics.store.load_arrays``),
             or None if not readable here.
         trial: its number (for error messages).
-        store: where the arrays were looked for (the artifact store's folder), for the error.
+        store: where the arrays were looked for (the artifact stores' folders), for the error.
+        hint: what the study recorded about other stores (``diagnostics.store.read_stores``),
+            for the error.
 
     Returns:
         ActivationMaps: per layer, the fixed samples' maps.
@@ -77,10 +79,11 @@ def activation_maps(diagnostics: Mapping[str, Any], arrays: Mapping[str, np.ndar
         where = f"the artifact store at {store}" if store else "this run folder's artifact store"
         raise ConfigError(
             f"trial {trial}'s activation arrays{f' (artifact {artifact})' if artifact else ''} are not in {where}. "
-            "The study (e.g. on PostgreSQL) holds every other diagnostic, but the arrays are files in the "
-            "artifacts/ folder of the run folder of the machine that ran the trial. Copy that folder here, or "
-            "share one: Experiment(..., artifact_store='/shared/folder') (or an optuna.artifacts store, e.g. "
-            "Boto3ArtifactStore) on every machine.")
+            + (f"{hint} " if hint else "")
+            + "The study (e.g. on PostgreSQL) holds every other diagnostic, but the arrays are files in the "
+            "artifact store of the process that ran the trial (by default the artifacts/ folder of its run folder). "
+            "Copy that folder here, or share one: Experiment(..., artifact_store='/shared/folder') (or an "
+            "optuna.artifacts store, e.g. Boto3ArtifactStore) on every machine.")
     names = diagnostics.get("class_names") or []
     labels = [str(names[i]) if i < len(names) else str(i) for i in info.get("labels") or []]
     layers = [l for l in info.get("layers") or [] if l in arrays]

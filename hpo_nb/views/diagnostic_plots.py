@@ -95,10 +95,10 @@ def confusion_matrix(info: ConfusionInfo | ConfusionView, title: str = "Validati
     for j, (metric, color, why) in enumerate(_METRICS):
         values = view.column(metric)
         offset = -0.4 + j * width
-        of = counts[metric]
         fig.add_trace(go.Bar(x=values, y=rows, orientation="h", name=metric, marker_color=color, offset=offset,
-                             width=width, legendgroup=metric, customdata=np.array([names, of], dtype=object).T,
-                             hovertemplate=f"%{{customdata[0]}} {metric}: %{{x:.3f}} (%{{customdata[1]}})<extra></extra>"),
+                             width=width, legendgroup=metric, customdata=np.array([names, counts[metric]], dtype=object).T,
+                             hovertemplate=f"%{{customdata[0]}} {metric}: %{{x:.3f}} (%{{customdata[1]}})"
+                                           "<extra></extra>"),
                       row=1, col=2)
         undefined = np.flatnonzero(~np.isfinite(values))
         fig.add_trace(go.Scatter(
