@@ -130,3 +130,10 @@ def test_start_runs_a_search_and_shows_the_results(tmp_path: Path):
     payload = re.search(r"base64,([A-Za-z0-9+/=]+)'", download.value).group(1)
     with zipfile.ZipFile(io.BytesIO(base64.b64decode(payload))) as keras_file:
         assert "config.json" in keras_file.namelist()  # a real .keras archive
+
+
+def test_the_form_takes_a_mode_by_name_or_label_and_refuses_others_before_any_widget():
+    assert hpo_nb.app(mode="simple").mode.value == "accuracy"
+    assert hpo_nb.app(mode="accuracy + health").mode.value == "accuracy + health"
+    with pytest.raises(hpo_nb.ConfigError, match="'simple' or 'health', not 'fast'"):
+        hpo_nb.app(mode="fast")

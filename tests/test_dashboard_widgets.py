@@ -80,3 +80,63 @@ def test_mimebundle_has_the_widget_and_a_static_summary():
     bundle = dash.mimebundle()
     assert bundle[WIDGET_VIEW]["model_id"] == dash.root.model_id
     assert "4/8 trials" in bundle["text/plain"] and 'class="hpo-summary"' in bundle["text/html"]
+
+
+def test_a_stop_click_and_a_pick_act_on_the_shell_thread_and_their_replay_is_a_no_op(monkeypatch):
+    """While ``exp.run()`` blocks the main thread, ipykernel >= 7.4 first asks each comm, on its
+    shell-channel thread, where to route a message: the dashboard acts there. The same message then
+    reaches the main thread, where acting again would double a click or pick from stale options."""
+    import comm
+
+    routed = []
+    monkeypatch.setattr(comm.DummyComm, "_reply_subshell_for",  # ipykernel's hook: where a message goes
+                        lambda self, data, default: routed.append(data) or default, raising=False)
+    stops = []
+    dash = Dashboard("x", on_stop=lambda: stops.append(1))
+    dash(search_snapshot())
+
+    def arrive(widget, data):
+        assert widget.comm._reply_subshell_for(data, "main shell") == "main shell"  # still routed as before
+        return lambda: widget.comm.handle_msg({"content": {"data": data}, "buffers": []})  # the main thread, later
+
+    click = {"method": "custom", "content": {"event": "click"}}
+    replay = arrive(dash.stop_button, click)
+    assert stops == [1]  # at once, not when the cell ends
+    replay()
+    assert stops == [1]
+    dash.stop_button.comm.handle_msg({"content": {"data": click}, "buffers": []})  # one that was not routed early
+    assert stops == [1, 1]
+
+    trial_1 = [n for _, n in dash.picker.options].index(1)
+    replay = arrive(dash.picker, {"method": "update", "state": {"index": trial_1}, "buffer_paths": []})
+    assert dash.picker.value == 1 and "pruned" in dash.details.value
+    dash.sort.value = "trial #"  # the options reorder before the main thread gets to the pick
+    replay()
+    assert dash.picker.value == 1 and len(routed) == 2
+
+
+def test_the_summary_is_written_once_more_after_the_cell_in_which_it_became_final():
+    """A saved notebook shows the display's static summary, so it is refreshed (from the cell's
+    thread, after the cell) once the search is over, and then left alone."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    from hpo_nb.views.dashboard_display import CellDisplay
+
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell.instance(config=config)
+    try:
+        written, final = [], [False]
+        display = CellDisplay(lambda: written.append(final[0]) or {"text/plain": str(final[0])}, lambda: final[0])
+        shell.user_ns["display"] = display
+        assert shell.run_cell("display.show()\nassert display.shown_by_this_cell()", store_history=True).success
+        shell.run_cell("pass", store_history=True)
+        assert written == [False] and not display.shown_by_this_cell()  # not final: nothing rewritten
+        final[0] = True  # the search ended (on its own thread)
+        shell.run_cell("pass", store_history=True)
+        assert written == [False, True]
+        shell.run_cell("pass", store_history=True)
+        assert written == [False, True]
+    finally:
+        InteractiveShell.clear_instance()

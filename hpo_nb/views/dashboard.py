@@ -3,21 +3,15 @@
 Threads: the widgets are built and displayed from the cell's thread; afterwards only a hub
 subscription's renderer thread calls ``__call__``, which copies view-model values into existing
 widgets inside ``hold_sync()`` (value changes are safe from any thread with ipykernel 7; displaying
-is not). The output is a mimebundle with the widget view plus an HTML/text summary, and the summary
-is refreshed from a cell's thread (IPython ``post_execute``) once the search is over, so saved or
-converted notebooks show the final result where widgets cannot render.
+is not).
 
-The controls must work while ``exp.run()`` blocks the kernel's main thread, where ordinary widget
-messages wait until the cell ends. ipykernel >= 7.4 asks each comm, on its shell-channel thread,
-where to route an incoming message (``_reply_subshell_for``); we see the Stop click and the sort/pick
-changes there and handle them at once (the same message is handled again, as a no-op, when the main
-thread gets to it). On kernels without that hook they are handled the usual way, when the kernel is
-idle (e.g. after ``exp.start()``).
+Two jobs live beside it: how it sits in the notebook's output (the widget view plus a static
+summary, refreshed once the search is over: ``dashboard_display.py``), and how its controls work
+while ``exp.run()`` blocks the kernel's main thread (``early_messages.py``).
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import threading
@@ -26,13 +20,15 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import ipywidgets as w
 
 from ..progress import FinishedTrial, Snapshot
-from . import dashboard_html as H, ipython, viewmodel as vm
+from . import dashboard_html as H, viewmodel as vm
+from .dashboard_display import WIDGET_VIEW, CellDisplay, summary_bundle
 from .diagnostics import DiagnosticsPanel
+from .early_messages import handle_early
 
 if TYPE_CHECKING:
     from ..experiment import Experiment
 
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+__all__ = ["Dashboard", "WIDGET_VIEW"]
 log = logging.getLogger("hpo_nb")
 
 
@@ -92,9 +88,7 @@ class Dashboard:
         self._snap: Snapshot | None = None
         self._gallery_key: tuple[Any, ...] | None = None
         self._picked_by_user = False
-        self._handle: Any = None
-        self._displayed_in: int | None = None
-        self._finalized = False
+        self._output = CellDisplay(self.mimebundle, self._done)
         self._muted = False
         # The final test line (vm.test_line) once the search's pick is evaluated; set by for_experiment.
         self.evaluation: Callable[[], str | None] | None = None
@@ -130,15 +124,16 @@ class Dashboard:
         self.picker = w.Dropdown(options=[], value=None, description="Details of",
                                  layout=w.Layout(width="320px", max_width="100%")).add_class("hpo-picker")
         self.picker.observe(self._picked, names="value")
-        for widget in (self.stop_button, self.sort, self.order, self.picker):
-            self._handle_early(widget)
+        handle_early(self.stop_button, self._lock, on_click=lambda: self.stop())
+        for widget in (self.sort, self.order, self.picker):
+            handle_early(widget, self._lock)
         self.gallery = w.HTML(H.gallery_html([])).add_class("hpo-gallery-html")
         self.details = w.HTML(H.details_html(None)).add_class("hpo-details-html")
         # The details of the picked trial. Further per-trial panels (e.g. views/diagnostics.py)
         # go into ``details_box`` after ``details`` and follow the pick in ``_show_details``.
         self.diagnostics = DiagnosticsPanel()  # the picked trial's plots; live gradient flow while it trains
         for widget in self.diagnostics.controls:
-            self._handle_early(widget)
+            handle_early(widget, self._lock)
         self.details_box = w.VBox([self.details, self.diagnostics.root]).add_class("hpo-details-box")
         self.details_section = w.Accordion(children=[self.details_box], titles=("Details",),
                                            selected_index=None).add_class("hpo-details-section")
@@ -278,102 +273,28 @@ class Dashboard:
     def _clicked(self, _button: Any) -> None:
         self.stop()
 
-    def _handle_early(self, widget: w.Widget) -> None:
-        """Handle this widget's messages on the kernel's shell-channel thread as they arrive; the
-        main thread then skips each message handled so (a FIFO: both see them in order)."""
-        comm = getattr(widget, "comm", None)
-        route = getattr(comm, "_reply_subshell_for", None)
-        if route is None:
-            return
-        handled: collections.deque[Any] = collections.deque()
-
-        def route_and_handle(data: Any, default: Any) -> Any:
-            try:
-                if self._early_message(widget, data):
-                    handled.append(data)
-            except Exception:  # never break the kernel's message routing
-                log.exception("dashboard: handling a widget message early failed")
-            return route(data, default)
-
-        def on_main_thread(msg: dict[str, Any]) -> None:
-            if handled and handled[0] == msg["content"]["data"]:
-                handled.popleft()  # done already; a replay could act on stale options
-                return
-            widget._handle_msg(msg)
-
-        comm._reply_subshell_for = route_and_handle
-        comm.on_msg(on_main_thread)
-
-    def _early_message(self, widget: w.Widget, data: Any) -> bool:
-        """Handle a Stop click or a sort/pick change now; True if handled."""
-        if not isinstance(data, dict):
-            return False
-        if widget is self.stop_button:
-            if data.get("method") == "custom" and (data.get("content") or {}).get("event") == "click":
-                self.stop()
-                return True
-        elif data.get("method") == "update" and isinstance(data.get("state"), dict) and not data.get("buffer_paths"):
-            with self._lock:
-                widget.set_state(data["state"])  # what ipywidgets does with it, only sooner
-            return True
-        return False
-
     # ------------------------------------------------------------------ display
 
     def mimebundle(self) -> dict[str, Any]:
         """The widget view plus HTML and text summaries of the latest snapshot."""
         with self._lock:
             snap = self._snap
-        data: dict[str, Any] = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0,
-                                              "model_id": self.root.model_id}}
-        if snap is not None:
-            line = self._final_test_line() if snap.done else None
-            data["text/html"] = H.summary_html(snap, self.title, line, self.params, self.majority_rate, self.metric)
-            data["text/plain"] = vm.summary_text(snap, self.title, line, self.majority_rate, self.metric)
-        else:
-            data["text/plain"] = f"hpo-nb dashboard · {self.title}"
-        return data
+        line = self._final_test_line() if snap is not None and snap.done else None
+        return summary_bundle(self.root.model_id, snap, self.title, line, self.params, self.majority_rate,
+                              self.metric)
 
     def display(self) -> "Dashboard":
         """Display (another view of) the dashboard; call from the cell's thread."""
-        from IPython.display import display
-
-        if self._handle is None:
-            self._handle = display(self.mimebundle(), raw=True, display_id=True)
-        else:
-            display(self.mimebundle(), raw=True, display_id=self._handle.display_id)
-        self._displayed_in = _execution_count()
-        with self._lock:
-            if self._snap is not None and self._snap.done:
-                self._finalized = True  # the summary shown is final already
-        self._watch_cells()
+        self._output.show()
         return self
 
     def _ipython_display_(self) -> None:
-        if self._displayed_in is not None and self._displayed_in == _execution_count():
-            return  # ``exp.dashboard()`` as a cell's last line: already shown by this cell
-        self.display()
+        if not self._output.shown_by_this_cell():  # ``exp.dashboard()`` as a cell's last line: shown
+            self.display()
 
-    def _watch_cells(self) -> None:
-        """After each cell, once the search is over, refresh the static summary (cell thread)."""
-        ip = ipython()
-        if ip is None or self._finalized:
-            return
-        with contextlib.suppress(ValueError):
-            ip.events.unregister("post_execute", self._after_cell)
-        ip.events.register("post_execute", self._after_cell)
-
-    def _after_cell(self) -> None:
+    def _done(self) -> bool:
         with self._lock:
-            done = self._snap is not None and self._snap.done
-        if done and self._handle is not None and not self._finalized:
-            self._finalized = True
-            self._handle.update(self.mimebundle(), raw=True)  # reads the test line, shows it below too
-        if self._finalized:
-            ip = ipython()
-            if ip is not None:
-                with contextlib.suppress(ValueError):
-                    ip.events.unregister("post_execute", self._after_cell)
+            return self._snap is not None and self._snap.done
 
     def _final_test_line(self) -> str | None:
         """The test line, also copied into the widget view (cell thread, after the search)."""
@@ -428,7 +349,3 @@ def _apply(plan: list[tuple[w.Widget, dict[str, Any]]]) -> None:
                 for key, value in changed.items():
                     setattr(widget, key, value)
 
-
-def _execution_count() -> int | None:
-    ip = ipython()
-    return getattr(ip, "execution_count", None) if ip is not None else None
