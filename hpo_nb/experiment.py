@@ -220,7 +220,8 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
         # An existing study's settings stand in for those not given (a new default-storage one creates nothing yet).
         self._storage = self._open_storage() if storage is not None or (self.run_dir / "study.db").exists() else None
         recorded = reopen.recorded_settings(self._storage, self.name) if self._storage is not None else {}
-        s = reopen.adopt(given, recorded)
+        # your own test data (test=) stands for the held-out fraction: none of it to adopt
+        s = reopen.adopt(given, {k: v for k, v in recorded.items() if test is None or k != "test_fraction"})
         if dataset is None:
             self._load_dataset(reopen.adopted_dataset(recorded), None)
         if search_space is None:

@@ -97,6 +97,17 @@ def test_a_study_of_your_own_data_asks_for_it_when_left_out(runs_dir, monkeypatc
     assert Experiment(own, name="own", runs_dir=runs_dir, progress="none").mode == "health"
 
 
+@pytest.mark.filterwarnings("ignore:hpo-nb. the validation split has only:UserWarning")
+def test_your_own_test_data_is_not_overridden_by_a_recorded_fraction(runs_dir):
+    """With test=(x_test, y_test) nothing is held out (0.0): a reopen adopts the rest, not a fraction."""
+    rng = np.random.default_rng(1)
+    x, y = rng.random((150, 8, 8)).astype("float32"), np.arange(150) % 3
+    own = datasets.from_arrays(x, y, name="own-test")
+    first = Experiment(own, test=(x[:30], y[:30]), name="owntest", runs_dir=runs_dir, seed=2, progress="none")
+    again = Experiment(own, test=(x[:30], y[:30]), name="owntest", runs_dir=runs_dir, progress="none")
+    assert first.test_fraction == again.test_fraction == 0.0 and again.seed == 2
+
+
 def test_a_left_out_setting_creates_nothing_before_the_study_exists(runs_dir):
     """The peek at a study's settings opens no default storage that does not exist yet."""
     with pytest.raises(ConfigError, match="unknown search-space key"):
@@ -129,7 +140,8 @@ def test_the_cli_resumes_with_the_study_settings_and_refuses_a_conflicting_flag(
             "test_fraction 0.2 (hpo-nb run --name cli resumes with these)") in capsys.readouterr().out
     assert cli.main(["run", "--name", "cli", "--runs-dir", runs, "--mode", "simple", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "mode='health' (now 'simple')" in err and "leave it out or pass mode='health' (hpo-nb run --mode health)" in err
+    assert "mode='health' (now 'simple')" in err
+    assert "leave it out or pass mode='health' (hpo-nb run --mode health)" in err
 
 
 @pytest.mark.slow
