@@ -44,9 +44,9 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
     Creating one checks every setting, loads the dataset and opens (or resumes) the study;
     nothing trains until ``run()`` or ``start()``. Reopening a study needs only its ``name`` (and
     ``storage``): a study setting left out (None) takes the value the study recorded, one given
-    must match it. Results (``results``, ``best``, ``trial()``,
-    ``best_model()``, ``importance()``, the drawings) are read from storage (``StudyResults``),
-    so they include trials of earlier runs and of other processes sharing the study.
+    must match it. Results (``results``, ``best``, ``trial()``, ``best_model()``,
+    ``importance()``, the drawings) are read from storage (``StudyResults``), so they include
+    trials of earlier runs and of other processes sharing the study.
 
     Args:
         dataset: a registered name (``hpo_nb.datasets.names()``: "digits", "mnist", ...) or a
@@ -100,7 +100,8 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
             stops a trial after its last epoch.
         test_fraction: fraction of every class held out as the test split before validation is
             drawn, in [0, 1); default None: for a new study the dataset's official test split,
-            else 0.2 (fixed seed); for a reopened one, the recorded fraction. ``evaluate()`` scores the chosen model on it; no trial ever sees it.
+            else 0.2 (fixed seed); for a reopened one, the recorded fraction. ``evaluate()``
+            scores the chosen model on it; no trial ever sees it.
         metric: what a trial is scored on, on the validation split: "accuracy" or
             "balanced_accuracy" (the mean of per-class recalls: always answering the majority class
             scores 1/K, so imbalanced classes cannot be "solved" that way). Default None:
