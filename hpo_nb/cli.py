@@ -34,22 +34,25 @@ SPACE_HELP = ("JSON overrides of the search space: a value fixes a parameter, a 
               'learning_rate is log-scaled), e.g. \'{"conv_blocks": [1, 2], "learning_rate": {"range": [1e-4, 1e-2]}}\'')
 
 
+KEPT = " for a new study; resuming one keeps its own"  # a study setting left out is the study's (reopen.py)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hpo-nb", description="Hyperparameter search for Keras models, with live progress.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run (or resume) a search", formatter_class=_Help)
-    run.add_argument("--dataset", default=None, help="registered dataset name (default: digits for a new study; resuming one keeps its own)")
+    run.add_argument("--dataset", default=None, help=f"registered dataset name (default: digits{KEPT})")
     _data_options(run)
     run.add_argument("--trials", type=int, default=None,
                      help="number of trials (n_trials); resuming a study without it keeps its stored budget, "
                           "giving it extends that (default: 20)")
     run.add_argument("--mode", default=None, choices=["simple", "health"],
-                     help="simple (accuracy) or health (accuracy + model health) (default: simple for a new study; resuming one keeps its own)")
+                     help=f"simple (accuracy) or health (accuracy + model health) (default: simple{KEPT})")
     run.add_argument("--metric", default=None, choices=OBJECTIVE_METRICS,
                      help="what trials are scored on, on the validation split (balanced_accuracy: the mean "
-                          "per-class recall, for imbalanced classes; default: accuracy for a new study; resuming one keeps its own)")
-    run.add_argument("--max-epochs", type=int, default=None, help="epochs per trial at most (default: 10 for a new study; resuming one keeps its own)")
+                          f"per-class recall, for imbalanced classes; default: accuracy{KEPT})")
+    run.add_argument("--max-epochs", type=int, default=None, help=f"epochs per trial at most (default: 10{KEPT})")
     run.add_argument("--concurrency", type=int, default=1, help="trials running at once")
     run.add_argument("--executor", default="local", help="local or runpod")
     run.add_argument("--distribution", default=None, choices=["mirrored"],
@@ -67,11 +70,11 @@ def _parser() -> argparse.ArgumentParser:
                           "(+1 s) is failed and retried (default: 5)")
     run.add_argument("--name", default=None, help="run name: the study and runs/NAME/ (default: DATASET-MODE)")
     run.add_argument("--seed", type=int, default=None,
-                     help="seeds the sampler, the splits and every trial (default: 0 for a new study; resuming one keeps its own)")
+                     help=f"seeds the sampler, the splits and every trial (default: 0{KEPT})")
     run.add_argument("--sample-fraction", type=float, default=None,
-                     help="train on this stratified fraction (default: 1.0 for a new study; resuming one keeps its own)")
+                     help=f"train on this stratified fraction (default: 1.0{KEPT})")
     run.add_argument("--search-space", default=None,
-                     help=f"{SPACE_HELP} (default: the full space for a new study; resuming one keeps its own)")
+                     help=f"{SPACE_HELP} (default: the full space{KEPT})")
     run.add_argument("--pruner", choices=["none", "median", "hyperband"], default="none",
                      help="stop weak trials early to save time (the budget still counts them; default: none)")
     run.add_argument("--no-pruning", action="store_true", help="same as --pruner none")
@@ -84,9 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", default="runs", help="folder of run folders (study, run.log, models)")
     run.add_argument("--test-fraction", type=float, default=None,
                      help="fraction held out for the final test accuracy when the dataset has no official test "
-                          "split (0: none; default: 0.2 for a new study; resuming one keeps its own)")
+                          f"split (0: none; default: 0.2{KEPT})")
     run.add_argument("--validation-fraction", type=float, default=None,
-                     help="fraction of the (non-test) data held out to score trials, in (0, 1) (default: 0.2 for a new study; resuming one keeps its own)")
+                     help=f"fraction of the (non-test) data held out to score trials, in (0, 1) (default: 0.2{KEPT})")
     run.add_argument("--no-evaluate", action="store_true",
                      help="skip the test accuracy of the best trial at the end")
     run.add_argument("--quiet", action="store_true", help="no live progress")
