@@ -34,22 +34,25 @@ SPACE_HELP = ("JSON overrides of the search space: a value fixes a parameter, a 
               'learning_rate is log-scaled), e.g. \'{"conv_blocks": [1, 2], "learning_rate": {"range": [1e-4, 1e-2]}}\'')
 
 
+KEPT = " for a new study; resuming one keeps its own"  # a study setting left out is the study's (reopen.py)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hpo-nb", description="Hyperparameter search for Keras models, with live progress.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run (or resume) a search", formatter_class=_Help)
-    run.add_argument("--dataset", default=None, help="registered dataset name (default: digits)")
+    run.add_argument("--dataset", default=None, help=f"registered dataset name (default: digits{KEPT})")
     _data_options(run)
     run.add_argument("--trials", type=int, default=None,
                      help="number of trials (n_trials); resuming a study without it keeps its stored budget, "
                           "giving it extends that (default: 20)")
-    run.add_argument("--mode", default="simple", choices=["simple", "health"],
-                     help="simple (accuracy) or health (accuracy + model health)")
-    run.add_argument("--metric", default="accuracy", choices=OBJECTIVE_METRICS,
+    run.add_argument("--mode", default=None, choices=["simple", "health"],
+                     help=f"simple (accuracy) or health (accuracy + model health) (default: simple{KEPT})")
+    run.add_argument("--metric", default=None, choices=OBJECTIVE_METRICS,
                      help="what trials are scored on, on the validation split (balanced_accuracy: the mean "
-                          "per-class recall, for imbalanced classes; default: accuracy)")
-    run.add_argument("--max-epochs", type=int, default=10, help="epochs per trial at most")
+                          f"per-class recall, for imbalanced classes; default: accuracy{KEPT})")
+    run.add_argument("--max-epochs", type=int, default=None, help=f"epochs per trial at most (default: 10{KEPT})")
     run.add_argument("--concurrency", type=int, default=1, help="trials running at once")
     run.add_argument("--executor", default="local", help="local or runpod")
     run.add_argument("--distribution", default=None, choices=["mirrored"],
@@ -66,9 +69,12 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"seconds between heartbeats of running trials; a trial silent for {GRACE_BEATS}x this "
                           "(+1 s) is failed and retried (default: 5)")
     run.add_argument("--name", default=None, help="run name: the study and runs/NAME/ (default: DATASET-MODE)")
-    run.add_argument("--seed", type=int, default=0, help="seeds the sampler, the splits and every trial")
-    run.add_argument("--sample-fraction", type=float, default=1.0, help="train on this stratified fraction")
-    run.add_argument("--search-space", default=None, help=SPACE_HELP)
+    run.add_argument("--seed", type=int, default=None,
+                     help=f"seeds the sampler, the splits and every trial (default: 0{KEPT})")
+    run.add_argument("--sample-fraction", type=float, default=None,
+                     help=f"train on this stratified fraction (default: 1.0{KEPT})")
+    run.add_argument("--search-space", default=None,
+                     help=f"{SPACE_HELP} (default: the full space{KEPT})")
     run.add_argument("--pruner", choices=["none", "median", "hyperband"], default="none",
                      help="stop weak trials early to save time (the budget still counts them; default: none)")
     run.add_argument("--no-pruning", action="store_true", help="same as --pruner none")
@@ -81,9 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", default="runs", help="folder of run folders (study, run.log, models)")
     run.add_argument("--test-fraction", type=float, default=None,
                      help="fraction held out for the final test accuracy when the dataset has no official test "
-                          "split (default: 0.2; 0: none)")
-    run.add_argument("--validation-fraction", type=float, default=0.2,
-                     help="fraction of the (non-test) data held out to score trials, in (0, 1)")
+                          f"split (0: none; default: 0.2{KEPT})")
+    run.add_argument("--validation-fraction", type=float, default=None,
+                     help=f"fraction of the (non-test) data held out to score trials, in (0, 1) (default: 0.2{KEPT})")
     run.add_argument("--no-evaluate", action="store_true",
                      help="skip the test accuracy of the best trial at the end")
     run.add_argument("--quiet", action="store_true", help="no live progress")
@@ -184,7 +190,7 @@ def _run(args: argparse.Namespace) -> int:
     space = _search_space(args.search_space)
 
     from .experiment import Experiment
-    from .views.console import results_table
+    from .views.console import ConsoleRenderer, results_table
 
     exp = Experiment(
         dataset=dataset_from_args(args), mode=args.mode, n_trials=args.trials, max_epochs=args.max_epochs,
@@ -193,7 +199,8 @@ def _run(args: argparse.Namespace) -> int:
         sample_fraction=args.sample_fraction, pruning=not args.no_pruning, pruner=args.pruner, runs_dir=args.runs_dir,
         diagnostics=not args.no_diagnostics, artifact_store=args.artifact_store,
         devices=args.devices.split(",") if args.devices else None, gpus_per_trial=args.gpus_per_trial,
-        progress="none" if args.quiet else "console", heartbeat_interval=args.heartbeat_interval,
+        progress="none" if args.quiet else ConsoleRenderer(closing_notices=False),  # the summary below has them
+        heartbeat_interval=args.heartbeat_interval,
         test_fraction=args.test_fraction, metric=args.metric, validation_fraction=args.validation_fraction,
     )
     # TensorFlow's import runs with fd 2 captured (tf_stderr): done here, before any trial thread,
@@ -274,6 +281,10 @@ def _show(args: argparse.Namespace) -> int:
     settings = study.settings
     print(f"study {args.name}: dataset {settings.get('dataset', '?')} · mode {study.mode} · "
           f"{settings.get('max_epochs', '?')} epochs max")
+    kept = " · ".join(f"{k} {settings[k]}" for k in ("metric", "seed", "validation_fraction", "sample_fraction",
+                                                    "test_fraction") if k in settings)
+    if kept:  # what `hpo-nb run --name NAME` resumes with when they are left out
+        print(f"settings: {kept} (hpo-nb run --name {args.name} resumes with these)")
     Console(width=None if sys.stdout.isatty() else 120).print(results_table(study.results, max_rows=args.rows))
     try:
         best = study.best
@@ -315,8 +326,8 @@ def _warn(messages: Sequence[str]) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    """Reopen the study with the settings it recorded (its dataset, or --data for your own data),
-    score the best trial's saved model on the test split (``Experiment.evaluate``), print it."""
+    """Reopen the study (its recorded settings apply: ``reopen``; --data for your own data), score
+    the best trial's saved model on the test split (``Experiment.evaluate``), print it."""
     import warnings
 
     from . import datasets
@@ -328,18 +339,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message="hpo-nb: ", category=UserWarning)  # notices are logged already
     study = StoredStudy(args.name, storage=args.storage, runs_dir=args.runs_dir)
     s = study.settings
-    args.dataset = None
-    if args.data is None:
-        if s.get("dataset") not in datasets.names():
-            raise ConfigError(f"study {args.name!r} searched your own data ({s.get('dataset')!r}): pass it again with "
-                              "--data PATH and the options it was read with (hpo-nb evaluate --help).")
-        args.dataset = s["dataset"]
-    exp = Experiment(
-        dataset=dataset_from_args(args), mode=study.mode, metric=study.metric, name=args.name, storage=args.storage,
-        runs_dir=args.runs_dir, progress="none", seed=int(s.get("seed", 0)), max_epochs=int(s.get("max_epochs", 10)),
-        sample_fraction=float(s.get("sample_fraction", 1.0)),
-        validation_fraction=float(s.get("validation_fraction", 0.2)), test_fraction=s.get("test_fraction"),
-    )  # no trial runs: its search space only matters to new trials
+    args.dataset = None  # the study's own; every setting left out is the study's (reopen.adopt)
+    if args.data is None and s.get("dataset") not in datasets.names():
+        raise ConfigError(f"study {args.name!r} searched your own data ({s.get('dataset')!r}): pass it again with "
+                          "--data PATH and the options it was read with (hpo-nb evaluate --help).")
+    exp = Experiment(dataset=dataset_from_args(args), name=args.name, storage=args.storage, runs_dir=args.runs_dir,
+                     progress="none")
     report = exp.evaluate(1).selected
     best = exp.trial(report.trial)
     for line in evaluation_lines(best.number, best.accuracy, best.score, report.test_accuracy, report.n_test,

@@ -37,7 +37,8 @@ def options(run: argparse.ArgumentParser) -> None:
 
 
 def dataset_from_args(args: argparse.Namespace) -> Any:
-    """The registered name (``--dataset``, default "digits") or the ``Dataset`` ``--data`` opens.
+    """The registered name (``--dataset``; None: ``Experiment``'s default, "digits" or a resumed
+    study's own) or the ``Dataset`` ``--data`` opens.
 
     Raises:
         ConfigError: both ``--dataset`` and ``--data``, a data option without ``--data``, a bad
@@ -51,7 +52,7 @@ def dataset_from_args(args: argparse.Namespace) -> Any:
         stray = [k for k, v in given.items() if v is not None]
         if stray:
             raise ConfigError(f"{', '.join(stray)} {'goes' if len(stray) == 1 else 'go'} with --data PATH (your own data).")
-        return args.dataset or "digits"
+        return args.dataset  # None: Experiment's default ("digits", or a resumed study's own)
     if args.dataset is not None:
         raise ConfigError("pass --dataset NAME (a registered dataset) or --data PATH (your own data), not both.")
     from . import datasets

@@ -92,9 +92,12 @@ class TrialFinished:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A message for the user, e.g. 'RunPod unreachable: running locally'."""
+    """A message for the user, e.g. 'RunPod unreachable: running locally'. ``closing``: a verdict
+    on the finished search (every trial failed, the best does not beat the majority class), which
+    a caller's own summary may show instead (``Snapshot.closing_notices``)."""
 
     message: str
+    closing: bool = False
 
 
 Event = Union[TrialStarted, TrialStatus, EpochProgress, EpochEnded, EpochDiagnostics, TrialFinished, Notice]
@@ -161,6 +164,7 @@ class Snapshot:
         stopping: ``stop()`` was called; running trials are ending.
         notices: messages for the user (e.g. "RunPod unreachable: running locally").
         version: grows with every change; equal versions mean equal snapshots.
+        closing_notices: those of ``notices`` that are verdicts on the finished search.
     """
 
     mode: str
@@ -174,6 +178,7 @@ class Snapshot:
     stopping: bool
     notices: tuple[str, ...]
     version: int
+    closing_notices: tuple[str, ...] = ()
 
     def count(self, state: str) -> int:
         return sum(1 for t in self.finished if t.state == state)
@@ -274,6 +279,7 @@ class ProgressHub:
         self._running: dict[int, RunningTrial] = {}
         self._finished: dict[int, FinishedTrial] = {}
         self._notices: list[str] = []
+        self._closing: list[str] = []
         self._started_at = time.time()
         self._done = False
         self._stopping = False
@@ -368,6 +374,8 @@ class ProgressHub:
             )
         elif isinstance(event, Notice):
             self._notices.append(event.message)
+            if event.closing:
+                self._closing.append(event.message)
 
     # -- readers --------------------------------------------------------------------
 
@@ -385,7 +393,7 @@ class ProgressHub:
             running=tuple(sorted(self._running.values(), key=lambda t: t.trial)),
             finished=tuple(sorted(self._finished.values(), key=lambda t: t.trial)),
             started_at=self._started_at, now=time.time(), done=self._done, stopping=self._stopping,
-            notices=tuple(self._notices), version=self._version,
+            notices=tuple(self._notices), version=self._version, closing_notices=tuple(self._closing),
         )
 
     def wait_for_change(self, version: int, timeout: float | None = None) -> Snapshot:

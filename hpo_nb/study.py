@@ -4,6 +4,7 @@ design queued when it is created.
 A study remembers what makes its scores comparable (dataset and its fingerprint, mode, seed,
 split fractions, epochs, search space). Reopening it with data or a seed that would move the
 splits or describe other samples is refused; other settings only stop new trials from being added.
+Settings a reopen leaves out take the recorded values (``reopen``), so only given ones can differ.
 """
 
 from __future__ import annotations
@@ -170,7 +171,8 @@ def refuse_other_samples(name: str, stored: dict[str, Any], now: dict[str, Any],
                      if k in ("mode", "seed", "sample_fraction", "validation_fraction", "test_fraction")
                      or (k == "dataset" and is_registered(str(v))))
     cli = f" (hpo-nb run {flags})" if flags else ""  # the CLI's flags
-    reopen = f"Reopen it with {same}{cli}, or pick" if same else "Pick"
+    reopen = f"To reopen it, leave {'it' if len(diffs) == 1 else 'them'} out or pass {same}{cli}; or pick" \
+        if same else "Pick"
     raise ConfigError(f"study {name!r} was searched with {changed}; {why}. {reopen} another name= (--name) "
                       "to start a new study.")
 
@@ -189,6 +191,8 @@ def incomparable(name: str, stored: dict[str, Any], now: dict[str, Any]) -> tupl
         (refuse new trials; reading results and ``evaluate()`` still work).
     """
     how = "Reopen it with the same data and settings, or pass another name= to start a new study."
+    left = "Leave max_epochs, metric and search_space out to reopen it with its own, or pass another name= to start " \
+           "a new study."
     data = None
     if stored.get("fingerprint", now["fingerprint"]) != now["fingerprint"]:
         data = (f"study {name!r} was searched on other data (fingerprint {stored['fingerprint'][:10]}, now "
@@ -204,5 +208,5 @@ def incomparable(name: str, stored: dict[str, Any], now: dict[str, Any]) -> tupl
         changed.append("another search space (" + "; ".join(
             f"{k}: {old_space.get(k)} -> {now['search_space'].get(k)}" for k in keys[:3]) + ")")
     settings = (f"study {name!r} was searched with {', '.join(changed)}; new trials would not be comparable with "
-                f"its trials (reading its results and evaluate() still work). {how}") if changed else None
+                f"its trials (reading its results and evaluate() still work). {left}") if changed else None
     return data, settings

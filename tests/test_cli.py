@@ -130,3 +130,4 @@ def test_run_warns_in_its_summary_when_the_best_does_not_beat_the_majority_class
                       "rate 0.1010 (always answering '1'): the models learned nothing beyond the class balance. Try "
                       "metric='balanced_accuracy' for imbalanced classes, more epochs or a wider search space."], err
     assert "majority-class rate 0.1010 on 287 validation samples" in out
+    assert (out + err).count("does not beat") == 1, out  # in the summary only, not also as the live bars' "!" line

@@ -120,10 +120,13 @@ def test_stored_space_is_parsed_without_eval():
 def test_help_shows_defaults():
     text = subprocess.run([*HPO, "run", "--help"], capture_output=True, text=True, timeout=60).stdout
     flat = " ".join(text.split())
-    for option, default in (("--trials", "20"), ("--max-epochs", "10"), ("--concurrency", "1"),
-                            ("--seed", "0"), ("--runs-dir", "runs"), ("--sample-fraction", "1.0")):
+    for option, default in (("--trials", "20)"), ("--max-epochs", "10 for a new study; resuming one keeps its own)"),
+                            ("--concurrency", "1)"), ("--seed", "0 for a new study; resuming one keeps its own)"),
+                            ("--runs-dir", "runs)"), ("--mode", "simple for a new study; resuming one keeps its own)"),
+                            ("--sample-fraction", "1.0 for a new study; resuming one keeps its own)"),
+                            ("--validation-fraction", "0.2 for a new study; resuming one keeps its own)")):
         section = flat.split(option, 2)[-1].split(" --", 1)[0]  # the option's own help text
-        assert f"(default: {default})" in section, (option, section)
+        assert f"(default: {default}" in section, (option, section)
     assert '{"range": [lo, hi]}' in flat
 
 

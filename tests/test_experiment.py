@@ -126,8 +126,8 @@ def test_mismatched_and_empty_arrays_are_rejected():
 def test_resuming_with_another_mode_is_refused(runs_dir):
     Experiment("digits", mode="simple", name="same", runs_dir=runs_dir, progress="none")
     with pytest.raises(ConfigError, match=r"was searched with mode='simple' \(now 'health'\); its scores are not "
-                                          r"comparable with this one\. Reopen it with mode='simple' "
-                                          r"\(hpo-nb run --mode simple\), or pick another name="):
+                                          r"comparable with this one\. To reopen it, leave it out or pass "
+                                          r"mode='simple' \(hpo-nb run --mode simple\); or pick another name="):
         Experiment("digits", mode="health", name="same", runs_dir=runs_dir, progress="none")
 
 
@@ -135,10 +135,11 @@ def test_a_reopen_with_several_other_settings_names_every_argument_to_pass(runs_
     """One error names the mode and the sample fraction (was: one error, then another after fixing it)."""
     Experiment("digits", mode="health", sample_fraction=0.5, name="nbA", runs_dir=runs_dir, progress="none")
     with pytest.raises(ConfigError) as err:
-        Experiment(name="nbA", runs_dir=runs_dir, progress="none")
+        Experiment(name="nbA", runs_dir=runs_dir, progress="none", mode="simple", sample_fraction=1.0)
     message = str(err.value)
     assert "mode='health' (now 'simple'), sample_fraction=0.5 (now 1.0)" in message
-    assert "Reopen it with mode='health', sample_fraction=0.5 (hpo-nb run --mode health --sample-fraction 0.5)" in message
+    assert ("To reopen it, leave them out or pass mode='health', sample_fraction=0.5 (hpo-nb run --mode health "
+            "--sample-fraction 0.5); or pick another name=") in message
 
 
 @pytest.mark.slow

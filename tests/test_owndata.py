@@ -204,6 +204,10 @@ def test_chance_levels_and_their_warnings():
     assert "does not beat the majority-class rate 0.7500 (always answering 'neg')" in not_beaten(0.75, base, "accuracy")
     assert "metric='balanced_accuracy'" in not_beaten(0.7, base, "accuracy")
     assert not_beaten(0.8, base, "accuracy") is None and not_beaten(0.6, base, "balanced_accuracy") is None
+    # Keras reports accuracy as float32: 11/12 comes back as 0.91666668..., 2e-8 above the rate
+    eleven = baseline_of(np.array([0] * 11 + [1]), 2)
+    assert not_beaten(float(np.float32(11 / 12)), eleven, "accuracy") is not None
+    assert not_beaten(float(np.float32(11 / 12)) + 1 / 48, eleven, "accuracy") is None  # one sample more
     assert small_validation(MIN_VALIDATION) is None
     assert "only 24 samples: one sample moves accuracy by 4.2 points" in small_validation(24)
     assert "±10 points" in small_validation(24) and "400 (±2.5)" in small_validation(24)

@@ -121,7 +121,7 @@ def test_a_study_reopened_with_another_test_split_is_refused(runs_dir):
 @pytest.mark.parametrize("change, shown", [
     ({"seed": 3}, r"seed=0 \(now 3\); its trials were trained and scored on other samples.*seed=0 \(hpo-nb run --seed 0\)"),
     ({"sample_fraction": 0.5}, r"sample_fraction=1.0 \(now 0.5\).*--sample-fraction 1.0"),
-    ({"validation_fraction": 0.3}, r"validation_fraction=0.2 \(now 0.3\).*Reopen it with validation_fraction=0.2 \(hpo-nb run --validation-fraction 0.2\), or"),
+    ({"validation_fraction": 0.3}, r"validation_fraction=0.2 \(now 0.3\).*To reopen it, leave it out or pass validation_fraction=0.2 \(hpo-nb run --validation-fraction 0.2\); or"),
 ])
 def test_a_study_reopened_with_another_seed_or_fraction_is_refused(runs_dir, change, shown):
     """Another seed draws another validation split: trials scored on it cannot be ranked together."""

@@ -22,9 +22,12 @@ class ConsoleRenderer:
 
     Args:
         console: where to draw; default: stdout (bars in a terminal, plain lines otherwise).
+        closing_notices: print the verdicts on the finished search too (every trial failed, the
+            best does not beat the majority class); False when a summary printed after the
+            search shows them (``hpo-nb run``), so they are not printed twice.
     """
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, closing_notices: bool = True) -> None:
         self.console = console or Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
         self.live = self.console.is_terminal or self.console.is_jupyter
         self._progress = Progress(
@@ -35,6 +38,7 @@ class ConsoleRenderer:
         self._tasks: dict[int, TaskID] = {}
         self._announced: set[int] = set()
         self._noticed = 0
+        self._closing_notices = closing_notices
         self._started = False
         self._last_line = ""
 
@@ -45,6 +49,8 @@ class ConsoleRenderer:
             snap: the hub's latest snapshot.
         """
         for notice in snap.notices[self._noticed:]:  # notices only grow
+            if not self._closing_notices and notice in snap.closing_notices:
+                continue
             self.console.print(f"! {notice}", highlight=False, soft_wrap=True, markup=False)
         self._noticed = len(snap.notices)
         self._announce_finished(snap)
