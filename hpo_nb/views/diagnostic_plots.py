@@ -272,9 +272,11 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
     """Activation maps of the fixed validation samples; a menu picks the layer.
 
     Images: one row per sample, the input then the layer's most active channels (up to 8).
-    Text: one row per sample ("sample 3 (class ham)"), units x tokens of the LSTM's output
+    Text: one row per sample, units x tokens of the LSTM's output
     (padding left out), each row with its own words under it (at most ``MAX_TOKEN_LABELS``: a
     longer text labels every k-th token) and every word and the unit's index in the hover.
+    Each row is named to its left, horizontally ("sample 3" over "class ham", a long class name
+    shortened; the hover has it whole), so names never run into the next row's.
 
     Args:
         maps: ``analysis.diagnostics.activation_maps``.
@@ -292,8 +294,8 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
     height = (row_px + gap_px) * s + 140
     spacing = min(gap_px / (height - 180), 0.9 / (s - 1)) if text and s > 1 else 0.06  # of the plot area
     # (the figure less plotly's default 100 px top and 80 px bottom margins)
-    fig = make_subplots(rows=max(s, 1), cols=cols, horizontal_spacing=0.01, vertical_spacing=spacing,
-                        row_titles=[f"sample {i} (class {lab})" for i, lab in zip(maps.samples, maps.labels)])
+    fig = make_subplots(rows=max(s, 1), cols=cols, horizontal_spacing=0.01, vertical_spacing=spacing)
+    row_labels = _sample_labels(fig, maps)
     visibility: list[list[bool]] = []
     for li, layer in enumerate(maps.layers):
         arr = maps.maps[layer]
@@ -333,5 +335,20 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
     fig.update_xaxes(showticklabels=maps.kind == "text")
     fig.update_yaxes(showticklabels=False, autorange="reversed")
     fig.update_layout(title=f"{title}: {maps.layers[0]}" if maps.layers else title, height=height,
+                      margin={"l": round(label_px(row_labels) + 24)},
                       updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.12, "xanchor": "right"}] if buttons else [])
     return fig
+
+
+def _sample_labels(fig: go.Figure, maps: ActivationMaps) -> list[str]:
+    """Name each sample's row with a horizontal two-line note left of it (the full class name in
+    its hover); returns the lines drawn (for the left margin)."""
+    classes = short_labels([str(lab) for lab in maps.labels], 16)
+    lines: list[str] = []
+    for r, (sample, label, full) in enumerate(zip(maps.samples, classes, maps.labels)):
+        domain = fig.get_subplot(r + 1, 1).yaxis.domain
+        lines += [f"sample {sample}", f"class {label}"]
+        fig.add_annotation(text=f"sample {sample}<br>class {label}", hovertext=f"sample {sample} (class {full})",
+                           xref="paper", yref="paper", x=0, y=(domain[0] + domain[1]) / 2, xanchor="right",
+                           yanchor="middle", xshift=-8, align="right", showarrow=False, textangle=0)
+    return lines
