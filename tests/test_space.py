@@ -73,6 +73,24 @@ def test_parameters_the_model_ignores_are_not_shown_as_its_configuration():
     assert active_params({"dense_layers": 1, "dense_units": 256}) == {"dense_layers": 1, "dense_units": 256}
 
 
+@pytest.mark.parametrize("modality, overrides", [
+    ("image", {"dense_layers": 0}), ("image", {"dense_layers": [0], "dense_units": [32, 64]}),
+    ("text", {"dense_layers": 0}),
+])
+def test_dense_units_are_not_searched_without_dense_layers(modality, overrides):
+    from hpo_nb.startup import startup_configs
+
+    space = build_space(modality, overrides)
+    assert isinstance(space["dense_units"], Fixed) and "dense_units" not in searched(space)
+    trial = optuna.create_study().ask()
+    suggest(trial, space)
+    assert "dense_units" not in trial.params and "dense_layers" not in trial.params
+    assert all("dense_units" not in config for config in startup_configs(modality, space, 5, seed=0))
+    # with dense layers possible it stays searched
+    assert not isinstance(build_space(modality, {"dense_layers": [0, 1]})["dense_units"], Fixed)
+    assert not isinstance(build_space(modality)["dense_units"], Fixed)
+
+
 def test_the_learning_rate_is_the_peak_of_a_linear_decay_over_the_trial():
     import numpy as np
 
