@@ -303,6 +303,21 @@ def build_space(modality: str, overrides: Mapping[str, Any] | None = None,
     return space
 
 
+def comparable_reprs(reprs: Mapping[str, str]) -> dict[str, str]:
+    """A recorded search space (parameter name -> repr, as a study stores it) with what
+    ``_fix_unused`` changed left out: ``dense_units`` when ``dense_layers`` is fixed at 0. A
+    study recorded before that change searched it for nothing; its trials are comparable.
+
+    Args:
+        reprs: parameter name -> ``repr`` of its ``Param``.
+
+    Returns:
+        dict[str, str]: the same, less the parameters no model of the space uses.
+    """
+    unused = {"dense_units"} if reprs.get("dense_layers") == repr(Fixed(0)) else set()
+    return {k: v for k, v in reprs.items() if k not in unused}
+
+
 def _fix_unused(modality: str, space: SearchSpace) -> None:
     """Fix the parameters the model cannot use in ``space`` (as ``active_params`` leaves them out
     of what is shown): ``dense_units`` when ``dense_layers`` is fixed at 0, at the value the first
