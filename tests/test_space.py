@@ -151,3 +151,18 @@ def test_a_text_with_no_token_gets_finite_probabilities_and_others_are_unchanged
     path = tmp_path / "m.keras"
     model.save(path)
     assert np.allclose(keras.models.load_model(path, compile=False).predict(x, verbose=0), probs)
+
+
+def test_a_study_that_searched_dense_units_without_dense_layers_stays_comparable():
+    """Recorded before dense_units was fixed there: its trials only differ in a no-op."""
+    from hpo_nb.study import incomparable
+
+    now = {k: repr(v) for k, v in build_space("image", {"dense_layers": 0}).items()}
+    old = {**now, "dense_units": repr(Choice((64, 128, 256)))}
+    comparable = {"fingerprint": "f", "max_epochs": 3, "metric": "accuracy"}
+    assert incomparable("s", {**comparable, "search_space": old}, {**comparable, "search_space": now}) == (None, None)
+    searched_units = {k: repr(v) for k, v in build_space("image", {"dense_layers": 1}).items()}
+    other = {**searched_units, "dense_units": repr(Fixed(64))}
+    _, settings = incomparable("s", {**comparable, "search_space": searched_units},
+                               {**comparable, "search_space": other})
+    assert "dense_units" in settings  # with dense layers, dense_units still counts
