@@ -54,6 +54,10 @@ class SearchControl:
         interrupted one would (no trial is left RUNNING). Returns None, so a cell ending in
         ``exp.run()`` shows the dashboard and not a repr under it.
 
+        Warns:
+            UserWarning: with ``progress="none"``, once, what the search's end would show on the
+                dashboard or console (as ``wait()``).
+
         Raises:
             RuntimeError: the experiment is already running.
             KeyboardInterrupt: Ctrl+C, after the search has stopped and recorded its trials.
@@ -62,7 +66,7 @@ class SearchControl:
         """
         self.start()
         try:
-            self.wait()
+            self._wait(None)
             self._evaluate_after_run()  # one predict on the test split: the honest number, shown at once
         except KeyboardInterrupt:
             log.warning("interrupted: stopping the search")
@@ -116,12 +120,16 @@ class SearchControl:
         Raises:
             Exception: what broke the search, once it has ended (raised once).
         """
+        return self._wait(timeout)
+
+    def _wait(self, timeout: float | None) -> "Experiment":
+        """``wait()``, its warnings pointing at the caller of ``wait()`` or ``run()``."""
         # Not Thread.join/is_alive: Ctrl+C inside join can make a running thread look ended (background.py).
         if self._background is not None and not self._background.wait(timeout):
             return self
         unshown, self._unshown = getattr(self, "_unshown", []), []
         for message in unshown:  # in the caller's thread, where warnings filters and notebooks see it
-            warnings.warn(f"hpo-nb: {message}", UserWarning, stacklevel=2)
+            warnings.warn(f"hpo-nb: {message}", UserWarning, stacklevel=3)
         if self._error is not None:
             err, self._error = self._error, None
             raise err
