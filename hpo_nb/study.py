@@ -17,7 +17,7 @@ import optuna
 
 from . import startup
 from .errors import ConfigError
-from .space import SearchSpace
+from .space import SearchSpace, comparable_reprs
 from .values import check_choice
 
 PRUNERS = ("median", "hyperband", "none")
@@ -202,11 +202,12 @@ def incomparable(name: str, stored: dict[str, Any], now: dict[str, Any]) -> tupl
         changed.append(f"max_epochs={stored['max_epochs']} (now {now['max_epochs']})")
     if stored.get("metric", "accuracy") != now.get("metric", "accuracy"):  # older studies scored accuracy
         changed.append(f"metric={stored.get('metric', 'accuracy')!r} (now {now.get('metric', 'accuracy')!r})")
-    old_space = stored.get("search_space", now["search_space"])
-    keys = sorted(k for k in {*old_space, *now["search_space"]} if old_space.get(k) != now["search_space"].get(k))
+    old_space, new_space = (comparable_reprs(s) for s in (stored.get("search_space", now["search_space"]),
+                                                          now["search_space"]))
+    keys = sorted(k for k in {*old_space, *new_space} if old_space.get(k) != new_space.get(k))
     if keys:
         changed.append("another search space (" + "; ".join(
-            f"{k}: {old_space.get(k)} -> {now['search_space'].get(k)}" for k in keys[:3]) + ")")
+            f"{k}: {old_space.get(k)} -> {new_space.get(k)}" for k in keys[:3]) + ")")
     settings = (f"study {name!r} was searched with {', '.join(changed)}; new trials would not be comparable with "
                 f"its trials (reading its results and evaluate() still work). {left}") if changed else None
     return data, settings
