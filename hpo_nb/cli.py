@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="what trials are scored on, on the validation split (balanced_accuracy: the mean "
                           f"per-class recall, for imbalanced classes; default: accuracy{KEPT})")
     run.add_argument("--max-epochs", type=int, default=None, help=f"epochs per trial at most (default: 10{KEPT})")
+    run.add_argument("--accuracy-weight", type=float, default=None, metavar="W",
+                     help="health mode: the score is W x accuracy + (1 - W) x health score, W in [0, 1] "
+                          f"(default: 0.7{KEPT})")
     run.add_argument("--concurrency", type=int, default=1, help="trials running at once")
     run.add_argument("--executor", default="local", help="local or runpod")
     run.add_argument("--distribution", default=None, choices=["mirrored"],
@@ -133,8 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _command(args)
         sys.stdout.flush()  # here, where a reader that left (BrokenPipeError) is handled, not at exit
         return code
-    except HpoNbError as exc:
-        print(f"hpo-nb: error: {exc}", file=sys.stderr)
+    except HpoNbError as exc:  # a ConfigError's cli form names the flags rather than Python's arguments
+        print(f"hpo-nb: error: {getattr(exc, 'cli', None) or exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `hpo-nb show NAME | head`: the reader left; say nothing (as cat, ls do)
         _quiet_stdout()
@@ -202,6 +205,7 @@ def _run(args: argparse.Namespace) -> int:
         progress="none" if args.quiet else ConsoleRenderer(closing_notices=False),  # the summary below has them
         heartbeat_interval=args.heartbeat_interval,
         test_fraction=args.test_fraction, metric=args.metric, validation_fraction=args.validation_fraction,
+        accuracy_weight=args.accuracy_weight,
     )
     # TensorFlow's import runs with fd 2 captured (tf_stderr): done here, before any trial thread,
     # so a Ctrl+C's "stopping" line cannot land inside that capture and be filed with its log.
@@ -238,7 +242,7 @@ def _run(args: argparse.Namespace) -> int:
         best = exp.best
         from .space import searched
 
-        mine = report if report and report.trial == best.number else None
+        mine = report if report and report.trial == best.number else _stored_test(exp.study, best.number)
         for line in best_lines(best, mine.test_accuracy if mine else None, mine.n_test if mine else 0,
                                searched(exp.space), exp.metric, mine.test_balanced_accuracy if mine else None):
             print(line)
@@ -249,6 +253,34 @@ def _run(args: argparse.Namespace) -> int:
         code = code or 1
     print(f"run folder: {exp.run_dir}")
     return code
+
+
+def _stored_test(study: object, trial: int) -> object:
+    """The test report ``evaluate`` stored for ``trial`` (an earlier run's, ``hpo-nb evaluate``'s),
+    or None: what the summary shows when this run measured none (``--no-evaluate``, Ctrl+C)."""
+    from .records import TestReport, stored_evaluations
+
+    stored = stored_evaluations(study).get(trial)
+    return TestReport.from_attr(trial, stored) if stored else None
+
+
+def _resume_command(args: argparse.Namespace, settings: dict) -> str:
+    """The ``hpo-nb run`` line that resumes a stored study with its own settings: its storage
+    (password masked) or runs folder, and ``--data`` for a study of your own data, which only the
+    user can pass again."""
+    import shlex
+
+    from .datasets import is_registered
+    from .storage import mask_url
+
+    words = ["hpo-nb", "run", "--name", shlex.quote(args.name)]
+    if args.storage:
+        words += ["--storage", shlex.quote(mask_url(args.storage))]
+    elif args.runs_dir != "runs":
+        words += ["--runs-dir", shlex.quote(str(args.runs_dir))]
+    if "dataset" in settings and not is_registered(str(settings["dataset"])):
+        words += ["--data", "PATH"]  # the file or folder it was read from, with the same options
+    return " ".join(words)
 
 
 def _search_space(text: str | None) -> dict | None:
@@ -282,9 +314,14 @@ def _show(args: argparse.Namespace) -> int:
     print(f"study {args.name}: dataset {settings.get('dataset', '?')} · mode {study.mode} · "
           f"{settings.get('max_epochs', '?')} epochs max")
     kept = " · ".join(f"{k} {settings[k]}" for k in ("metric", "seed", "validation_fraction", "sample_fraction",
-                                                    "test_fraction") if k in settings)
+                                                    "test_fraction", "accuracy_weight") if k in settings)
+    weights = settings.get("health_weights")
+    if isinstance(weights, dict) and len(set(weights.values())) > 1:  # equal weights: the default, not shown
+        kept += " · health_weights " + ", ".join(f"{k}={v:g}" for k, v in weights.items())
     if kept:  # what `hpo-nb run --name NAME` resumes with when they are left out
-        print(f"settings: {kept} (hpo-nb run --name {args.name} resumes with these)")
+        command = _resume_command(args, settings)
+        data = " (PATH: your data, read as before)" if command.endswith("--data PATH") else ""
+        print(f"settings: {kept} ({command} resumes with these{data})")
     Console(width=None if sys.stdout.isatty() else 120).print(results_table(study.results, max_rows=args.rows))
     try:
         best = study.best

@@ -81,8 +81,9 @@ class SearchControl:
         """
         if self.running:
             raise RuntimeError("this experiment is already running; call wait() or stop() first.")
-        if getattr(self, "_incomparable", None):  # reopened with other settings: adding trials would mix them
-            raise ConfigError(self._incomparable)
+        refused = getattr(self, "_incomparable", None)
+        if refused is not None:  # reopened with other settings: adding trials would mix them
+            raise ConfigError(str(refused), cli=refused.cli)
         self._error = None
         record_budget(self.study, self.n_trials)  # a later reopen without n_trials shows this budget
         self.hub = ProgressHub(self.n_trials, self.mode, self.concurrency)
