@@ -42,13 +42,17 @@ def is_number(value: Any) -> bool:
 
 
 def plain(value: Any) -> Any:
-    """A checked number as Python's own ``int`` or ``float`` (``np.int64(7)`` -> 7), so it can be
-    recorded in a study (JSON) and sent to a worker; anything else unchanged."""
+    """A checked number as Python's own ``int`` or ``float`` (``np.int64(7)`` -> 7,
+    ``np.float32(0.3)`` -> 0.3), so it can be recorded in a study (JSON) and sent to a worker;
+    anything else unchanged."""
     if is_int(value):
         return int(value)
-    if is_number(value):
-        return float(value)
-    return value
+    if is_number(value) and not isinstance(value, float):
+        try:  # np.float32(0.3) is 0.3 as written, not its binary 0.30000001192...
+            return float(str(value))
+        except ValueError:  # e.g. a Fraction
+            return float(value)
+    return float(value) if is_number(value) else value
 
 
 def same_value(recorded: Any, now: Any) -> bool:
