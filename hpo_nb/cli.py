@@ -275,7 +275,7 @@ def _resume_command(args: argparse.Namespace, settings: dict) -> str:
 
     words = ["hpo-nb", "run", "--name", shlex.quote(args.name)]
     if args.storage:
-        words += ["--storage", shlex.quote(mask_url(args.storage))]
+        words += ["--storage", shlex.quote(mask_url(args.storage.strip()))]
     elif args.runs_dir != "runs":
         words += ["--runs-dir", shlex.quote(str(args.runs_dir))]
     if "dataset" in settings and not is_registered(str(settings["dataset"])):

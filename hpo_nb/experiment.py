@@ -27,8 +27,8 @@ from .results import _views
 from .search import Search, shown
 from .spec import TrialSpec
 from .study import make_pruner, open_study
-from .storage import (attach_run_log, default_url, mask_url, open_storage, quiet_optuna, refuse_orphaned_models,
-                      validate_url)
+from .storage import (attach_run_log, clean_url, default_url, mask_url, open_storage, quiet_optuna,
+                      refuse_orphaned_models)
 from .values import check_int, grace_period, plain
 
 log = logging.getLogger("hpo_nb")
@@ -218,7 +218,7 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
             )
         self.run_dir = Path(runs_dir) / self.name
         if storage is not None:
-            validate_url(storage)
+            storage = clean_url(storage)
         # Running trials beat every heartbeat_interval s; one silent for grace_period s belongs to a
         # dead process: it is failed and retried (by whichever process sharing the study sees it first).
         self.heartbeat_interval = heartbeat_interval
@@ -281,6 +281,8 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
                 f"process. Use executor='local', or a registered dataset ({', '.join(datasets.names())})."
             )
 
+        if self._storage is None:  # refused next to an earlier study's models before study.db is created
+            refuse_orphaned_models(None, self.name, self.run_dir / "models")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._log_handler = attach_run_log(self.run_dir / "run.log")
         if self._storage is None:

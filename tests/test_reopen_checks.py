@@ -209,3 +209,24 @@ def test_the_cli_names_its_flags_and_refuses_another_dataset_before_loading_it(t
     assert cli.main([*base, "--dataset", "mnist"]) == 2
     err = capsys.readouterr().err
     assert "searched with --dataset digits (now mnist)" in err and "pass --dataset digits" in err
+
+
+# ----------------------------------------------------------------- 8. a refusal creates nothing; a pasted URL
+
+def test_a_refusal_next_to_saved_models_creates_no_study_database(runs_dir):
+    models = runs_dir / "gone" / "models"
+    models.mkdir(parents=True)
+    (models / "trial_0000.keras").write_bytes(b"a model of a study kept in another storage")
+    with pytest.raises(ConfigError, match=r"If the study lives in another storage, pass it as storage="):
+        Experiment(name="gone", runs_dir=runs_dir, progress="none")
+    assert sorted(p.name for p in (runs_dir / "gone").iterdir()) == ["models"]  # no empty study.db
+
+
+def test_a_storage_url_with_spaces_around_it_opens_the_same_study(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'pasted.db'}"
+    Experiment(name="pasted", storage=url, runs_dir=tmp_path / "runs", seed=3, progress="none")
+    assert Experiment(name="pasted", storage=f" {url} \n", runs_dir=tmp_path / "runs", progress="none").seed == 3
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("pasted.db ")]  # no new file 'pasted.db '
+
+    assert cli.main(["show", "pasted", "--storage", url + " "]) == 0
+    assert f"--storage {url} resumes" in capsys.readouterr().out
