@@ -242,7 +242,10 @@ def _run(args: argparse.Namespace) -> int:
         best = exp.best
         from .space import searched
 
-        mine = report if report and report.trial == best.number else _stored_test(exp.study, best.number)
+        from .records import stored_report
+
+        # this run's measure, else one stored before (an earlier run's, `hpo-nb evaluate`'s)
+        mine = report if report and report.trial == best.number else stored_report(exp.study, best.number)
         for line in best_lines(best, mine.test_accuracy if mine else None, mine.n_test if mine else 0,
                                searched(exp.space), exp.metric, mine.test_balanced_accuracy if mine else None):
             print(line)
@@ -253,15 +256,6 @@ def _run(args: argparse.Namespace) -> int:
         code = code or 1
     print(f"run folder: {exp.run_dir}")
     return code
-
-
-def _stored_test(study: object, trial: int) -> object:
-    """The test report ``evaluate`` stored for ``trial`` (an earlier run's, ``hpo-nb evaluate``'s),
-    or None: what the summary shows when this run measured none (``--no-evaluate``, Ctrl+C)."""
-    from .records import TestReport, stored_evaluations
-
-    stored = stored_evaluations(study).get(trial)
-    return TestReport.from_attr(trial, stored) if stored else None
 
 
 def _resume_command(args: argparse.Namespace, settings: dict) -> str:
@@ -276,7 +270,7 @@ def _resume_command(args: argparse.Namespace, settings: dict) -> str:
     words = ["hpo-nb", "run", "--name", shlex.quote(args.name)]
     if args.storage:
         words += ["--storage", shlex.quote(mask_url(args.storage.strip()))]
-    elif args.runs_dir != "runs":
+    if args.runs_dir != "runs":  # its run folder: models, run.log (and the default storage)
         words += ["--runs-dir", shlex.quote(str(args.runs_dir))]
     if "dataset" in settings and not is_registered(str(settings["dataset"])):
         words += ["--data", "PATH"]  # the file or folder it was read from, with the same options
@@ -320,7 +314,8 @@ def _show(args: argparse.Namespace) -> int:
         kept += " · health_weights " + ", ".join(f"{k}={v:g}" for k, v in weights.items())
     if kept:  # what `hpo-nb run --name NAME` resumes with when they are left out
         command = _resume_command(args, settings)
-        data = " (PATH: your data, read as before)" if command.endswith("--data PATH") else ""
+        data = " (PATH: your data file or folder, with the options it was read with)" \
+            if command.endswith("--data PATH") else ""
         print(f"settings: {kept} ({command} resumes with these{data})")
     Console(width=None if sys.stdout.isatty() else 120).print(results_table(study.results, max_rows=args.rows))
     try:
@@ -332,15 +327,14 @@ def _show(args: argparse.Namespace) -> int:
     best.model_path = str(found) if found else (f"{best.model_path} (not found here)" if best.model_path else None)
     from .space import searched
 
-    from .records import TestReport, stored_evaluations
+    from .records import stored_report
     from .views.viewmodel import baseline_line
 
     base = study.baseline
     if base is not None:  # recorded by studies since the baseline was stored
         print(baseline_line(base.majority_rate, base.majority_class, base.n_val, study.metric, base.chance_balanced))
     _warn(study._search_warnings())  # the dashboard's notices (Experiment._search_warnings), one source
-    stored = stored_evaluations(study.study).get(best.number)
-    test = TestReport.from_attr(best.number, stored) if stored else None
+    test = stored_report(study.study, best.number)
     for line in best_lines(best, test.test_accuracy if test else None, test.n_test if test else 0,
                            searched(study.space) if study.space else None, study.metric,
                            test.test_balanced_accuracy if test else None):

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from . import health, objective
 from .errors import ConfigError
-from .values import check_choice, check_fraction, check_int, plain
+from .values import check_choice, check_fraction, check_int, plain, same_value
 
 MODES = ("simple", "health")
 # A new study's value of each setting a reopened study adopts. test_fraction (the dataset's own
@@ -74,7 +74,8 @@ def recorded_settings(storage: Any, name: str) -> dict[str, Any]:
 
 
 def adopt(given: Mapping[str, Any], recorded: Mapping[str, Any]) -> dict[str, Any]:
-    """Each of ``DEFAULTS``' settings: as given, else as the study recorded it, else the default.
+    """Each of ``DEFAULTS``' settings: as given, else as the study recorded it, else the default
+    (a given number equal to the recorded one up to rounding is the recorded one).
 
     Args:
         given: the user's values (None: not given).
@@ -87,6 +88,8 @@ def adopt(given: Mapping[str, Any], recorded: Mapping[str, Any]) -> dict[str, An
     out = {}
     for key, default in DEFAULTS.items():
         value = given.get(key)
+        if value is not None and key in recorded and same_value(recorded[key], value):
+            value = recorded[key]  # 0.1 * 3 given, 0.3 recorded: the study's own, to the last bit
         out[key] = value if value is not None else recorded.get(key, default)
     return out
 

@@ -170,19 +170,25 @@ def refuse_other_samples(name: str, stored: dict[str, Any], now: dict[str, Any],
            "its test split would overlap what trials trained on" if "test_fraction" in diffs else
            "its trials were trained and scored on other samples, so new trials would not be comparable")
     same = {k: v for k, v in diffs.items() if k != "modality"}
-    py = ", ".join(f"{k}={v!r}" for k, v in same.items())
-    cli_same = " ".join(_flag(k, v) for k, v in same.items())
-    flags = " ".join(_flag(k, v) for k, v in same.items() if k in _CLI_FLAGS)
-    reopen = f"To reopen it, leave {'it' if len(same) == 1 else 'them'} out or pass {py}" \
-        + (f" (hpo-nb run {flags})" if flags else "") + "; or pick" if same else "Pick"
-    left = " ".join(f"--{k.replace('_', '-')}" if k in _CLI_FLAGS else f"{k}=" for k in same)
-    resume = f"To resume it, leave {left} out or pass {cli_same}; or pick" if same else "Pick"
+    own = "dataset" in same and not is_registered(str(same["dataset"]))  # only the user can pass it again
+    py = ", ".join(_py(k, v, passed=True) for k, v in same.items())
+    flags = " ".join("--data PATH" if own and k == "dataset" else _cli(k, v, passed=True)
+                     for k, v in same.items() if k in _CLI_FLAGS)
+    hint = f" (hpo-nb run {flags})" if flags else ""
+    reopen = (f"To reopen it, pass {py}{hint}; or pick" if own else
+              f"To reopen it, leave {'it' if len(same) == 1 else 'them'} out or pass {py}{hint}; or pick" if same
+              else "Pick")
+    cli_same = " ".join(_cli(k, v, passed=True) for k, v in same.items())
+    left = " and ".join(f"--{k.replace('_', '-')}" if k in _CLI_FLAGS else f"{k}=" for k in same)
+    resume = (f"To resume it, pass {cli_same}; or pick" if own else
+              f"To resume it, leave {left} out or pass {cli_same}; or pick" if same else "Pick")
     raise ConfigError(
         f"study {name!r} was searched with "
-        + ", ".join(f"{k}={stored[k]!r} (now {current[k]!r})" for k in diffs)
+        + ", ".join(f"{_py(k, stored[k])} (now {current[k]!r})" for k in diffs)
         + f"; {why}. {reopen} another name= (--name) to start a new study.",
         cli=f"study {name!r} was searched with "
-        + ", ".join(f"{_flag(k, stored[k])} (now {_shown(k, current[k])})" for k in diffs)
+        + ", ".join(f"{_cli(k, stored[k])} (now {current[k] if k in _CLI_FLAGS else repr(current[k])})"
+                    for k in diffs)
         + f"; {why}. {resume} another --name to start a new study.")
 
 
@@ -191,15 +197,21 @@ _CLI_FLAGS = ("dataset", "mode", "seed", "sample_fraction", "validation_fraction
               "max_epochs", "metric", "search_space")
 
 
-def _flag(key: str, value: Any) -> str:
-    """A setting as ``hpo-nb run`` takes it (``--mode health``), or as Python's ``key=value``."""
+def _py(key: str, value: Any, passed: bool = False) -> str:
+    """A recorded setting in Python's words; your own data by what to pass, not its name."""
     if key == "dataset" and not is_registered(str(value)):
-        return "--data PATH (your own data, as it was read)"
+        return ("the same data as dataset= (e.g. datasets.from_arrays(x, y); its name does not matter)" if passed
+                else f"your own data {value!r}")
+    return f"{key}={value!r}"
+
+
+def _cli(key: str, value: Any, passed: bool = False) -> str:
+    """A recorded setting as ``hpo-nb run`` takes it (``--mode health``), or Python's ``key=value``
+    for one it has no flag for."""
+    if key == "dataset" and not is_registered(str(value)):
+        return ("--data PATH (the file or folder it was read from, with the same options)" if passed
+                else f"your own data {value!r}")
     return f"--{key.replace('_', '-')} {value}" if key in _CLI_FLAGS else f"{key}={value!r}"
-
-
-def _shown(key: str, value: Any) -> str:
-    return str(value) if key in _CLI_FLAGS else repr(value)
 
 
 def _differs(key: str, recorded: Any, now: Any) -> bool:

@@ -106,6 +106,10 @@ def test_your_own_data_under_another_name_reopens_the_study(runs_dir, tmp_path):
                                           r"labels again \(e.g. datasets.from_arrays\(x, y\), under any name\)") as err:
         Experiment(other, name="own", runs_dir=runs_dir, progress="none")
     assert "--data PATH" in err.value.cli and "--name" in err.value.cli and "name=" not in err.value.cli
+    with pytest.raises(ConfigError, match=r"searched with your own data 'arrays-\w+' \(now 'digits'\).*To reopen it, "
+                                          r"pass the same data as dataset=") as err:  # not a name it cannot pass
+        Experiment("digits", name="own", runs_dir=runs_dir, progress="none")
+    assert "To resume it, pass --data PATH (the file or folder it was read from" in err.value.cli
 
 
 def test_the_cli_resumes_a_python_study_of_the_same_arrays(tmp_path, monkeypatch, capsys):
@@ -165,7 +169,7 @@ def test_numpy_scalars_are_taken_and_recorded_as_python_numbers(runs_dir):
     assert type(recorded["validation_fraction"]) is float and type(recorded["max_epochs"]) is int
     again = Experiment(name="np", runs_dir=runs_dir, progress="none", validation_fraction=0.1 * 3,
                        sample_fraction=np.float16(0.5), seed=np.uint8(7), accuracy_weight=0.5)
-    assert again.seed == 7
+    assert again.seed == 7 and again.validation_fraction == 0.3  # the study's own 0.3, not 0.30000000000000004
     with pytest.raises(ConfigError, match="seed must be an integer >= 0, not True"):
         Experiment(name="np", runs_dir=runs_dir, progress="none", seed=True)
 
