@@ -135,7 +135,7 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
 
     Raises:
         ConfigError: a setting is invalid, the dataset cannot be loaded, the storage cannot be
-            opened, or a study of that name exists with another dataset, mode, seed or fraction
+            opened, or a study of that name exists with another dataset, mode, score weights, seed or fraction
             given here (the message names each, and what to pass).
         DatasetUnavailableError: a registered dataset needs a download that failed.
 
