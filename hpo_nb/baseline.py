@@ -90,6 +90,18 @@ def not_beaten(best_value: float | None, baseline: Baseline, metric: str) -> str
             f"models learned nothing beyond the class balance.{hint} more epochs or a wider search space.")
 
 
+# the Python spellings of a setting in a message, and the ``hpo-nb run`` flag that sets it
+CLI_SPELLINGS = {"metric='balanced_accuracy'": "--metric balanced_accuracy"}
+
+
+def for_cli(message: str) -> str:
+    """A message (``not_beaten``, ...) as ``hpo-nb run`` users set things: each Python setting
+    it suggests (``metric='balanced_accuracy'``) named by its flag (``--metric balanced_accuracy``)."""
+    for python, flag in CLI_SPELLINGS.items():
+        message = message.replace(python, flag)
+    return message
+
+
 def all_failed(errors: Sequence[tuple[int, str | None]]) -> str | None:
     """'All 3 trials failed; the first error (trial 0): ...' for a search where every finished
     trial failed (``errors``: (trial number, error) of each failed trial); None otherwise."""

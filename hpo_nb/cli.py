@@ -202,7 +202,8 @@ def _run(args: argparse.Namespace) -> int:
         sample_fraction=args.sample_fraction, pruning=not args.no_pruning, pruner=args.pruner, runs_dir=args.runs_dir,
         diagnostics=not args.no_diagnostics, artifact_store=args.artifact_store,
         devices=args.devices.split(",") if args.devices else None, gpus_per_trial=args.gpus_per_trial,
-        progress="none" if args.quiet else ConsoleRenderer(closing_notices=False),  # the summary below has them
+        # the summary below has the closing notices; the "!" lines the ones hidden as UserWarnings above
+        progress="none" if args.quiet else ConsoleRenderer(closing_notices=False, warned_notices=True),
         heartbeat_interval=args.heartbeat_interval,
         test_fraction=args.test_fraction, metric=args.metric, validation_fraction=args.validation_fraction,
         accuracy_weight=args.accuracy_weight,
@@ -350,10 +351,12 @@ def _show(args: argparse.Namespace) -> int:
 def _warn(messages: Sequence[str]) -> None:
     """The dashboard's closing notices (the best trial does not beat the majority class, ...) as
     ``hpo-nb: warning:`` lines on stderr, placed where stdout has got to."""
+    from .baseline import for_cli
+
     if messages:
         sys.stdout.flush()
     for message in messages:
-        print(f"hpo-nb: warning: {message}", file=sys.stderr, flush=True)
+        print(f"hpo-nb: warning: {for_cli(message)}", file=sys.stderr, flush=True)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

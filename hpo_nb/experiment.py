@@ -316,13 +316,12 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
                                 heartbeat_interval=self.heartbeat_interval, grace_period=self._grace_period)
 
     def _set_baseline(self, validation_fraction: float, seed: int) -> None:
-        """The validation split's majority-class rate (``baseline``), and a warning (log and
-        ``UserWarning``) when the split is too small to rank trials (``baseline.small_validation``)."""
+        """The validation split's majority-class rate (``baseline``), and a ``UserWarning`` when the
+        split is too small to rank trials (``baseline.small_validation``; ``start()`` logs it)."""
         y_val = self.dataset.validation_labels(validation_fraction, seed, self.test_fraction)
         self.baseline = baseline_of(y_val, self.dataset.num_classes, self.dataset.class_names)
         small = self._small_validation = small_validation(len(y_val))
         if small:
-            log.warning("dataset %s: %s", self.dataset.name, small)
             warnings.warn(f"hpo-nb: {small}", UserWarning, stacklevel=3)
 
     def _plan_devices(self, distribution: str | None, devices: list[str] | None,

@@ -94,10 +94,13 @@ class TrialFinished:
 class Notice:
     """A message for the user, e.g. 'RunPod unreachable: running locally'. ``closing``: a verdict
     on the finished search (every trial failed, the best does not beat the majority class), which
-    a caller's own summary may show instead (``Snapshot.closing_notices``)."""
+    a caller's own summary may show instead (``Snapshot.closing_notices``). ``warned``: already
+    raised as a Python ``UserWarning`` (``Snapshot.warned_notices``), so a console in the same
+    terminal need not print it again."""
 
     message: str
     closing: bool = False
+    warned: bool = False
 
 
 Event = Union[TrialStarted, TrialStatus, EpochProgress, EpochEnded, EpochDiagnostics, TrialFinished, Notice]
@@ -165,6 +168,7 @@ class Snapshot:
         notices: messages for the user (e.g. "RunPod unreachable: running locally").
         version: grows with every change; equal versions mean equal snapshots.
         closing_notices: those of ``notices`` that are verdicts on the finished search.
+        warned_notices: those of ``notices`` already raised as a Python ``UserWarning``.
     """
 
     mode: str
@@ -179,6 +183,7 @@ class Snapshot:
     notices: tuple[str, ...]
     version: int
     closing_notices: tuple[str, ...] = ()
+    warned_notices: tuple[str, ...] = ()
 
     def count(self, state: str) -> int:
         return sum(1 for t in self.finished if t.state == state)
@@ -280,6 +285,7 @@ class ProgressHub:
         self._finished: dict[int, FinishedTrial] = {}
         self._notices: list[str] = []
         self._closing: list[str] = []
+        self._warned: list[str] = []
         self._started_at = time.time()
         self._done = False
         self._stopping = False
@@ -376,6 +382,8 @@ class ProgressHub:
             self._notices.append(event.message)
             if event.closing:
                 self._closing.append(event.message)
+            if event.warned:
+                self._warned.append(event.message)
 
     # -- readers --------------------------------------------------------------------
 
@@ -394,6 +402,7 @@ class ProgressHub:
             finished=tuple(sorted(self._finished.values(), key=lambda t: t.trial)),
             started_at=self._started_at, now=time.time(), done=self._done, stopping=self._stopping,
             notices=tuple(self._notices), version=self._version, closing_notices=tuple(self._closing),
+            warned_notices=tuple(self._warned),
         )
 
     def wait_for_change(self, version: int, timeout: float | None = None) -> Snapshot:

@@ -8,6 +8,7 @@ trial. A mixin of ``Experiment``, which opens the study and sets what is declare
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
 import optuna
@@ -41,6 +42,7 @@ class SearchControl:
     _background: Background | None
     _search: Search | None
     _error: BaseException | None
+    _unshown: list[str]  # the finished search's warnings no renderer showed (progress="none"): wait() raises them
     _new_search: Callable[[], Search]  # Experiment's; the others are StudyResults' and TestSplitResults'
 
     def run(self) -> None:
@@ -52,6 +54,10 @@ class SearchControl:
         interrupted one would (no trial is left RUNNING). Returns None, so a cell ending in
         ``exp.run()`` shows the dashboard and not a repr under it.
 
+        Warns:
+            UserWarning: with ``progress="none"``, once, what the search's end would show on the
+                dashboard or console (as ``wait()``).
+
         Raises:
             RuntimeError: the experiment is already running.
             KeyboardInterrupt: Ctrl+C, after the search has stopped and recorded its trials.
@@ -60,7 +66,7 @@ class SearchControl:
         """
         self.start()
         try:
-            self.wait()
+            self._wait(None)
             self._evaluate_after_run()  # one predict on the test split: the honest number, shown at once
         except KeyboardInterrupt:
             log.warning("interrupted: stopping the search")
@@ -85,11 +91,13 @@ class SearchControl:
         if refused is not None:  # reopened with other settings: adding trials would mix them
             raise ConfigError(str(refused), cli=refused.cli)
         self._error = None
+        self._unshown = []
         record_budget(self.study, self.n_trials)  # a later reopen without n_trials shows this budget
         self.hub = ProgressHub(self.n_trials, self.mode, self.concurrency)
         self.hub.add_finished(records.finished_trials(self._stored_trials(), shown))
-        if self._small_validation:  # on the dashboard and the console too, not only under the cell
-            self.hub.publish(Notice(self._small_validation))
+        if self._small_validation:  # on the dashboard (a Python console: the UserWarning has it) and in run.log
+            log.warning("dataset %s: %s", self.dataset.name, self._small_validation)
+            self.hub.publish(Notice(self._small_validation, warned=True))
         self._search = self._new_search()
         self._attach_renderer()
         search = self._search
@@ -105,12 +113,24 @@ class SearchControl:
         Returns:
             Experiment: this experiment.
 
+        Warns:
+            UserWarning: with ``progress="none"``, once, what the search's end would show on the
+                dashboard or console (every trial failed; the best trial does not beat the
+                majority class), as ``"hpo-nb: ..."``.
+
         Raises:
             Exception: what broke the search, once it has ended (raised once).
         """
+        return self._wait(timeout)
+
+    def _wait(self, timeout: float | None) -> "Experiment":
+        """``wait()``, its warnings pointing at the caller of ``wait()`` or ``run()``."""
         # Not Thread.join/is_alive: Ctrl+C inside join can make a running thread look ended (background.py).
         if self._background is not None and not self._background.wait(timeout):
             return self
+        unshown, self._unshown = getattr(self, "_unshown", []), []
+        for message in unshown:  # in the caller's thread, where warnings filters and notebooks see it
+            warnings.warn(f"hpo-nb: {message}", UserWarning, stacklevel=3)
         if self._error is not None:
             err, self._error = self._error, None
             raise err
@@ -164,9 +184,11 @@ class SearchControl:
             self._error = exc
         finally:
             try:  # every trial failed; the best did not beat the majority class
-                for message in self._search_warnings():
+                messages = self._search_warnings()
+                for message in messages:
                     log.warning("%s", message)
                     self.hub.publish(Notice(message, closing=True))
+                self._unshown = [] if self._renderers else messages  # progress="none": wait() warns
             except Exception:  # the storage went away: what broke the search is the error to show
                 log.exception("could not read the finished search back")
             self.hub.close()

@@ -283,7 +283,8 @@ def build_space(modality: str, overrides: Mapping[str, Any] | None = None,
             the user's own ``filters``, ``conv_blocks`` or ``kernel_size`` are kept as given).
 
     Returns:
-        Parameter name -> ``IntRange`` / ``FloatRange`` / ``Choice`` / ``Fixed``.
+        Parameter name -> ``IntRange`` / ``FloatRange`` / ``Choice`` / ``Fixed``; ``dense_units``
+        is fixed (not searched) when ``dense_layers`` is fixed at 0.
 
     Raises:
         ConfigError: an unknown key, or a value outside what the model builder supports.
@@ -298,7 +299,32 @@ def build_space(modality: str, overrides: Mapping[str, Any] | None = None,
         space[key] = _parse(key, value, space[key])
     if modality == "image" and "filters" not in (overrides or {}):  # sized to the blocks and kernels searched
         _fit_filters(space, input_shape)
+    _fix_unused(modality, space)
     return space
+
+
+def comparable_reprs(reprs: Mapping[str, str]) -> dict[str, str]:
+    """A recorded search space (parameter name -> repr, as a study stores it) with what
+    ``_fix_unused`` changed left out: ``dense_units`` when ``dense_layers`` is fixed at 0. A
+    study recorded before that change searched it for nothing; its trials are comparable.
+
+    Args:
+        reprs: parameter name -> ``repr`` of its ``Param``.
+
+    Returns:
+        dict[str, str]: the same, less the parameters no model of the space uses.
+    """
+    unused = {"dense_units"} if reprs.get("dense_layers") == repr(Fixed(0)) else set()
+    return {k: v for k, v in reprs.items() if k not in unused}
+
+
+def _fix_unused(modality: str, space: SearchSpace) -> None:
+    """Fix the parameters the model cannot use in ``space`` (as ``active_params`` leaves them out
+    of what is shown): ``dense_units`` when ``dense_layers`` is fixed at 0, at the value the first
+    configuration would take, so no trial is spent on, and no importance given to, a no-op."""
+    layers, units = space.get("dense_layers"), space.get("dense_units")
+    if isinstance(layers, Fixed) and not int(layers.value or 0) and units is not None and not isinstance(units, Fixed):
+        space["dense_units"] = Fixed(_nearest(units, DEFAULT_CONFIGS.get(modality, {}).get("dense_units", 64)))
 
 
 def _parse(key: str, value: Any, default: Param) -> Param:

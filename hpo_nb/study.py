@@ -17,7 +17,7 @@ import optuna
 
 from . import startup
 from .errors import ConfigError
-from .space import SearchSpace
+from .space import SearchSpace, comparable_reprs
 from .datasets import is_registered
 from .values import check_choice, same_value
 
@@ -267,12 +267,12 @@ def incomparable(name: str, stored: dict[str, Any], now: dict[str, Any],
     was_metric, metric = stored.get("metric", "accuracy"), now.get("metric", "accuracy")  # older: accuracy
     if was_metric != metric:
         changed.append((f"metric={was_metric!r} (now {metric!r})", f"--metric {was_metric} (now {metric})"))
-    old_space = stored.get("search_space", now["search_space"])
-    keys = sorted(k for k in {*old_space, *now["search_space"]}
-                  if not same_param(old_space.get(k), now["search_space"].get(k)))
+    old_space, new_space = (comparable_reprs(s) for s in (stored.get("search_space", now["search_space"]),
+                                                          now["search_space"]))
+    keys = sorted(k for k in {*old_space, *new_space} if not same_param(old_space.get(k), new_space.get(k)))
     if keys:
         what = "another search space (" + "; ".join(
-            f"{k}: {old_space.get(k)} -> {now['search_space'].get(k)}" for k in keys[:3]) + ")"
+            f"{k}: {old_space.get(k)} -> {new_space.get(k)}" for k in keys[:3]) + ")"
         changed.append((what, what.replace("another search space", "another --search-space")))
     if not changed:
         return data, None

@@ -128,6 +128,6 @@ def test_run_warns_in_its_summary_when_the_best_does_not_beat_the_majority_class
     assert code == 0
     assert warned == ["hpo-nb: warning: the best trial's validation accuracy 0.0500 does not beat the majority-class "
                       "rate 0.1010 (always answering '1'): the models learned nothing beyond the class balance. Try "
-                      "metric='balanced_accuracy' for imbalanced classes, more epochs or a wider search space."], err
+                      "--metric balanced_accuracy for imbalanced classes, more epochs or a wider search space."], err
     assert "majority-class rate 0.1010 on 287 validation samples" in out
     assert (out + err).count("does not beat") == 1, out  # in the summary only, not also as the live bars' "!" line

@@ -87,7 +87,7 @@ def test_a_150_class_figure_has_a_bounded_height_and_says_what_it_left_out():
     assert len(everything.data[0].y) == 150 and everything.layout.height <= 1000  # 28 px a row would be 4,360
     assert everything.layout.title.subtitle.text is None
     few = plots.confusion_matrix(data.confusion_info({"confusion_matrix": np.eye(10, dtype=int).tolist()}, 0))
-    assert len(few.data[0].y) == 10 and few.layout.height == max(360, 28 * 10 + 160)
+    assert len(few.data[0].y) == 10 and few.layout.height - few.layout.margin.t - few.layout.margin.b >= 300
 
 
 def test_experiment_plot_confusion_matrix_takes_classes_and_top_k(tmp_path):
@@ -108,6 +108,70 @@ def test_experiment_plot_confusion_matrix_takes_classes_and_top_k(tmp_path):
     assert len(exp.trial(number).diagnostics["confusion_matrix"]) == 150  # the record keeps every class
     with pytest.raises(ConfigError, match="neither a class name"):
         exp.plot_confusion_matrix(number, classes=["class_150"])
+
+
+# ------------------------------------------------------------------ long class names, many rows
+
+
+LONG = [f"Very long category name number {k:03d} (subgroup alpha)" for k in range(120)]
+
+
+def long_names(k: int) -> data.ConfusionInfo:
+    cm = np.eye(k, dtype=int) * 10
+    cm[np.arange(0, k, 2), np.arange(1, k, 2)] = np.arange(k // 2) % 7  # errors of different sizes
+    return data.ConfusionInfo(cm, LONG[:k])
+
+
+def px_layout(fig) -> dict:
+    """Where things land, px: the plot area's width, the matrix's sides, the colorbar's right end,
+    where the per-class panel's y labels start (its domain less their width and standoff)."""
+    from hpo_nb.views.ticklabels import label_px
+
+    lay = fig.layout
+    plot_w = lay.width - lay.margin.l - lay.margin.r
+    heat = fig.data[0]
+    return {"matrix_w": (lay.xaxis.domain[1] - lay.xaxis.domain[0]) * plot_w,
+            "matrix_h": lay.height - lay.margin.t - lay.margin.b,
+            "colorbar_end": heat.colorbar.x * plot_w + heat.colorbar.thickness + 45,  # bar, then its tick labels
+            "bar_labels_start": lay.xaxis2.domain[0] * plot_w - label_px(lay.yaxis2.ticktext) - 8,
+            "row_labels": label_px(lay.yaxis.ticktext), "column_labels": label_px(lay.xaxis.ticktext)}
+
+
+@pytest.mark.parametrize("top_k", [MAX_CLASSES, 8])
+def test_long_class_names_are_shortened_and_every_label_has_its_room(top_k):
+    fig = plots.confusion_matrix(data.confusion_view(long_names(64), top_k=top_k))
+    lay, heat, at = fig.layout, fig.data[0], px_layout(fig)
+    assert len(heat.y) == top_k and all(len(label) <= 24 and "…" in label for label in heat.y)
+    assert len(set(heat.y)) == top_k  # still tell the classes apart
+    assert heat.customdata[0][1][0] in LONG and heat.customdata[0][1][1] in LONG  # full names in the hover
+    assert "%{customdata[0]}" in heat.hovertemplate and fig.data[1].customdata[0][0] in LONG
+    # the per-class labels start right of the colorbar, the row labels fit the left margin, the
+    # (rotated) column labels the bottom one, and the matrix keeps a usable size
+    assert at["bar_labels_start"] >= at["colorbar_end"]
+    assert lay.margin.l >= at["row_labels"] + 20 and lay.margin.b >= at["column_labels"] + 20
+    assert at["matrix_w"] >= 300 and at["matrix_h"] >= 300
+    # every row labelled, on both panels, each with at least 14 px
+    assert list(lay.yaxis.tickvals) == list(heat.y) and len(lay.yaxis2.tickvals) == top_k
+    assert at["matrix_h"] / top_k >= 14
+
+
+def test_all_120_classes_label_every_kth_row_so_labels_never_overlap():
+    fig = plots.confusion_matrix(data.confusion_view(long_names(120), top_k=None))
+    lay, at = fig.layout, px_layout(fig)
+    assert len(fig.data[0].y) == 120 and lay.height <= plots.MAX_CONFUSION_HEIGHT
+    row_px = at["matrix_h"] / 120
+    for ticks in (lay.yaxis.tickvals, lay.yaxis2.tickvals, lay.xaxis.tickvals):
+        assert 1 < len(ticks) < 120
+        assert 120 / len(ticks) * row_px >= 14  # label spacing, px
+    assert lay.yaxis2.ticktext == lay.yaxis.ticktext  # the same rows labelled beside both panels
+
+
+def test_short_labels_keep_short_names_and_tell_long_ones_apart():
+    from hpo_nb.views.ticklabels import short_labels
+
+    assert short_labels(["cat", "dog"]) == ["cat", "dog"]
+    assert short_labels(LONG[:2]) == ["…000 (subgroup alpha)", "…001 (subgroup alpha)"]
+    assert short_labels(["a name far longer than the limit allows", "b"]) == ["a name far longer than…", "b"]
 
 
 # ------------------------------------------------------------------ undefined scores

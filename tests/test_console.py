@@ -55,3 +55,42 @@ def test_closing_verdicts_are_left_to_a_summary_that_prints_them(terminal):
         texts[closing] = out.getvalue()
     assert texts[True].count(verdict) == 1 and texts[True].count(NOTICES[1]) == 1
     assert verdict not in texts[False] and texts[False].count(NOTICES[1]) == 1
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_a_verdict_comes_after_the_finished_trial_lines_of_the_same_update(terminal):
+    """The last trial's line and the verdict on the search often land in one snapshot: the
+    trial's line first, so "! the best trial ... does not beat ..." follows the trial it is about."""
+    from hpo_nb.progress import TrialFinished
+
+    verdict = "the best trial's validation accuracy 0.0500 does not beat the majority-class rate 0.1010"
+    out = io.StringIO()
+    renderer = ConsoleRenderer(Console(file=out, force_terminal=terminal, width=200))
+    hub = ProgressHub(1, "simple", 1)
+    hub.publish(TrialStarted(0, 2, {"filters": 8}))
+    renderer(hub.snapshot())
+    hub.publish(TrialFinished(0, "complete", accuracy=0.05, score=0.05, duration_s=1.0))
+    hub.publish(Notice(verdict, closing=True))
+    hub.close()
+    renderer(hub.snapshot())
+    text = out.getvalue()
+    assert text.count("Trial 0 complete") == 1 and text.count(verdict) == 1, text
+    assert text.index("Trial 0 complete") < text.index(verdict), text
+
+
+def test_a_notice_already_raised_as_a_warning_is_printed_only_where_warnings_are_hidden():
+    """A small validation split is a Python UserWarning; the console of the same script does not
+    print it again, ``hpo-nb run`` (which hides hpo-nb's warnings) prints it once."""
+    small = "the validation split has only 9 samples"
+    texts = {}
+    for warned in (False, True):
+        out = io.StringIO()
+        renderer = ConsoleRenderer(Console(file=out, width=200), warned_notices=warned)
+        hub = ProgressHub(1, "simple", 1)
+        hub.publish(Notice(small, warned=True))
+        hub.publish(Notice(NOTICES[0]))
+        hub.close()
+        renderer(hub.snapshot())
+        texts[warned] = out.getvalue()
+    assert small not in texts[False] and texts[False].count(NOTICES[0]) == 1
+    assert texts[True].count(f"! {small}") == 1

@@ -209,6 +209,25 @@ def test_each_figure_draws_from_data():
     assert plots.activations(text).data[0].z.shape == (6, 2)  # units x tokens, padding left out
 
 
+def test_image_activation_rows_are_named_horizontally_left_of_each_row_never_overlapping():
+    from hpo_nb.views.ticklabels import label_px
+
+    labels = ["cls000", "Very long category name number 001 (subgroup alpha)", "cls002"]
+    maps = data.ActivationMaps("image", ["conv_1"], [0, 4, 8], labels, np.zeros((3, 8, 8, 1)),
+                               {"conv_1": np.ones((3, 8, 8, 4), np.float32)}, {"conv_1": [0, 1, 2, 3]})
+    fig = plots.activations(maps)
+    notes = list(fig.layout.annotations)
+    assert [a.text.split("<br>")[0] for a in notes] == ["sample 0", "sample 4", "sample 8"]
+    assert all(a.textangle in (None, 0) and a.xanchor == "right" and a.x <= 0 for a in notes)  # horizontal, left
+    assert notes[1].hovertext == f"sample 4 (class {labels[1]})" and len(notes[1].text) < 40  # shortened
+    assert fig.layout.margin.l >= label_px([line for a in notes for line in a.text.split("<br>")])
+    plot_px = fig.layout.height - 180  # plotly's default top and bottom margins
+    centres = [a.y * plot_px for a in notes]
+    assert all(abs(a - b) >= 2 * 16 for a, b in zip(centres, centres[1:]))  # two lines of 12 px text each
+    rows = [fig.layout[f"yaxis{'' if r == 0 else r * 9 + 1}"].domain for r in range(3)]
+    assert all(lo < a.y < hi for a, (lo, hi) in zip(notes, rows))  # each beside its own row
+
+
 class _Source:
     """Stands in for an Experiment: draws from the summary above."""
 
@@ -507,7 +526,8 @@ def test_text_activation_rows_keep_their_own_words_apart_and_cap_long_texts():
     inputs[1, :90] = np.arange(2, 92)
     arrays = {"input": inputs, "lstm_1": np.ones((2, 90, 2), np.float32)}
     fig = plots.activations(data.activation_maps(info, arrays, trial=0))
-    assert [a.text for a in fig.layout.annotations] == ["sample 0 (class ham)", "sample 7 (class spam)"]
+    assert [a.text for a in fig.layout.annotations] == ["sample 0<br>class ham", "sample 7<br>class spam"]
+    assert [a.hovertext for a in fig.layout.annotations] == ["sample 0 (class ham)", "sample 7 (class spam)"]
     assert list(fig.layout.xaxis.ticktext) == ["word2", "word3", "word4", "word5", "word6"]
     long = list(fig.layout.xaxis2.ticktext)
     assert long[0] == "word2" and len(long) <= plots.MAX_TOKEN_LABELS  # every k-th word; all are in the hover

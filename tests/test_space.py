@@ -73,6 +73,24 @@ def test_parameters_the_model_ignores_are_not_shown_as_its_configuration():
     assert active_params({"dense_layers": 1, "dense_units": 256}) == {"dense_layers": 1, "dense_units": 256}
 
 
+@pytest.mark.parametrize("modality, overrides", [
+    ("image", {"dense_layers": 0}), ("image", {"dense_layers": [0], "dense_units": [32, 64]}),
+    ("text", {"dense_layers": 0}),
+])
+def test_dense_units_are_not_searched_without_dense_layers(modality, overrides):
+    from hpo_nb.startup import startup_configs
+
+    space = build_space(modality, overrides)
+    assert isinstance(space["dense_units"], Fixed) and "dense_units" not in searched(space)
+    trial = optuna.create_study().ask()
+    suggest(trial, space)
+    assert "dense_units" not in trial.params and "dense_layers" not in trial.params
+    assert all("dense_units" not in config for config in startup_configs(modality, space, 5, seed=0))
+    # with dense layers possible it stays searched
+    assert not isinstance(build_space(modality, {"dense_layers": [0, 1]})["dense_units"], Fixed)
+    assert not isinstance(build_space(modality)["dense_units"], Fixed)
+
+
 def test_the_learning_rate_is_the_peak_of_a_linear_decay_over_the_trial():
     import numpy as np
 
@@ -133,3 +151,18 @@ def test_a_text_with_no_token_gets_finite_probabilities_and_others_are_unchanged
     path = tmp_path / "m.keras"
     model.save(path)
     assert np.allclose(keras.models.load_model(path, compile=False).predict(x, verbose=0), probs)
+
+
+def test_a_study_that_searched_dense_units_without_dense_layers_stays_comparable():
+    """Recorded before dense_units was fixed there: its trials only differ in a no-op."""
+    from hpo_nb.study import incomparable
+
+    now = {k: repr(v) for k, v in build_space("image", {"dense_layers": 0}).items()}
+    old = {**now, "dense_units": repr(Choice((64, 128, 256)))}
+    comparable = {"fingerprint": "f", "max_epochs": 3, "metric": "accuracy"}
+    assert incomparable("s", {**comparable, "search_space": old}, {**comparable, "search_space": now}) == (None, None)
+    searched_units = {k: repr(v) for k, v in build_space("image", {"dense_layers": 1}).items()}
+    other = {**searched_units, "dense_units": repr(Fixed(64))}
+    _, settings = incomparable("s", {**comparable, "search_space": searched_units},
+                               {**comparable, "search_space": other})
+    assert "dense_units" in settings  # with dense layers, dense_units still counts

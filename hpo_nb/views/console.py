@@ -18,16 +18,21 @@ from . import viewmodel as vm
 class ConsoleRenderer:
     """Feed it snapshots (from a hub subscription); it draws overall and per-trial bars, and
     prints each notice (endpoint unreachable, budget reached, a retry, trials awaited in other
-    processes) once, as a ``! ...`` line, in a terminal and in a log alike.
+    processes) once, as a ``! ...`` line, in a terminal and in a log alike, after the finished-trial
+    lines of the same update (a verdict on the search comes after its last trial).
 
     Args:
         console: where to draw; default: stdout (bars in a terminal, plain lines otherwise).
         closing_notices: print the verdicts on the finished search too (every trial failed, the
             best does not beat the majority class); False when a summary printed after the
             search shows them (``hpo-nb run``), so they are not printed twice.
+        warned_notices: print the notices already raised as a Python ``UserWarning`` too (a small
+            validation split); False in Python, where the warning shows them, True in ``hpo-nb
+            run``, which hides hpo-nb's warnings.
     """
 
-    def __init__(self, console: Console | None = None, closing_notices: bool = True) -> None:
+    def __init__(self, console: Console | None = None, closing_notices: bool = True,
+                 warned_notices: bool = False) -> None:
         self.console = console or Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
         self.live = self.console.is_terminal or self.console.is_jupyter
         self._progress = Progress(
@@ -39,6 +44,7 @@ class ConsoleRenderer:
         self._announced: set[int] = set()
         self._noticed = 0
         self._closing_notices = closing_notices
+        self._warned_notices = warned_notices
         self._started = False
         self._last_line = ""
 
@@ -48,12 +54,13 @@ class ConsoleRenderer:
         Args:
             snap: the hub's latest snapshot.
         """
+        self._announce_finished(snap)  # first: a notice may be about the trials just finished
         for notice in snap.notices[self._noticed:]:  # notices only grow
-            if not self._closing_notices and notice in snap.closing_notices:
+            if ((not self._closing_notices and notice in snap.closing_notices)
+                    or (not self._warned_notices and notice in snap.warned_notices)):
                 continue
             self.console.print(f"! {notice}", highlight=False, soft_wrap=True, markup=False)
         self._noticed = len(snap.notices)
-        self._announce_finished(snap)
         if self.live:
             self._draw_bars(snap)
         else:

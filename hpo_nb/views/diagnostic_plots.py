@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 
 from ..analysis.diagnostics import (ActivationMaps, ConfusionInfo, ConfusionView, GradientFlow, WeightHistograms,
                                     confusion_view)
+from .ticklabels import label_px, short_labels, tick_step
 
 _COLORS = qualitative.Plotly
 MAX_TOKEN_LABELS = 40  # text activation maps: at most this many words under a sample's row
@@ -49,6 +50,10 @@ def learning_curves(frame: Any, title: str = "Learning curves") -> go.Figure:
 
 
 MAX_CONFUSION_HEIGHT = 1000  # px: a many-class matrix gets smaller rows, not a taller page
+MIN_MATRIX_PX = 300  # px: the matrix's side never shrinks below this, however long the labels
+MAX_MATRIX_PX = 660  # px: 22 px a row up to 30 classes, then thinner rows (and every k-th label)
+CELL_PX = 22
+BARS_PX = 240  # px: the per-class panel's width
 _METRICS = (  # per-class bars: name, colour, why it can be undefined (scikit-learn's zero_division cases)
     ("precision", "#1976d2", "no validation sample was predicted as {}"),
     ("recall", "#ef6c00", "no validation sample of {} exists"),
@@ -63,6 +68,11 @@ def confusion_matrix(info: ConfusionInfo | ConfusionView, title: str = "Validati
     ``ConfusionView`` to choose), with a subtitle saying so; the height is capped at
     ``MAX_CONFUSION_HEIGHT`` px however many classes are shown.
 
+    Long class names are shortened with an ellipsis on the axes (``views.ticklabels``; the hover
+    keeps the full name), the margins and the gap before the per-class panel are reserved from the
+    longest shown label, the matrix keeps at least ``MIN_MATRIX_PX`` px a side, and when its rows
+    are too thin for every label (many classes) every k-th row is labelled, on both panels.
+
     An undefined score (0/0, e.g. the precision of a class nothing was predicted as) has no bar:
     an "×" at 0 marks it, its hover says why ("undefined: no validation sample was predicted as
     c3"), so it never reads as a score of 0.
@@ -72,19 +82,25 @@ def confusion_matrix(info: ConfusionInfo | ConfusionView, title: str = "Validati
         title: the figure's title.
 
     Returns:
-        plotly.graph_objects.Figure: heatmap (trace 0; rows true, columns predicted), then per
-        metric (precision, recall, f1) a bar trace (NaN where undefined) and a marker trace of its
-        undefined classes (empty when none).
+        plotly.graph_objects.Figure: heatmap (trace 0; rows true, columns predicted, the shown
+        labels as categories), then per metric (precision, recall, f1) a bar trace (NaN where
+        undefined) and a marker trace of its undefined classes (empty when none). Width and
+        height are set, px.
     """
     view = info if isinstance(info, ConfusionView) else confusion_view(info)
     names = view.class_names
+    labels = short_labels(names)
     n = len(names)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
-                        subplot_titles=("true x predicted", "per class"))
+    lines = textwrap.wrap(view.note, 110)
+    size = _confusion_size(labels, len(lines))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("true x predicted", "per class"))
+    pairs = np.array([[[t, p] for p in names] for t in names], dtype=object).reshape(n, n, 2)
     fig.add_trace(go.Heatmap(
-        z=view.share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, text=view.matrix,
-        texttemplate="%{text}" if n <= 20 else None, colorbar={"title": "share", "x": 0.55},
-        hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.1%} of the class)<extra></extra>",
+        z=view.share, x=labels, y=labels, colorscale="Blues", zmin=0, zmax=1, text=view.matrix, customdata=pairs,
+        texttemplate="%{text}" if n <= 20 else None,
+        colorbar={"title": "share", "x": size["colorbar_x"], "xanchor": "left", "thickness": 14},
+        hovertemplate="true %{customdata[0]}, predicted %{customdata[1]}: %{text} (%{z:.1%} of the class)"
+                      "<extra></extra>",
     ), row=1, col=1)
     rows = np.arange(n)
     width = 0.8 / len(_METRICS)  # each class's row holds one slot per metric, top to bottom
@@ -107,18 +123,41 @@ def confusion_matrix(info: ConfusionInfo | ConfusionView, title: str = "Validati
             marker={"symbol": "x-thin-open", "size": 9, "color": color, "line": {"width": 2, "color": color}},
             hovertext=[f"{names[i]} {metric}: undefined: {why.format(names[i])}" for i in undefined],
             hovertemplate="%{hovertext}<extra></extra>", cliponaxis=False), row=1, col=2)
-    fig.update_yaxes(autorange="reversed", title_text="true class", type="category", row=1, col=1)
-    fig.update_xaxes(title_text="predicted class", type="category", row=1, col=1)
-    fig.update_yaxes(tickmode="array", tickvals=rows.tolist(), ticktext=names, range=[n - 0.5, -0.5],
+    step = size["step"]
+    shown = labels[::step]
+    fig.update_yaxes(autorange="reversed", title_text="true class", type="category", tickmode="array",
+                     tickvals=shown, ticktext=shown, row=1, col=1)
+    fig.update_xaxes(title_text="predicted class", type="category", tickmode="array", tickvals=shown,
+                     ticktext=shown, tickangle=size["tickangle"], domain=size["matrix_domain"], row=1, col=1)
+    fig.update_yaxes(tickmode="array", tickvals=rows[::step].tolist(), ticktext=shown, range=[n - 0.5, -0.5],
                      ticklabelstandoff=8, row=1, col=2)  # clear of the "×" at 0
-    fig.update_xaxes(range=[0, 1.02], row=1, col=2)
-    lines = textwrap.wrap(view.note, 110)
-    height = min(MAX_CONFUSION_HEIGHT, max(360, 28 * n + 160) + 17 * len(lines))
+    fig.update_xaxes(range=[0, 1.02], domain=size["bars_domain"], row=1, col=2)
+    for note, domain in zip(fig.layout.annotations, (size["matrix_domain"], size["bars_domain"])):
+        note.x = (domain[0] + domain[1]) / 2  # the subplot titles follow their panels
+    legend = [t.name for t in fig.data[1:] if t.showlegend is not False]
     fig.update_layout(
-        title={"text": title, "y": 1 - 14 / height, "yref": "container", "yanchor": "top",
+        title={"text": title, "y": 1 - 14 / size["height"], "yref": "container", "yanchor": "top",
                **({"subtitle": {"text": "<br>".join(lines), "font": {"size": 12}}} if lines else {})},
-        margin={"t": 80 + 17 * len(lines)}, height=height, barmode="overlay")
+        margin={"t": size["top"], "b": size["bottom"], "l": size["left"], "r": 60 + label_px(legend)},
+        height=size["height"], width=size["left"] + size["paper"] + 60 + label_px(legend), barmode="overlay")
     return fig
+
+
+def _confusion_size(labels: list[str], note_lines: int) -> dict[str, Any]:
+    """Px layout of ``confusion_matrix``: margins from the longest label, the matrix's side
+    (``MIN_MATRIX_PX``..``MAX_MATRIX_PX``, the height capped at ``MAX_CONFUSION_HEIGHT``), the
+    label step, and the panels' domains (fractions of the plot area's width)."""
+    n, text_px = len(labels), label_px(labels)
+    rotated = text_px > CELL_PX
+    top = 80 + 17 * note_lines
+    bottom = round((text_px if rotated else 16) + 60)  # tick labels, then the axis title
+    side = max(MIN_MATRIX_PX, min(CELL_PX * n, MAX_MATRIX_PX, MAX_CONFUSION_HEIGHT - top - bottom))
+    colorbar_at, bars_at = side + 12, side + 80 + text_px + 16  # colorbar (~60 px), then the bars' labels
+    paper = bars_at + BARS_PX
+    return {"top": top, "bottom": bottom, "left": round(text_px + 60), "height": round(top + side + bottom),
+            "paper": round(paper), "side": side, "step": tick_step(n, side / max(n, 1)),
+            "tickangle": -90 if rotated else 0, "matrix_domain": [0.0, side / paper],
+            "colorbar_x": colorbar_at / paper, "bars_domain": [bars_at / paper, 1.0]}
 
 
 def gradient_flow(flow: GradientFlow, title: str = "Gradient flow") -> go.Figure:
@@ -233,9 +272,11 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
     """Activation maps of the fixed validation samples; a menu picks the layer.
 
     Images: one row per sample, the input then the layer's most active channels (up to 8).
-    Text: one row per sample ("sample 3 (class ham)"), units x tokens of the LSTM's output
+    Text: one row per sample, units x tokens of the LSTM's output
     (padding left out), each row with its own words under it (at most ``MAX_TOKEN_LABELS``: a
     longer text labels every k-th token) and every word and the unit's index in the hover.
+    Each row is named to its left, horizontally ("sample 3" over "class ham", a long class name
+    shortened; the hover has it whole), so names never run into the next row's.
 
     Args:
         maps: ``analysis.diagnostics.activation_maps``.
@@ -253,8 +294,8 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
     height = (row_px + gap_px) * s + 140
     spacing = min(gap_px / (height - 180), 0.9 / (s - 1)) if text and s > 1 else 0.06  # of the plot area
     # (the figure less plotly's default 100 px top and 80 px bottom margins)
-    fig = make_subplots(rows=max(s, 1), cols=cols, horizontal_spacing=0.01, vertical_spacing=spacing,
-                        row_titles=[f"sample {i} (class {lab})" for i, lab in zip(maps.samples, maps.labels)])
+    fig = make_subplots(rows=max(s, 1), cols=cols, horizontal_spacing=0.01, vertical_spacing=spacing)
+    row_labels = _sample_labels(fig, maps)
     visibility: list[list[bool]] = []
     for li, layer in enumerate(maps.layers):
         arr = maps.maps[layer]
@@ -294,5 +335,20 @@ def activations(maps: ActivationMaps, title: str = "Activations") -> go.Figure:
     fig.update_xaxes(showticklabels=maps.kind == "text")
     fig.update_yaxes(showticklabels=False, autorange="reversed")
     fig.update_layout(title=f"{title}: {maps.layers[0]}" if maps.layers else title, height=height,
+                      margin={"l": round(label_px(row_labels) + 24)},
                       updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.12, "xanchor": "right"}] if buttons else [])
     return fig
+
+
+def _sample_labels(fig: go.Figure, maps: ActivationMaps) -> list[str]:
+    """Name each sample's row with a horizontal two-line note left of it (the full class name in
+    its hover); returns the lines drawn (for the left margin)."""
+    classes = short_labels([str(lab) for lab in maps.labels], 16)
+    lines: list[str] = []
+    for r, (sample, label, full) in enumerate(zip(maps.samples, classes, maps.labels)):
+        domain = fig.get_subplot(r + 1, 1).yaxis.domain
+        lines += [f"sample {sample}", f"class {label}"]
+        fig.add_annotation(text=f"sample {sample}<br>class {label}", hovertext=f"sample {sample} (class {full})",
+                           xref="paper", yref="paper", x=0, y=(domain[0] + domain[1]) / 2, xanchor="right",
+                           yanchor="middle", xshift=-8, align="right", showarrow=False, textangle=0)
+    return lines
