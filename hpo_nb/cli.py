@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="what trials are scored on, on the validation split (balanced_accuracy: the mean "
                           f"per-class recall, for imbalanced classes; default: accuracy{KEPT})")
     run.add_argument("--max-epochs", type=int, default=None, help=f"epochs per trial at most (default: 10{KEPT})")
+    run.add_argument("--accuracy-weight", type=float, default=None, metavar="W",
+                     help="health mode: the score is W x accuracy + (1 - W) x health score, W in [0, 1] "
+                          f"(default: 0.7{KEPT})")
     run.add_argument("--concurrency", type=int, default=1, help="trials running at once")
     run.add_argument("--executor", default="local", help="local or runpod")
     run.add_argument("--distribution", default=None, choices=["mirrored"],
@@ -133,8 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _command(args)
         sys.stdout.flush()  # here, where a reader that left (BrokenPipeError) is handled, not at exit
         return code
-    except HpoNbError as exc:
-        print(f"hpo-nb: error: {exc}", file=sys.stderr)
+    except HpoNbError as exc:  # a ConfigError's cli form names the flags rather than Python's arguments
+        print(f"hpo-nb: error: {getattr(exc, 'cli', None) or exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `hpo-nb show NAME | head`: the reader left; say nothing (as cat, ls do)
         _quiet_stdout()
@@ -203,6 +206,7 @@ def _run(args: argparse.Namespace) -> int:
         progress="none" if args.quiet else ConsoleRenderer(closing_notices=False, warned_notices=True),
         heartbeat_interval=args.heartbeat_interval,
         test_fraction=args.test_fraction, metric=args.metric, validation_fraction=args.validation_fraction,
+        accuracy_weight=args.accuracy_weight,
     )
     # TensorFlow's import runs with fd 2 captured (tf_stderr): done here, before any trial thread,
     # so a Ctrl+C's "stopping" line cannot land inside that capture and be filed with its log.
@@ -239,7 +243,10 @@ def _run(args: argparse.Namespace) -> int:
         best = exp.best
         from .space import searched
 
-        mine = report if report and report.trial == best.number else None
+        from .records import stored_report
+
+        # this run's measure, else one stored before (an earlier run's, `hpo-nb evaluate`'s)
+        mine = report if report and report.trial == best.number else stored_report(exp.study, best.number)
         for line in best_lines(best, mine.test_accuracy if mine else None, mine.n_test if mine else 0,
                                searched(exp.space), exp.metric, mine.test_balanced_accuracy if mine else None):
             print(line)
@@ -250,6 +257,25 @@ def _run(args: argparse.Namespace) -> int:
         code = code or 1
     print(f"run folder: {exp.run_dir}")
     return code
+
+
+def _resume_command(args: argparse.Namespace, settings: dict) -> str:
+    """The ``hpo-nb run`` line that resumes a stored study with its own settings: its storage
+    (password masked) or runs folder, and ``--data`` for a study of your own data, which only the
+    user can pass again."""
+    import shlex
+
+    from .datasets import is_registered
+    from .storage import mask_url
+
+    words = ["hpo-nb", "run", "--name", shlex.quote(args.name)]
+    if args.storage:
+        words += ["--storage", shlex.quote(mask_url(args.storage.strip()))]
+    if args.runs_dir != "runs":  # its run folder: models, run.log (and the default storage)
+        words += ["--runs-dir", shlex.quote(str(args.runs_dir))]
+    if "dataset" in settings and not is_registered(str(settings["dataset"])):
+        words += ["--data", "PATH"]  # the file or folder it was read from, with the same options
+    return " ".join(words)
 
 
 def _search_space(text: str | None) -> dict | None:
@@ -283,9 +309,15 @@ def _show(args: argparse.Namespace) -> int:
     print(f"study {args.name}: dataset {settings.get('dataset', '?')} · mode {study.mode} · "
           f"{settings.get('max_epochs', '?')} epochs max")
     kept = " · ".join(f"{k} {settings[k]}" for k in ("metric", "seed", "validation_fraction", "sample_fraction",
-                                                    "test_fraction") if k in settings)
+                                                    "test_fraction", "accuracy_weight") if k in settings)
+    weights = settings.get("health_weights")
+    if isinstance(weights, dict) and len(set(weights.values())) > 1:  # equal weights: the default, not shown
+        kept += " · health_weights " + ", ".join(f"{k}={v:g}" for k, v in weights.items())
     if kept:  # what `hpo-nb run --name NAME` resumes with when they are left out
-        print(f"settings: {kept} (hpo-nb run --name {args.name} resumes with these)")
+        command = _resume_command(args, settings)
+        data = " (PATH: your data file or folder, with the options it was read with)" \
+            if command.endswith("--data PATH") else ""
+        print(f"settings: {kept} ({command} resumes with these{data})")
     Console(width=None if sys.stdout.isatty() else 120).print(results_table(study.results, max_rows=args.rows))
     try:
         best = study.best
@@ -296,15 +328,14 @@ def _show(args: argparse.Namespace) -> int:
     best.model_path = str(found) if found else (f"{best.model_path} (not found here)" if best.model_path else None)
     from .space import searched
 
-    from .records import TestReport, stored_evaluations
+    from .records import stored_report
     from .views.viewmodel import baseline_line
 
     base = study.baseline
     if base is not None:  # recorded by studies since the baseline was stored
         print(baseline_line(base.majority_rate, base.majority_class, base.n_val, study.metric, base.chance_balanced))
     _warn(study._search_warnings())  # the dashboard's notices (Experiment._search_warnings), one source
-    stored = stored_evaluations(study.study).get(best.number)
-    test = TestReport.from_attr(best.number, stored) if stored else None
+    test = stored_report(study.study, best.number)
     for line in best_lines(best, test.test_accuracy if test else None, test.n_test if test else 0,
                            searched(study.space) if study.space else None, study.metric,
                            test.test_balanced_accuracy if test else None):

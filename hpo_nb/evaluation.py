@@ -176,7 +176,6 @@ class TestSplitResults(StudyResults):
             best = self.best.number
         except ConfigError:
             return None
-        data = records.stored_evaluations(self.study).get(best)
-        return records.TestReport.from_attr(best, data) if data else None
+        return records.stored_report(self.study, best)
 
     # ------------------------------------------------------------------ analysis (views/importance, arch3d)

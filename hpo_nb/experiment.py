@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 import optuna
 
-from . import datasets, health, records, reopen, space as spaces
+from . import datasets, records, reopen, space as spaces
 from .baseline import BASELINE_ATTR, baseline_of, small_validation
 from .errors import ConfigError
 from .executors.base import Backend, Executor, backend as executor_backend
@@ -27,9 +27,9 @@ from .results import _views
 from .search import Search, shown
 from .spec import TrialSpec
 from .study import make_pruner, open_study
-from .storage import (attach_run_log, default_url, mask_url, open_storage, quiet_optuna, refuse_orphaned_models,
-                      validate_url)
-from .values import check_fraction, check_int, grace_period
+from .storage import (attach_run_log, clean_url, default_url, mask_url, open_storage, quiet_optuna,
+                      refuse_orphaned_models)
+from .values import check_int, grace_period, plain
 
 log = logging.getLogger("hpo_nb")
 
@@ -80,9 +80,12 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
             (stratified). Default None: 1.0 for a new study, the recorded value for a reopened one.
         validation_fraction: fraction of the data held out for validation, in (0, 1). Default
             None: 0.2 for a new study, the recorded value for a reopened one.
-        accuracy_weight: weight of accuracy in the health-mode score, in [0, 1].
+        accuracy_weight: weight of accuracy in the health-mode score, in [0, 1]. Default None:
+            0.7 for a new study, the recorded weight for a reopened one (a health study records
+            it, as it records its mode: scores weighed otherwise would not be comparable).
         health_weights: relative weights (>= 0, not all 0) of the health metrics
-            (``hpo_nb.health.METRICS``) in the health score; default: equal.
+            (``hpo_nb.health.METRICS``) in the health score. Default None: equal weights for a
+            new study, the recorded ones for a reopened one (only their proportions count).
         pruning: False turns pruning off whatever ``pruner`` says.
         devices: device names ("/gpu:0", "/cpu:1", ...) to spread trials over or mirror over;
             default: TensorFlow's default device (every GPU when mirrored or with ``gpus_per_trial``).
@@ -132,7 +135,7 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
 
     Raises:
         ConfigError: a setting is invalid, the dataset cannot be loaded, the storage cannot be
-            opened, or a study of that name exists with another dataset, mode, seed or fraction
+            opened, or a study of that name exists with another dataset, mode, score weights, seed or fraction
             given here (the message names each, and what to pass).
         DatasetUnavailableError: a registered dataset needs a download that failed.
 
@@ -163,7 +166,7 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
         search_space: Mapping[str, Any] | None = None,
         sample_fraction: float | None = None,
         validation_fraction: float | None = None,
-        accuracy_weight: float = 0.7,
+        accuracy_weight: float | None = None,
         health_weights: Mapping[str, float] | None = None,
         pruning: bool = True,
         pruner: str | optuna.pruners.BasePruner = "none",
@@ -181,16 +184,15 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
         artifact_store: str | Path | Any = None,
     ) -> None:
         # None: not given; a reopened study's recorded value, else reopen.DEFAULTS (a new study's)
-        given = {"dataset": dataset, "mode": mode, "seed": seed, "max_epochs": max_epochs, "metric": metric,
-                 "sample_fraction": sample_fraction, "validation_fraction": validation_fraction,
-                 "test_fraction": test_fraction}
-        reopen.check_given(given)
+        given = reopen.check_given({
+            "dataset": dataset, "mode": mode, "seed": seed, "max_epochs": max_epochs, "metric": metric,
+            "sample_fraction": sample_fraction, "validation_fraction": validation_fraction,
+            "test_fraction": test_fraction, "accuracy_weight": accuracy_weight, "health_weights": health_weights})
         if n_trials is not None:  # None: 20 for a new study, the recorded budget for a reopened one
             check_int("n_trials", n_trials, 1)
         check_int("concurrency", concurrency, 1)
         check_int("heartbeat_interval", heartbeat_interval, 1)
-        check_fraction("accuracy_weight", accuracy_weight)
-        health.validate_weights(health_weights)
+        n_trials, concurrency, heartbeat_interval = plain(n_trials), plain(concurrency), plain(heartbeat_interval)
         # A name picks a registered backend (executors.base); an Executor instance runs as it is.
         self._backend: Backend | None = None if isinstance(executor, Executor) else executor_backend(executor)
         if distribution not in (None, "mirrored"):
@@ -202,10 +204,13 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
                 "test=(x_test, y_test) goes with your own data (a Dataset, e.g. datasets.from_arrays(x, y)) "
                 "and without test_fraction; registered datasets bring their own test split or hold one out."
             )
-        if dataset is not None:  # loads now: a missing dataset fails before training
+        # A registered name loads after the study's settings are read (a conflict is told before a
+        # download); your own data, or an unknown name, now: a missing dataset fails before training.
+        if dataset is not None and not (isinstance(dataset, str) and datasets.is_registered(dataset)):
             self._load_dataset(dataset, test)
-        self.name = name or f"{self.dataset.name if dataset is not None else reopen.DEFAULTS['dataset']}-" \
-                            f"{mode or reopen.DEFAULTS['mode']}"
+        named = dataset if isinstance(dataset, str) else self.dataset.name if dataset is not None else \
+            reopen.DEFAULTS["dataset"]
+        self.name = name or f"{named}-{mode or reopen.DEFAULTS['mode']}"
         if not _NAME_RE.match(self.name):
             raise ConfigError(
                 f"name {self.name!r} must start with a letter or digit and use only letters, digits, '.', '_' "
@@ -213,7 +218,7 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
             )
         self.run_dir = Path(runs_dir) / self.name
         if storage is not None:
-            validate_url(storage)
+            storage = clean_url(storage)
         # Running trials beat every heartbeat_interval s; one silent for grace_period s belongs to a
         # dead process: it is failed and retried (by whichever process sharing the study sees it first).
         self.heartbeat_interval = heartbeat_interval
@@ -222,6 +227,9 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
         # An existing study's settings stand in for those not given (a new default-storage one creates nothing yet).
         self._storage = self._open_storage() if storage is not None or (self.run_dir / "study.db").exists() else None
         recorded = reopen.recorded_settings(self._storage, self.name) if self._storage is not None else {}
+        reopen.refuse_given(self.name, recorded, given)  # a given setting the study differs from, before any data
+        if isinstance(dataset, str) and datasets.is_registered(dataset):
+            self._load_dataset(dataset, test)
         # your own test data (test=) stands for the held-out fraction: none of it to adopt
         s = reopen.adopt(given, {k: v for k, v in recorded.items() if test is None or k != "test_fraction"})
         if dataset is None:
@@ -233,8 +241,8 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
         # Held out before validation is drawn; evaluate() scores the chosen model on it.
         self.test_fraction = self.dataset.resolve_test_fraction(s["test_fraction"], strict=True)
         n_train = int(len(self.dataset.x) * (1 - self.test_fraction) * (1 - validation_fraction) * sample_fraction)
-        self.space = spaces.build_space(self.dataset.modality, search_space, n_train=n_train,
-                                        input_shape=self.dataset.input_shape)
+        self.space = reopen.recorded_order(spaces.build_space(self.dataset.modality, search_space, n_train=n_train,
+                                                              input_shape=self.dataset.input_shape), recorded)
         self.mode = mode
         self.metric = s["metric"]
         self._set_baseline(validation_fraction, seed)
@@ -245,8 +253,8 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
         self.seed = seed
         self.sample_fraction = float(sample_fraction)
         self.validation_fraction = float(validation_fraction)
-        self.accuracy_weight = float(accuracy_weight)
-        self.health_weights = dict(health_weights) if health_weights else None
+        self.accuracy_weight = float(s["accuracy_weight"])
+        self.health_weights = dict(s["health_weights"]) if s["health_weights"] else None
         self.pruning = pruning
         self._pruner = make_pruner(pruner if pruning else "none", max_epochs)
         self.save_models = save_models
@@ -273,6 +281,8 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
                 f"process. Use executor='local', or a registered dataset ({', '.join(datasets.names())})."
             )
 
+        if self._storage is None:  # refused next to an earlier study's models before study.db is created
+            refuse_orphaned_models(None, self.name, self.run_dir / "models")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._log_handler = attach_run_log(self.run_dir / "run.log")
         if self._storage is None:

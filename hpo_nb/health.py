@@ -125,14 +125,31 @@ def score(mode: str, accuracy: float, health: Mapping[str, float], accuracy_weig
 
 def validate_weights(weights: Mapping[str, float] | None) -> None:
     from .errors import ConfigError
+    from .values import is_number
 
+    if weights is not None and not isinstance(weights, Mapping):
+        raise ConfigError(f"health_weights must be a mapping of metric -> weight, not {weights!r}.")
     for key, value in (weights or {}).items():
         if key not in METRICS:
             raise ConfigError(f"unknown health weight {key!r}; metrics are {', '.join(METRICS)}.")
-        if not isinstance(value, (int, float)) or value < 0:
+        if not is_number(value) or not math.isfinite(value) or value < 0:
             raise ConfigError(f"health weight {key!r} must be a number >= 0, not {value!r}.")
     if weights and sum({**DEFAULT_WEIGHTS, **weights}.values()) <= 0:
         raise ConfigError("health weights must not all be zero.")
+
+
+def effective_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
+    """Every metric's weight (``DEFAULT_WEIGHTS`` where ``weights`` leaves one out), as floats:
+    what a health study records, so a reopen compares what the score uses."""
+    return {m: float({**DEFAULT_WEIGHTS, **(weights or {})}[m]) for m in METRICS}
+
+
+def same_weights(a: Mapping[str, float] | None, b: Mapping[str, float] | None) -> bool:
+    """Whether two sets of health weights give the same health score: the score is a weighted
+    mean, so only their proportions count ({all: 2} is the default equal weighting)."""
+    wa, wb = effective_weights(a), effective_weights(b)
+    ta, tb = sum(wa.values()), sum(wb.values())
+    return all(math.isclose(wa[m] / ta, wb[m] / tb, rel_tol=1e-9, abs_tol=1e-12) for m in METRICS)
 
 
 # -------------------------------------------------------------------- measuring

@@ -292,6 +292,13 @@ def stored_evaluations(study: optuna.Study) -> dict[int, dict[str, Any]]:
     return out
 
 
+def stored_report(study: optuna.Study, trial: int) -> "TestReport | None":
+    """The test evaluation stored for ``trial`` (by ``evaluate()`` or ``hpo-nb evaluate``, in any
+    run), or None when it was never evaluated."""
+    data = stored_evaluations(study).get(trial)
+    return TestReport.from_attr(trial, data) if data else None
+
+
 def store_evaluation(study: optuna.Study, report: TestReport) -> None:
     study.set_user_attr(f"{TEST_ATTR_PREFIX}{report.trial}", report.to_attr())
 

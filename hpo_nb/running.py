@@ -87,8 +87,9 @@ class SearchControl:
         """
         if self.running:
             raise RuntimeError("this experiment is already running; call wait() or stop() first.")
-        if getattr(self, "_incomparable", None):  # reopened with other settings: adding trials would mix them
-            raise ConfigError(self._incomparable)
+        refused = getattr(self, "_incomparable", None)
+        if refused is not None:  # reopened with other settings: adding trials would mix them
+            raise ConfigError(str(refused), cli=refused.cli)
         self._error = None
         self._unshown = []
         record_budget(self.study, self.n_trials)  # a later reopen without n_trials shows this budget

@@ -144,7 +144,8 @@ def refuse_orphaned_models(storage: Any, study_name: str, models_dir: Path) -> N
     trials from 0 again and would overwrite ``models/trial_0000.keras`` and the rest.
 
     Args:
-        storage: the opened storage.
+        storage: the opened storage; None: the default storage, whose ``study.db`` does not
+            exist yet (checked before creating it, so a refusal leaves no empty database).
         study_name: the study about to be created or resumed.
         models_dir: where this study's trials save their models.
 
@@ -153,13 +154,26 @@ def refuse_orphaned_models(storage: Any, study_name: str, models_dir: Path) -> N
             the message names the folder and the ways out.
     """
     models = sorted(models_dir.glob("*.keras"))
-    if not models or study_name in optuna.study.get_all_study_names(storage=storage):
+    if not models or (storage is not None and study_name in optuna.study.get_all_study_names(storage=storage)):
         return
     raise ConfigError(
         f"{models_dir} holds {len(models)} saved model(s) ({models[0].name}, ...) but the storage has no study "
-        f"{study_name!r} (its study.db is missing or empty?); a new study would overwrite them. Restore the "
-        "study's database, or move that models folder away (or pick another name=) to start afresh."
+        f"{study_name!r} (its study.db is missing or empty?); a new study would overwrite them. If the study lives "
+        "in another storage, pass it as storage= (CLI: --storage URL); else restore the study's database, or move "
+        "that models folder away (or pick another name=) to start afresh."
     )
+
+
+def clean_url(url: Any) -> str:
+    """A storage URL as given, without the spaces or newline a copy and paste leaves around it
+    (``'sqlite:///a.db '`` would otherwise open a new file named ``'a.db '``), checked.
+
+    Raises:
+        ConfigError: not a storage URL (``validate_url``).
+    """
+    url = url.strip() if isinstance(url, str) else url
+    validate_url(url)
+    return url
 
 
 def _tune_sqlite(storage: RDBStorage) -> RDBStorage:

@@ -19,7 +19,7 @@ from . import records, space as spaces
 from .baseline import stored_baseline
 from .errors import ConfigError
 from .results import StudyResults
-from .storage import default_url, mask_url, open_storage, quiet_optuna, validate_url
+from .storage import clean_url, default_url, mask_url, open_storage, quiet_optuna
 
 _PARAMS = {"IntRange": spaces.IntRange, "FloatRange": spaces.FloatRange, "Choice": spaces.Choice,
            "Fixed": spaces.Fixed}
@@ -76,7 +76,7 @@ class StoredStudy(StudyResults):
                                   + (f"studies there: {', '.join(known)}." if known else
                                      "run one with `hpo-nb run --name NAME`, or pass --storage URL."))
             storage = default_url(self.run_dir)
-        validate_url(storage)
+        storage = clean_url(storage)
         with quiet_optuna():
             rdb = open_storage(storage)
             names = [s.study_name for s in optuna.get_all_study_summaries(rdb, include_best_trial=False)]

@@ -18,7 +18,8 @@ import optuna
 from . import startup
 from .errors import ConfigError
 from .space import SearchSpace, comparable_reprs
-from .values import check_choice
+from .datasets import is_registered
+from .values import check_choice, same_value
 
 PRUNERS = ("median", "hyperband", "none")
 DEFAULT_N_TRIALS = 20  # a new study's budget when n_trials is not given
@@ -74,7 +75,7 @@ def make_sampler(seed: int, n_trials: int, concurrency: int) -> optuna.samplers.
 
 def open_study(storage: Any, name: str, *, n_trials: int | None, seed: int, concurrency: int,
                pruner: optuna.pruners.BasePruner, modality: str, space: SearchSpace, settings: dict[str, Any],
-               split: dict[str, Any], comparable: dict[str, Any]) -> tuple[optuna.Study, str | None, int]:
+               split: dict[str, Any], comparable: dict[str, Any]) -> tuple[optuna.Study, ConfigError | None, int]:
     """Create the study, or reopen it after checking that it describes the same search.
 
     A new study records ``settings``, ``split``, ``comparable`` and its budget, and queues the
@@ -96,8 +97,8 @@ def open_study(storage: Any, name: str, *, n_trials: int | None, seed: int, conc
         comparable: data fingerprint, max_epochs, metric, search space (see ``incomparable``).
 
     Returns:
-        (optuna.Study, str | None, int): the study; why new trials may not be added to it (other
-        epochs or space), or None; and the budget in effect (``n_trials``, or the recorded one).
+        (optuna.Study, ConfigError | None, int): the study; why new trials may not be added to it
+        (other epochs, metric or space), or None; and the budget in effect (``n_trials``, or the recorded one).
 
     Raises:
         ConfigError: the study exists with other data, mode, seed or split settings.
@@ -112,9 +113,9 @@ def open_study(storage: Any, name: str, *, n_trials: int | None, seed: int, conc
         for params in startup.startup_configs(modality, space, startup.startup_size(budget), seed):
             study.enqueue_trial(params, user_attrs={"startup": True})
         return study, None, budget
-    data, others = incomparable(name, stored, comparable)
+    data, others = incomparable(name, stored, comparable, settings.get("dataset"))
     if data:  # results and evaluate() would be read against other data
-        raise ConfigError(data)
+        raise data
     refuse_other_samples(name, stored, {**split, "seed": seed}, settings)
     budget = n_trials or recorded_budget(stored)
     study.sampler = make_sampler(joiner_seed(seed), budget, concurrency)
@@ -138,43 +139,92 @@ def record_budget(study: optuna.Study, n_trials: int) -> None:
 
 def refuse_other_samples(name: str, stored: dict[str, Any], now: dict[str, Any],
                          settings: dict[str, Any] | None = None) -> None:
-    """Refuse a reopen with another dataset or mode (scores not comparable), or whose seed or
-    fractions would pick other samples: the seed draws the validation split and the kept training
-    part, so trials run with another seed (or fractions) are scored on other samples and cannot be
-    ranked against the stored ones. Keys an older study did not record are not compared. One
-    message names every difference and the arguments (and CLI flags) that reopen the study.
+    """Refuse a reopen with another dataset, mode or score weights (scores not comparable), or
+    whose seed or fractions would pick other samples: the seed draws the validation split and the
+    kept training part, so trials run with another seed (or fractions) are scored on other samples
+    and cannot be ranked against the stored ones. Keys an older study did not record are not
+    compared; numbers compare by ``math.isclose``; your own data compares by its fingerprint, not
+    its name (``incomparable``). One message names every difference and the arguments that reopen
+    the study; its ``cli`` form names ``hpo-nb run``'s flags.
 
     Args:
         name: the study name.
         stored: the study's recorded settings (``study.user_attrs["hpo_nb"]``).
-        now: this run's ``seed``, ``test_fraction``, ``validation_fraction``, ``sample_fraction``.
-        settings: this run's ``dataset``, ``mode`` and ``modality`` (None: not compared).
+        now: this run's ``seed``, ``test_fraction``, ``validation_fraction``, ``sample_fraction``
+            (a subset: only those given).
+        settings: this run's ``dataset``, ``mode``, ``modality`` and, in health mode,
+            ``accuracy_weight`` and ``health_weights`` (None: not compared).
 
     Raises:
         ConfigError: a value differs; the message names each, and how to continue.
     """
-    other = {k: v for k, v in (settings or {}).items() if k in stored and stored[k] != v}
+    other = {k: v for k, v in (settings or {}).items() if k in stored and _differs(k, stored[k], v)}
     if "modality" in other and len(other) > 1:  # follows from the dataset: name what to pass
         other.pop("modality")
-    diffs = {**{k: stored[k] for k in other}, **{k: stored[k] for k, v in now.items() if k in stored and stored[k] != v}}
+    diffs = {**{k: stored[k] for k in other},
+             **{k: stored[k] for k, v in now.items() if k in stored and _differs(k, stored[k], v)}}
     if not diffs:
         return
     current = {**(settings or {}), **now}
-    changed = ", ".join(f"{k}={stored[k]!r} (now {current[k]!r})" for k in diffs)
     why = ("its scores are not comparable with this one" if other else
            "its test split would overlap what trials trained on" if "test_fraction" in diffs else
            "its trials were trained and scored on other samples, so new trials would not be comparable")
-    same = ", ".join(f"{k}={v!r}" for k, v in diffs.items() if k != "modality")
-    from .datasets import is_registered  # your own data is passed again, not named
+    same = {k: v for k, v in diffs.items() if k != "modality"}
+    own = "dataset" in same and not is_registered(str(same["dataset"]))  # only the user can pass it again
+    py = ", ".join(_py(k, v, passed=True) for k, v in same.items())
+    flags = " ".join("--data PATH" if own and k == "dataset" else _cli(k, v, passed=True)
+                     for k, v in same.items() if k in _CLI_FLAGS)
+    hint = f" (hpo-nb run {flags})" if flags else ""
+    reopen = (f"To reopen it, pass {py}{hint}; or pick" if own else
+              f"To reopen it, leave {'it' if len(same) == 1 else 'them'} out or pass {py}{hint}; or pick" if same
+              else "Pick")
+    cli_same = " ".join(_cli(k, v, passed=True) for k, v in same.items())
+    left = " and ".join(f"--{k.replace('_', '-')}" if k in _CLI_FLAGS else f"{k}=" for k in same)
+    resume = (f"To resume it, pass {cli_same}; or pick" if own else
+              f"To resume it, leave {left} out or pass {cli_same}; or pick" if same else "Pick")
+    raise ConfigError(
+        f"study {name!r} was searched with "
+        + ", ".join(f"{_py(k, stored[k])} (now {current[k]!r})" for k in diffs)
+        + f"; {why}. {reopen} another name= (--name) to start a new study.",
+        cli=f"study {name!r} was searched with "
+        + ", ".join(f"{_cli(k, stored[k])} (now {current[k] if k in _CLI_FLAGS else repr(current[k])})"
+                    for k in diffs)
+        + f"; {why}. {resume} another --name to start a new study.")
 
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in diffs.items()
-                     if k in ("mode", "seed", "sample_fraction", "validation_fraction", "test_fraction")
-                     or (k == "dataset" and is_registered(str(v))))
-    cli = f" (hpo-nb run {flags})" if flags else ""  # the CLI's flags
-    reopen = f"To reopen it, leave {'it' if len(diffs) == 1 else 'them'} out or pass {same}{cli}; or pick" \
-        if same else "Pick"
-    raise ConfigError(f"study {name!r} was searched with {changed}; {why}. {reopen} another name= (--name) "
-                      "to start a new study.")
+
+# ``hpo-nb run``'s flag for each recorded setting it can give (the others are Python's only)
+_CLI_FLAGS = ("dataset", "mode", "seed", "sample_fraction", "validation_fraction", "test_fraction", "accuracy_weight",
+              "max_epochs", "metric", "search_space")
+
+
+def _py(key: str, value: Any, passed: bool = False) -> str:
+    """A recorded setting in Python's words; your own data by what to pass, not its name."""
+    if key == "dataset" and not is_registered(str(value)):
+        return ("the same data as dataset= (e.g. datasets.from_arrays(x, y); its name does not matter)" if passed
+                else f"your own data {value!r}")
+    return f"{key}={value!r}"
+
+
+def _cli(key: str, value: Any, passed: bool = False) -> str:
+    """A recorded setting as ``hpo-nb run`` takes it (``--mode health``), or Python's ``key=value``
+    for one it has no flag for."""
+    if key == "dataset" and not is_registered(str(value)):
+        return ("--data PATH (the file or folder it was read from, with the same options)" if passed
+                else f"your own data {value!r}")
+    return f"--{key.replace('_', '-')} {value}" if key in _CLI_FLAGS else f"{key}={value!r}"
+
+
+def _differs(key: str, recorded: Any, now: Any) -> bool:
+    """Whether a recorded setting and this run's differ: your own data by fingerprint alone (its
+    name follows how it was read: 'arrays-<fingerprint>', 'own-<fingerprint>'), health weights by
+    their proportions, numbers by ``math.isclose``."""
+    if key == "dataset" and not is_registered(str(recorded)) and not is_registered(str(now)):
+        return False  # both your own data: incomparable() compares their fingerprints
+    if key == "health_weights":
+        from .health import same_weights
+
+        return not same_weights(recorded, now)
+    return not same_value(recorded, now)
 
 
 def joiner_seed(seed: int) -> int:
@@ -182,32 +232,71 @@ def joiner_seed(seed: int) -> int:
     return (seed * 1_000_003 + os.getpid() * 7919 + time.monotonic_ns()) % (2**32 - 1)
 
 
-def incomparable(name: str, stored: dict[str, Any], now: dict[str, Any]) -> tuple[str | None, str | None]:
-    """What differs from the study's recorded data, and from its settings, as the messages of a
-    ConfigError (None where nothing does). Keys an older study did not record are not compared.
+def incomparable(name: str, stored: dict[str, Any], now: dict[str, Any],
+                 dataset: str | None = None) -> tuple[ConfigError | None, ConfigError | None]:
+    """What differs from the study's recorded data, and from its settings, as ConfigErrors (None
+    where nothing does), each with its ``cli`` form. Keys an older study did not record are not
+    compared; a choice's options compare as a set (their order changes nothing searched).
+
+    Args:
+        name: the study name.
+        stored: the study's recorded settings.
+        now: this run's ``fingerprint``, ``max_epochs``, ``metric``, ``search_space`` (reprs).
+        dataset: this run's dataset name (for the message).
 
     Returns:
-        (str | None, str | None): other data (refuse to open), other epochs or search space
-        (refuse new trials; reading results and ``evaluate()`` still work).
+        (ConfigError | None, ConfigError | None): other data (refuse to open), other epochs,
+        metric or search space (refuse new trials; reading results and ``evaluate()`` still work).
     """
-    how = "Reopen it with the same data and settings, or pass another name= to start a new study."
-    left = "Leave max_epochs, metric and search_space out to reopen it with its own, or pass another name= to start " \
-           "a new study."
     data = None
     if stored.get("fingerprint", now["fingerprint"]) != now["fingerprint"]:
-        data = (f"study {name!r} was searched on other data (fingerprint {stored['fingerprint'][:10]}, now "
-                f"{now['fingerprint'][:10]}); its results do not describe this dataset. {how}")
-    changed = []
+        was, own = stored.get("dataset", "?"), not is_registered(str(stored.get("dataset")))
+        said = (f"study {name!r} was searched on other data ({'your own, ' if own else ''}{was!r}, fingerprint "
+                f"{stored['fingerprint'][:10]}; now {dataset or '?'!r}, fingerprint {now['fingerprint'][:10]}); its "
+                "results do not describe this dataset.")
+        python = ("Pass the same samples and labels again (e.g. datasets.from_arrays(x, y), under any name)" if own
+                  else f"Pass dataset={was!r} (or leave dataset out)")
+        cli = ("Pass the file it was read from again (--data PATH, with the options it was read with)" if own
+               else f"Pass --dataset {was} (or leave --dataset and --data out)")
+        data = ConfigError(f"{said} {python}, or another name= to start a new study.",
+                           cli=f"{said} {cli}, or another --name to start a new study.")
+    changed: list[tuple[str, str]] = []  # (Python's words, the CLI's)
     if stored.get("max_epochs", now["max_epochs"]) != now["max_epochs"]:
-        changed.append(f"max_epochs={stored['max_epochs']} (now {now['max_epochs']})")
-    if stored.get("metric", "accuracy") != now.get("metric", "accuracy"):  # older studies scored accuracy
-        changed.append(f"metric={stored.get('metric', 'accuracy')!r} (now {now.get('metric', 'accuracy')!r})")
+        changed.append((f"max_epochs={stored['max_epochs']} (now {now['max_epochs']})",
+                        f"--max-epochs {stored['max_epochs']} (now {now['max_epochs']})"))
+    was_metric, metric = stored.get("metric", "accuracy"), now.get("metric", "accuracy")  # older: accuracy
+    if was_metric != metric:
+        changed.append((f"metric={was_metric!r} (now {metric!r})", f"--metric {was_metric} (now {metric})"))
     old_space, new_space = (comparable_reprs(s) for s in (stored.get("search_space", now["search_space"]),
                                                           now["search_space"]))
-    keys = sorted(k for k in {*old_space, *new_space} if old_space.get(k) != new_space.get(k))
+    keys = sorted(k for k in {*old_space, *new_space} if not same_param(old_space.get(k), new_space.get(k)))
     if keys:
-        changed.append("another search space (" + "; ".join(
-            f"{k}: {old_space.get(k)} -> {new_space.get(k)}" for k in keys[:3]) + ")")
-    settings = (f"study {name!r} was searched with {', '.join(changed)}; new trials would not be comparable with "
-                f"its trials (reading its results and evaluate() still work). {left}") if changed else None
-    return data, settings
+        what = "another search space (" + "; ".join(
+            f"{k}: {old_space.get(k)} -> {new_space.get(k)}" for k in keys[:3]) + ")"
+        changed.append((what, what.replace("another search space", "another --search-space")))
+    if not changed:
+        return data, None
+    new = "new trials would not be comparable with its trials"
+    return data, ConfigError(
+        f"study {name!r} was searched with {', '.join(p for p, _ in changed)}; {new} (reading its results and "
+        "evaluate() still work). Leave max_epochs, metric and search_space out to reopen it with its own, or pass "
+        "another name= to start a new study.",
+        cli=f"study {name!r} was searched with {', '.join(c for _, c in changed)}; {new} (hpo-nb show and "
+        "hpo-nb evaluate still work). Leave --max-epochs, --metric and --search-space out to resume it with its "
+        "own, or pass another --name to start a new study.")
+
+
+def same_param(recorded: str | None, now: str | None) -> bool:
+    """Whether two recorded parameters (reprs) search the same values: a ``Choice``'s options as
+    a set (``[32, 16]`` is ``[16, 32]``), anything else as written."""
+    if recorded == now:
+        return True
+    if recorded is None or now is None:
+        return False
+    from .space import Choice
+    from .stored import parse_param
+
+    a, b = parse_param(recorded), parse_param(now)
+    if not (isinstance(a, Choice) and isinstance(b, Choice)) or len(a.options) != len(b.options):
+        return False
+    return sorted(map(repr, a.options)) == sorted(map(repr, b.options))

@@ -6,6 +6,7 @@ the standard library, so every layer may use them."""
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Iterable
 
 from .errors import ConfigError
@@ -30,13 +31,41 @@ def grace_period(heartbeat_interval: int) -> int:
 
 
 def is_int(value: Any) -> bool:
-    """True for a real integer (``bool`` is not one, though Python says it is)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """True for a real integer, NumPy's included (``np.int64(7)``: ``numbers.Integral``); a
+    ``bool`` is not one, though Python says it is."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def is_number(value: Any) -> bool:
-    """True for an int or float that is not a ``bool``."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """True for a real number, NumPy's scalars included (``numbers.Real``), that is not a ``bool``."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def plain(value: Any) -> Any:
+    """A checked number as Python's own ``int`` or ``float`` (``np.int64(7)`` -> 7,
+    ``np.float32(0.3)`` -> 0.3), so it can be recorded in a study (JSON) and sent to a worker;
+    anything else unchanged."""
+    if is_int(value):
+        return int(value)
+    if is_number(value) and not isinstance(value, float):
+        try:  # np.float32(0.3) is 0.3 as written, not its binary 0.30000001192...
+            return float(str(value))
+        except ValueError:  # e.g. a Fraction
+            return float(value)
+    return float(value) if is_number(value) else value
+
+
+def same_value(recorded: Any, now: Any) -> bool:
+    """Whether a recorded setting and this run's are the same: numbers by ``math.isclose``
+    (0.3 recorded, ``0.1 * 3`` given), mappings and sequences item by item, anything else by
+    ``==``."""
+    if is_number(recorded) and is_number(now):
+        return math.isclose(float(recorded), float(now), rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(recorded, dict) and isinstance(now, dict):
+        return recorded.keys() == now.keys() and all(same_value(recorded[k], now[k]) for k in recorded)
+    if isinstance(recorded, (list, tuple)) and isinstance(now, (list, tuple)):
+        return len(recorded) == len(now) and all(same_value(a, b) for a, b in zip(recorded, now))
+    return bool(recorded == now)
 
 
 def check_int(name: str, value: Any, minimum: int) -> None:

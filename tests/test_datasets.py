@@ -207,7 +207,7 @@ def test_a_study_reopened_with_other_data_or_settings_is_refused_naming_what_dif
     first = datasets.from_arrays(rng.random((30, 8, 8)), np.arange(30) % 3, name="same-name-t")
     Experiment(first, name="ident-t", max_epochs=3, runs_dir=runs_dir, progress="none")
     other = datasets.from_arrays(rng.random((30, 8, 8)), np.arange(30) % 3, name="same-name-u")
-    with pytest.raises(ConfigError, match=r"other data \(fingerprint .*another name="):
+    with pytest.raises(ConfigError, match=r"other data \(your own, .same-name-t., fingerprint .*another name="):
         Experiment(other, name="ident-t", max_epochs=3, runs_dir=runs_dir, progress="none")
     reopened = Experiment(first, name="ident-t", max_epochs=5, runs_dir=runs_dir, progress="none")
     with pytest.raises(ConfigError, match=r"max_epochs=3 \(now 5\); new trials would not be comparable"):

@@ -137,11 +137,13 @@ def test_the_cli_resumes_with_the_study_settings_and_refuses_a_conflicting_flag(
     assert study.study.user_attrs["hpo_nb"]["validation_fraction"] == 0.25
     assert cli.main(["show", "cli", "--runs-dir", runs]) == 0
     assert ("settings: metric balanced_accuracy · seed 2 · validation_fraction 0.25 · sample_fraction 0.5 · "
-            "test_fraction 0.2 (hpo-nb run --name cli resumes with these)") in capsys.readouterr().out
+            f"test_fraction 0.2 · accuracy_weight 0.7 (hpo-nb run --name cli --runs-dir {runs} resumes with these)"
+            ) in capsys.readouterr().out
     assert cli.main(["run", "--name", "cli", "--runs-dir", runs, "--mode", "simple", "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert "mode='health' (now 'simple')" in err
-    assert "leave it out or pass mode='health' (hpo-nb run --mode health)" in err
+    err = capsys.readouterr().err  # the CLI's flags, not Python's arguments
+    assert "searched with --mode health (now simple)" in err
+    assert "leave --mode out or pass --mode health; or pick another --name to start a new study" in err
+    assert "name=" not in err
 
 
 @pytest.mark.slow

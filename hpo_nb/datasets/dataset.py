@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import ConfigError
+from ..values import is_number
 from .split import stratified_split, vectorize
 from .validation import (Modality, as_images, as_sample_array, default_sequence_length, is_str_array,
                          normalize_labels)
@@ -179,8 +180,7 @@ class Dataset:
         """
         if test_fraction is None:
             return 0.0 if self.has_test_split else float(self.test_fraction)
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) \
-                or not 0 <= test_fraction < 1:
+        if not is_number(test_fraction) or not 0 <= test_fraction < 1:
             raise ConfigError(f"test_fraction must be a number in [0, 1), not {test_fraction!r}.")
         if self.has_test_split:
             if not (strict and test_fraction):

@@ -93,6 +93,12 @@ def attach(dataset: Dataset) -> str:
     return dataset.name
 
 
+def attached(fingerprint: str | None) -> Dataset | None:
+    """The Dataset attached in this process (``attach``) with this ``fingerprint`` (the same
+    data, whatever its name), or None."""
+    return next((d for d in _USER.values() if fingerprint and d.fingerprint == fingerprint), None)
+
+
 def is_registered(name: str) -> bool:
     return name in _REGISTRY
 
