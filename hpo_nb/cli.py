@@ -7,7 +7,7 @@ import json
 import sys
 from typing import NoReturn, Sequence
 
-from .datafile import dataset_from_args, options as _data_options
+from .datafile import cli_words, dataset_from_args, options as _data_options
 from .errors import HpoNbError
 from .values import GRACE_BEATS, OBJECTIVE_METRICS
 
@@ -208,6 +208,8 @@ def _run(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction, metric=args.metric, validation_fraction=args.validation_fraction,
         accuracy_weight=args.accuracy_weight,
     )
+    if args.quiet and exp._small_validation:  # quiet hides the live bars (their "!" line), not warnings
+        _warn([cli_words(exp._small_validation)])
     # TensorFlow's import runs with fd 2 captured (tf_stderr): done here, before any trial thread,
     # so a Ctrl+C's "stopping" line cannot land inside that capture and be filed with its log.
     import keras  # noqa: F401

@@ -83,7 +83,7 @@ def cli_words(message: str) -> str:
     message = re.sub(r"\blabel_first=False\b", "--label-last", message)
     message = re.sub(r"\blabel_first=True\b", "no --label-last", message)
     for key, flag in _FLAGS.items():
-        message = re.sub(rf"(?<![\w-]){key}=\S*\s*\(CLI: ([^)]*)\)", r"\1", message)
+        message = re.sub(rf"(?<![\w-]){key}(?:=\S*)?\s*\(CLI: ([^)]*)\)", r"\1", message)
         message = re.sub(rf"(?<![\w.-]){key}=('[^']*'|\"[^\"]*\"|\d[\w.]*)", rf"{flag} \1", message)
         message = re.sub(rf"(?<![\w.-]){key}=(?=[\s,.;:)]|$)", flag, message)
         message = re.sub(rf"(?<![\w.-]){key}(?= must\b)", flag, message)

@@ -1,0 +1,54 @@
+"""What ``hpo-nb`` tells a new user besides progress: warnings that ``--quiet`` must not hide, a
+new study started under a name that may be a typo, flags named in value errors, and ``show`` of
+an unknown name leaving the run folders as they were."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _imbalanced_npz(path: Path) -> Path:
+    """sklearn's digits as float32 images, labelled 'zero' or 'rest' (about 9 in 10 are 'rest')."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    np.savez(path, x=digits.images.astype("float32"), y=np.where(digits.target == 0, "zero", "rest"))
+    return path
+
+
+def _weak_trials(monkeypatch, accuracy: float = 0.5) -> None:
+    """Trials replaced (InMemoryExecutor at ``accuracy``): the CLI's own lines are under test."""
+    from hpo_nb import experiment
+    from hpo_nb.executors import InMemoryExecutor
+    from hpo_nb.spec import TrialOutcome
+
+    class Weak(experiment.Experiment):
+        def __init__(self, **kwargs):
+            weak = InMemoryExecutor(lambda job: TrialOutcome(job.spec.trial_number, "complete", accuracy=accuracy,
+                                                             score=accuracy, duration_s=1.0, epochs_run=1))
+            super().__init__(**{**kwargs, "executor": weak})
+
+    monkeypatch.setattr(experiment, "Experiment", Weak)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_quiet_still_warns_once_of_a_tiny_validation_split(tmp_path, monkeypatch, capsys, quiet):
+    from hpo_nb import cli
+
+    _weak_trials(monkeypatch)
+    data = _imbalanced_npz(tmp_path / "imb.npz")
+    code = cli.main(["run", "--data", str(data), "--name", "q", "--trials", "1", "--max-epochs", "1",
+                     "--sample-fraction", "0.2", "--validation-fraction", "0.03", "--no-evaluate",
+                     "--runs-dir", str(tmp_path / "runs"), *(["--quiet"] if quiet else [])])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    both = out + err
+    assert both.count("the validation split has only 43 samples") == 1, both
+    if quiet:  # on stderr, as a warning, in the CLI's words
+        line = next(x for x in err.splitlines() if "only 43 samples" in x)
+        assert line.startswith("hpo-nb: warning: ") and "--validation-fraction" in line
+        assert "validation_fraction" not in line, line
+    assert both.count("does not beat the majority-class rate") == 1, both
