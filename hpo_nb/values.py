@@ -68,17 +68,31 @@ def same_value(recorded: Any, now: Any) -> bool:
     return bool(recorded == now)
 
 
+CLI_FLAGS = {"n_trials": "--trials", "max_epochs": "--max-epochs", "seed": "--seed", "concurrency": "--concurrency",
+             "heartbeat_interval": "--heartbeat-interval", "gpus_per_trial": "--gpus-per-trial",
+             "sample_fraction": "--sample-fraction", "validation_fraction": "--validation-fraction",
+             "test_fraction": "--test-fraction", "accuracy_weight": "--accuracy-weight", "mode": "--mode",
+             "metric": "--metric", "pruner": "--pruner"}
+"""``hpo-nb run``'s flag for each ``Experiment`` argument the checks below name, for their errors' ``cli`` form."""
+
+
+def _refuse(name: str, rest: str) -> ConfigError:
+    """``"<name> <rest>"``, with ``"<--flag> <rest>"`` as its ``cli`` form where the CLI has a flag for it."""
+    flag = CLI_FLAGS.get(name)
+    return ConfigError(f"{name} {rest}", cli=f"{flag} {rest}" if flag else None)
+
+
 def check_int(name: str, value: Any, minimum: int) -> None:
     """Raise ``ConfigError`` unless ``value`` is an integer >= ``minimum``."""
     if not is_int(value) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, not {value!r}.")
+        raise _refuse(name, f"must be an integer >= {minimum}, not {value!r}.")
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
     """Raise ``ConfigError`` unless ``value`` is one of ``choices``."""
     choices = tuple(choices)
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, not {value!r}.")
+        raise _refuse(name, f"must be one of {', '.join(repr(c) for c in choices)}, not {value!r}.")
 
 
 def check_metric(value: Any) -> None:
@@ -93,7 +107,7 @@ def check_fraction(name: str, value: Any, low_open: bool = False, high_open: boo
     ok = ok and (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
     if not ok:
         lo, hi = ("(0" if low_open else "[0"), ("1)" if high_open else "1]")
-        raise ConfigError(f"{name} must be a number in {lo}, {hi}, not {value!r}.")
+        raise _refuse(name, f"must be a number in {lo}, {hi}, not {value!r}.")
 
 
 def finite_float(value: Any, default: float | None = None) -> float | None:

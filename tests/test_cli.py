@@ -25,8 +25,8 @@ def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedPro
 @pytest.mark.parametrize("args, words", [
     (["--dataset", "nope"], "unknown dataset 'nope'"),
     (["--mode", "fast"], "argument --mode: invalid choice: 'fast'"),
-    (["--trials", "0"], "n_trials must be an integer >= 1"),
-    (["--concurrency", "0"], "concurrency must be an integer >= 1"),
+    (["--trials", "0"], "--trials must be an integer >= 1"),
+    (["--concurrency", "0"], "--concurrency must be an integer >= 1"),
     (["--search-space", "{bad json"], "--search-space is not valid JSON"),
     (["--search-space", '{"lstm_units": 8}'], "unknown search-space key"),
 ])

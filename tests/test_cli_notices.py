@@ -52,3 +52,29 @@ def test_quiet_still_warns_once_of_a_tiny_validation_split(tmp_path, monkeypatch
         assert line.startswith("hpo-nb: warning: ") and "--validation-fraction" in line
         assert "validation_fraction" not in line, line
     assert both.count("does not beat the majority-class rate") == 1, both
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--accuracy-weight", "2"], "--accuracy-weight must be a number in [0, 1], not 2.0."),
+    (["--validation-fraction", "1"], "--validation-fraction must be a number in (0, 1), not 1.0."),
+    (["--sample-fraction", "0"], "--sample-fraction must be a number in (0, 1], not 0.0."),
+    (["--test-fraction", "1"], "--test-fraction must be a number in [0, 1), not 1.0."),
+    (["--max-epochs", "0"], "--max-epochs must be an integer >= 1, not 0."),
+    (["--seed", "-1"], "--seed must be an integer >= 0, not -1."),
+    (["--trials", "0"], "--trials must be an integer >= 1, not 0."),
+    (["--heartbeat-interval", "0"], "--heartbeat-interval must be an integer >= 1, not 0."),
+])
+def test_value_errors_name_the_flag_under_the_cli(args, said, tmp_path, capsys):
+    from hpo_nb import cli
+
+    code = cli.main(["run", "--name", "v", "--runs-dir", str(tmp_path / "runs"), *args])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"hpo-nb: error: {said}"
+
+
+def test_value_errors_name_the_argument_in_python(tmp_path):
+    from hpo_nb import Experiment
+    from hpo_nb.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^accuracy_weight must be a number in \[0, 1\], not 2\.$"):
+        Experiment(name="v", accuracy_weight=2, runs_dir=tmp_path / "runs", progress="none")

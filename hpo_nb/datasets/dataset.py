@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import ConfigError
-from ..values import is_number
+from ..values import check_fraction
 from .split import stratified_split, vectorize
 from .validation import (Modality, as_images, as_sample_array, default_sequence_length, is_str_array,
                          normalize_labels)
@@ -180,8 +180,7 @@ class Dataset:
         """
         if test_fraction is None:
             return 0.0 if self.has_test_split else float(self.test_fraction)
-        if not is_number(test_fraction) or not 0 <= test_fraction < 1:
-            raise ConfigError(f"test_fraction must be a number in [0, 1), not {test_fraction!r}.")
+        check_fraction("test_fraction", test_fraction, high_open=True)
         if self.has_test_split:
             if not (strict and test_fraction):
                 return 0.0
