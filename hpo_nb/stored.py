@@ -43,14 +43,23 @@ def parse_param(text: str) -> Any:
 
 def _holds_study(db: Path) -> bool:
     """Whether the SQLite file ``<runs>/<name>/study.db`` holds a study called ``<name>`` (a folder
-    left by a refused or interrupted start may hold an empty database)."""
+    left by a refused or interrupted start may hold an empty database). Read without leaving a
+    file behind: a WAL database opened even read-only gets ``-wal``/``-shm`` files that a reader
+    cannot remove, so one without a ``-wal`` file (no writer since its last checkpoint) is read as
+    immutable, which creates none."""
     import sqlite3
 
+    idle = not db.with_name(db.name + "-wal").exists()
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-            return con.execute("SELECT 1 FROM studies WHERE study_name = ?", (db.parent.name,)).fetchone() is not None
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro{'&immutable=1' if idle else ''}", uri=True)
     except sqlite3.Error:
         return False
+    try:
+        return con.execute("SELECT 1 FROM studies WHERE study_name = ?", (db.parent.name,)).fetchone() is not None
+    except sqlite3.Error:
+        return False
+    finally:
+        con.close()  # `with connect()` only ends a transaction; the connection would stay open
 
 
 class StoredStudy(StudyResults):

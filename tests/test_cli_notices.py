@@ -78,3 +78,22 @@ def test_value_errors_name_the_argument_in_python(tmp_path):
 
     with pytest.raises(ConfigError, match=r"^accuracy_weight must be a number in \[0, 1\], not 2\.$"):
         Experiment(name="v", accuracy_weight=2, runs_dir=tmp_path / "runs", progress="none")
+
+
+def test_show_of_an_unknown_name_leaves_the_run_folders_as_they_were(tmp_path, capsys):
+    import optuna
+
+    from hpo_nb import cli
+    from hpo_nb.storage import default_url, open_storage
+
+    runs = tmp_path / "runs"
+    for name in ("a", "b"):  # WAL-mode SQLite studies, as hpo-nb run leaves them
+        (runs / name).mkdir(parents=True)
+        storage = open_storage(default_url(runs / name))
+        optuna.create_study(study_name=name, storage=storage)
+        storage.engine.dispose()
+    before = sorted(p.relative_to(runs) for p in runs.rglob("*"))
+    assert not [p for p in before if p.name.endswith(("-wal", "-shm"))], before
+    assert cli.main(["show", "typo1", "--runs-dir", str(runs)]) == 2
+    assert "studies there: a, b." in capsys.readouterr().err
+    assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == before
