@@ -26,6 +26,7 @@ from .running import SearchControl
 from .results import _views
 from .search import Search, shown
 from .spec import TrialSpec
+from .stored import new_study_notice
 from .study import make_pruner, open_study
 from .storage import (attach_run_log, clean_url, default_url, mask_url, open_storage, quiet_optuna,
                       refuse_orphaned_models)
@@ -70,7 +71,8 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
         storage: an Optuna storage URL ("sqlite:///...", "postgresql://user:pw@host/db");
             default: the SQLite file ``<runs_dir>/<name>/study.db``.
         name: the study and run-folder name (letters, digits, ".", "_", "-"; up to 100
-            characters); default "<dataset>-<mode>". The same name resumes the study.
+            characters); default "<dataset>-<mode>". The same name resumes the study; a new one
+            given without a dataset beside other studies is said (a ``UserWarning``: a typo?).
         seed: >= 0; fixes the validation split, the sampler and each trial's seed. Default None:
             0 for a new study, the recorded seed for a reopened one.
         search_space: narrows or fixes hyperparameters: a list is a choice, a (low, high)
@@ -228,6 +230,11 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
         self._storage = self._open_storage() if storage is not None or (self.run_dir / "study.db").exists() else None
         recorded = reopen.recorded_settings(self._storage, self.name) if self._storage is not None else {}
         reopen.refuse_given(self.name, recorded, given)  # a given setting the study differs from, before any data
+        if name is not None and dataset is None and not recorded:  # a typo would start a default search
+            new_name = new_study_notice(self.name, self._storage, self._storage_url, Path(runs_dir))
+            if new_name:
+                log.warning(new_name)
+                warnings.warn(new_name, UserWarning, stacklevel=2)
         if isinstance(dataset, str) and datasets.is_registered(dataset):
             self._load_dataset(dataset, test)
         # your own test data (test=) stands for the held-out fraction: none of it to adopt

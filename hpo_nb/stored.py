@@ -62,6 +62,38 @@ def _holds_study(db: Path) -> bool:
         con.close()  # `with connect()` only ends a transaction; the connection would stay open
 
 
+def study_names(storage: Any, runs_dir: str | Path = "runs") -> list[str]:
+    """The studies in ``storage`` (an Optuna storage), or, when it is None (the default storage),
+    those under ``runs_dir`` (``<runs_dir>/<name>/study.db`` holding ``<name>``), sorted."""
+    if storage is not None:
+        return sorted(s.study_name for s in storage.get_all_studies())
+    return sorted(p.parent.name for p in Path(runs_dir).glob("*/study.db") if _holds_study(p))
+
+
+def new_study_notice(name: str, storage: Any, url: str | None, runs_dir: Path) -> str | None:
+    """What to say when ``name``, given without a dataset, starts a new study on the default
+    dataset while other studies are in the same storage (a mistyped name would otherwise start a
+    full search unnoticed); None when there are none, or ``name`` is one of them.
+
+    Args:
+        name: the study name given.
+        storage: the opened Optuna storage, or None for the default one (``<runs_dir>/<name>/study.db``).
+        url: its URL as given (None: the default storage), shown with the password masked.
+        runs_dir: the folder of run folders (the default storage's studies).
+
+    Returns:
+        str | None: ``"hpo-nb: no study 'typo' in runs/: starting a new one on digits (existing: a, b)"``.
+    """
+    from .reopen import DEFAULTS
+
+    names = study_names(storage, runs_dir)
+    others = [n for n in names if n != name]
+    if not others or name in names:
+        return None
+    where = mask_url(url) if url else f"{runs_dir}/"
+    return f"hpo-nb: no study {name!r} in {where}: starting a new one on {DEFAULTS['dataset']} (existing: {', '.join(others)})"
+
+
 class StoredStudy(StudyResults):
     """``Experiment``'s results, analysis and drawings for a study found by name.
 
@@ -80,7 +112,7 @@ class StoredStudy(StudyResults):
         self.run_dir = Path(runs_dir) / name
         if storage is None:
             if not (self.run_dir / "study.db").exists():
-                known = sorted(p.parent.name for p in Path(runs_dir).glob("*/study.db") if _holds_study(p))
+                known = study_names(None, runs_dir)
                 raise ConfigError(f"no study {name!r} under {runs_dir}/ (no {self.run_dir / 'study.db'}); "
                                   + (f"studies there: {', '.join(known)}." if known else
                                      "run one with `hpo-nb run --name NAME`, or pass --storage URL."))

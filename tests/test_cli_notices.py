@@ -97,3 +97,63 @@ def test_show_of_an_unknown_name_leaves_the_run_folders_as_they_were(tmp_path, c
     assert cli.main(["show", "typo1", "--runs-dir", str(runs)]) == 2
     assert "studies there: a, b." in capsys.readouterr().err
     assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == before
+
+
+def _studies(runs: Path, *names: str) -> None:
+    """Empty WAL-mode SQLite studies under ``runs/<name>/study.db``, as hpo-nb run leaves them."""
+    import optuna
+
+    from hpo_nb.storage import default_url, open_storage
+
+    for name in names:
+        (runs / name).mkdir(parents=True)
+        storage = open_storage(default_url(runs / name))
+        optuna.create_study(study_name=name, storage=storage)
+        storage.engine.dispose()
+
+
+def test_a_new_name_beside_other_studies_is_said_in_python(tmp_path):
+    import warnings
+
+    from hpo_nb import Experiment
+
+    runs = tmp_path / "runs"
+    with warnings.catch_warnings(record=True) as first:  # a new user's first study: nothing to say
+        warnings.simplefilter("always")
+        Experiment(name="first", runs_dir=runs, progress="none")
+    assert not [w for w in first if "no study" in str(w.message)]
+    _studies(runs, "b", "a")
+    with pytest.warns(UserWarning, match=rf"^hpo-nb: no study 'typo2' in {runs}/: starting a new one on digits "
+                                         r"\(existing: a, b, first\)$"):
+        Experiment(name="typo2", runs_dir=runs, progress="none")
+    with warnings.catch_warnings(record=True) as again:  # now it exists: a reopen, nothing to say
+        warnings.simplefilter("always")
+        Experiment(name="typo2", runs_dir=runs, progress="none")
+    assert not [w for w in again if "no study" in str(w.message)]
+
+
+def test_a_new_name_in_a_shared_storage_is_said_with_its_masked_url(tmp_path):
+    import optuna
+
+    from hpo_nb import Experiment
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    optuna.create_study(study_name="other", storage=url)
+    with pytest.warns(UserWarning, match=r"no study 'typo3' in sqlite:///.*shared\.db: starting a new one on digits "
+                                         r"\(existing: other\)"):
+        Experiment(name="typo3", storage=url, runs_dir=tmp_path / "runs", progress="none")
+
+
+@pytest.mark.slow
+def test_run_says_once_on_stderr_that_a_new_name_starts_a_new_study(tmp_path):
+    """A real (tiny) run: the notice comes first on stderr, quiet or not."""
+    import subprocess
+    import sys
+
+    _studies(tmp_path / "runs", "a", "b")
+    proc = subprocess.run([sys.executable, "-m", "hpo_nb", "run", "--name", "typo5", "--trials", "1", "--max-epochs",
+                           "1", "--sample-fraction", "0.2", "--quiet", "--no-evaluate"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    said = [x for x in proc.stderr.splitlines() if "no study" in x]
+    assert said == ["hpo-nb: no study 'typo5' in runs/: starting a new one on digits (existing: a, b)"], proc.stderr
