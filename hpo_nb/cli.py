@@ -276,8 +276,17 @@ def _resume_command(args: argparse.Namespace, settings: dict) -> str:
     if args.runs_dir != "runs":  # its run folder: models, run.log (and the default storage)
         words += ["--runs-dir", shlex.quote(str(args.runs_dir))]
     if "dataset" in settings and not is_registered(str(settings["dataset"])):
-        words += ["--data", "PATH"]  # the file or folder it was read from, with the same options
+        words += ["--data", "PATH", *_scale_flag(settings)]  # the file or folder it was read from, same options
     return " ".join(words)
+
+
+def _scale_flag(settings: dict) -> list[str]:
+    """``["--scale", "0.0625"]`` for a study of images scaled otherwise than the readers guess
+    (1/255 for 8-bit pixels, 1 for values in [0, 1]), else nothing."""
+    scale = settings.get("scale")
+    if settings.get("modality") == "image" and isinstance(scale, float) and scale != 1 and abs(scale * 255 - 1) > 1e-9:
+        return ["--scale", repr(scale)]
+    return []
 
 
 def _search_space(text: str | None) -> dict | None:
@@ -318,7 +327,7 @@ def _show(args: argparse.Namespace) -> int:
     if kept:  # what `hpo-nb run --name NAME` resumes with when they are left out
         command = _resume_command(args, settings)
         data = " (PATH: your data file or folder, with the options it was read with)" \
-            if command.endswith("--data PATH") else ""
+            if " --data PATH" in command else ""
         print(f"settings: {kept} ({command} resumes with these{data})")
     Console(width=None if sys.stdout.isatty() else 120).print(results_table(study.results, max_rows=args.rows))
     try:
@@ -378,7 +387,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     args.dataset = None  # the study's own; every setting left out is the study's (reopen.adopt)
     if args.data is None and s.get("dataset") not in datasets.names():
         raise ConfigError(f"study {args.name!r} searched your own data ({s.get('dataset')!r}): pass it again with "
-                          "--data PATH and the options it was read with (hpo-nb evaluate --help).")
+                          f"{' '.join(['--data PATH', *_scale_flag(s)])} and the options it was read with (hpo-nb "
+                          "evaluate --help).")
     exp = Experiment(dataset=dataset_from_args(args), name=args.name, storage=args.storage, runs_dir=args.runs_dir,
                      progress="none")
     report = exp.evaluate(1).selected

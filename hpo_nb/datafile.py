@@ -4,8 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import math
 import re
-from typing import Any
+import sys
+from fractions import Fraction
+from typing import Any, Iterator
 
 from .errors import ConfigError
 
@@ -32,6 +37,9 @@ def options(run: argparse.ArgumentParser) -> None:
                                               "field separator")
     g.add_argument("--label-last", action="store_true",
                    help="text file: lines are text<SEP>label (SEP: --sep, a tab by default)")
+    g.add_argument("--scale", default=None, type=_scale, metavar="FACTOR",
+                   help="images from an .npz or CSV: the factor raw pixel values are multiplied by, e.g. 0.0625 (or "
+                        "1/16) for values 0..16 (default: by their type and range: 8-bit integers / 255)")
     g.add_argument("--encoding", default=None, help="text files: the encoding (default: UTF-8, or UTF-16/32 with a "
                                                     "byte-order mark)")
 
@@ -47,7 +55,7 @@ def dataset_from_args(args: argparse.Namespace) -> Any:
     given = {"--label-column": args.label_column, "--text-column": args.text_column,
              "--image-shape": args.image_shape, "--image-size": args.image_size, "--color-mode": args.color_mode,
              "--class-names": args.class_names, "--sep": args.sep, "--label-last": args.label_last or None,
-             "--encoding": args.encoding}
+             "--encoding": args.encoding, "--scale": args.scale}
     if args.data is None:
         stray = [k for k, v in given.items() if v is not None]
         if stray:
@@ -60,26 +68,59 @@ def dataset_from_args(args: argparse.Namespace) -> Any:
     shape = _dims("--image-shape", args.image_shape, (2, 3))
     size = _dims("--image-size", args.image_size, (1, 2))
     try:
-        return datasets.from_path(
-            args.data, label=args.label_column, text=args.text_column, image_shape=shape, image_size=size,
-            color_mode=args.color_mode, class_names=args.class_names.split(",") if args.class_names else None,
-            sep=_unescape(args.sep), label_first=False if args.label_last else None, encoding=args.encoding,
-        )
+        with _notes_in_cli_words():
+            return datasets.from_path(
+                args.data, label=args.label_column, text=args.text_column, image_shape=shape, image_size=size,
+                color_mode=args.color_mode, class_names=args.class_names.split(",") if args.class_names else None,
+                sep=_unescape(args.sep), label_first=False if args.label_last else None, encoding=args.encoding,
+                scale=args.scale,
+            )
     except ConfigError as exc:
         raise ConfigError(cli_words(str(exc))) from None
+
+
+@contextlib.contextmanager
+def _notes_in_cli_words() -> Iterator[None]:
+    """The readers' notes (``hpo-nb: dataset ...: ... pass scale=1/16 ...``, logged at WARNING) on
+    stderr in the CLI's words (``--scale 0.0625``), while ``--data`` is read."""
+    class CliWords(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            print(cli_words(record.getMessage()), file=sys.stderr, flush=True)
+
+    logger, handler = logging.getLogger("hpo_nb"), CliWords(logging.WARNING)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False  # not also through a root handler
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _scale(text: str) -> float:
+    """``--scale``: a positive number, or a fraction such as 1/16 (-> 0.0625, exactly as Python's 1/16)."""
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"must be a positive number such as 0.0625 or 1/16, not {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number such as 0.0625 or 1/16, not {text!r}")
+    return value
 
 
 _FLAGS = {"label": "--label-column", "text": "--text-column", "image_shape": "--image-shape",
           "image_size": "--image-size", "color_mode": "--color-mode", "class_names": "--class-names",
           "sep": "--sep", "encoding": "--encoding", "validation_fraction": "--validation-fraction",
-          "test_fraction": "--test-fraction"}
+          "test_fraction": "--test-fraction", "scale": "--scale"}
 
 
 def cli_words(message: str) -> str:
     """A constructor's message in the CLI's terms: ``sep=';'`` -> ``--sep ';'``, ``image_size=``
     -> ``--image-size``, ``label_first=False`` -> ``--label-last``; a Python option already
     followed by its flag (``label= (CLI: --label-column)``) becomes the flag alone. Options the CLI
-    lacks (``columns=``, ``scale=``, ...) stay as they are: they name the Python API."""
+    lacks (``columns=``, ...) stay as they are: they name the Python API. ``scale=1/16`` -> ``--scale 0.0625``."""
+    # scale=1/16 -> --scale 0.0625: the factor as a number, exactly (repr), as the flag takes it
+    message = re.sub(r"(?<![\w.-])scale=(\d+)/(\d+)\b", lambda m: f"--scale {int(m[1]) / int(m[2])!r}", message)
     message = re.sub(r"\blabel_first=False\b", "--label-last", message)
     message = re.sub(r"\blabel_first=True\b", "no --label-last", message)
     for key, flag in _FLAGS.items():

@@ -258,8 +258,17 @@ def incomparable(name: str, stored: dict[str, Any], now: dict[str, Any],
                   else f"Pass dataset={was!r} (or leave dataset out)")
         cli = ("Pass the file it was read from again (--data PATH, with the options it was read with)" if own
                else f"Pass --dataset {was} (or leave --dataset and --data out)")
+        said_cli = said
+        scales = rescaled(stored, now)
+        if scales:  # the same samples and labels: only the scale differs
+            (was_scale, was_frac), (scale, frac) = scales
+            said, said_cli = (f"study {name!r} was searched on the same samples and labels scaled otherwise: the "
+                              f"study's data was scaled by {was_frac} ({word}{was_scale!r}), this data by {frac} "
+                              f"({word}{scale!r}); its results do not describe this data." for word in ("scale=", "--scale "))
+            python = f"Pass the same scale= (e.g. datasets.from_arrays(x, y, scale={was_scale!r}))"
+            cli = f"Pass the same scale: --data PATH --scale {was_scale!r}"
         data = ConfigError(f"{said} {python}, or another name= to start a new study.",
-                           cli=f"{said} {cli}, or another --name to start a new study.")
+                           cli=f"{said_cli} {cli}, or another --name to start a new study.")
     changed: list[tuple[str, str]] = []  # (Python's words, the CLI's)
     if stored.get("max_epochs", now["max_epochs"]) != now["max_epochs"]:
         changed.append((f"max_epochs={stored['max_epochs']} (now {now['max_epochs']})",
@@ -284,6 +293,29 @@ def incomparable(name: str, stored: dict[str, Any], now: dict[str, Any],
         cli=f"study {name!r} was searched with {', '.join(c for _, c in changed)}; {new} (hpo-nb show and "
         "hpo-nb evaluate still work). Leave --max-epochs, --metric and --search-space out to resume it with its "
         "own, or pass another --name to start a new study.")
+
+
+def rescaled(stored: dict[str, Any], now: dict[str, Any]) -> tuple[tuple[float, str], tuple[float, str]] | None:
+    """The study's and this run's ``(scale, "1/16")`` when they differ but the data is otherwise
+    the same (``Dataset.unscaled``: labels and shapes alike, raw pixel sums within 1e-6); None
+    otherwise, or for a study that recorded no scale."""
+    import math
+
+    was, is_ = stored.get("unscaled"), now.get("unscaled")
+    if not (isinstance(was, dict) and isinstance(is_, dict) and stored.get("scale") and now.get("scale")):
+        return None
+    if math.isclose(stored["scale"], now["scale"]) or was.get("labels") != is_.get("labels"):
+        return None
+    sums, now_sums = was.get("raw_sums"), is_.get("raw_sums")
+    if not (isinstance(sums, list) and isinstance(now_sums, list) and len(sums) == len(now_sums)) \
+            or not all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6) for a, b in zip(sums, now_sums)):
+        return None
+
+    def fraction(scale: float) -> str:
+        inverse = 1 / scale
+        return f"1/{round(inverse)}" if abs(inverse - round(inverse)) < 1e-6 * inverse else f"{scale:g}"
+
+    return (stored["scale"], fraction(stored["scale"])), (now["scale"], fraction(now["scale"]))
 
 
 def same_param(recorded: str | None, now: str | None) -> bool:

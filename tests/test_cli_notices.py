@@ -157,3 +157,77 @@ def test_run_says_once_on_stderr_that_a_new_name_starts_a_new_study(tmp_path):
     assert proc.returncode == 0, proc.stderr
     said = [x for x in proc.stderr.splitlines() if "no study" in x]
     assert said == ["hpo-nb: no study 'typo5' in runs/: starting a new one on digits (existing: a, b)"], proc.stderr
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images.astype("float32"), digits.target  # pixel values 0..16
+
+
+def test_a_study_scaled_in_python_resumes_from_the_cli_with_scale(tmp_path, monkeypatch, capsys):
+    """Built with from_arrays(x, y, scale=1/16); `hpo-nb run --data x.npz` needs --scale 0.0625 (or 1/16),
+    and says so in flags, not in Python's scale=1/16."""
+    from hpo_nb import Experiment, cli, datasets
+
+    x, y = _digits_arrays()
+    runs = tmp_path / "runs"
+    Experiment(dataset=datasets.from_arrays(x, y, scale=1 / 16), name="scaled", runs_dir=runs, progress="none")
+    np.savez(tmp_path / "digits.npz", x=x, y=y)
+    _weak_trials(monkeypatch)
+    base = ["run", "--data", str(tmp_path / "digits.npz"), "--name", "scaled", "--trials", "1", "--no-evaluate",
+            "--runs-dir", str(runs), "--quiet"]
+    capsys.readouterr()
+
+    assert cli.main(base) == 2
+    err = capsys.readouterr().err
+    assert "pass --scale 0.0625 if 16 is their full range, or --scale 1 to keep them" in err, err  # the reader's note
+    refusal = err.strip().splitlines()[-1]
+    assert refusal.startswith("hpo-nb: error: ") and "the study's data was scaled by 1/16 (--scale 0.0625)" in refusal
+    assert "Pass the same scale: --data PATH --scale 0.0625" in refusal, refusal
+    assert "scale=" not in err, err
+
+    for scale in ("0.0625", "1/16"):
+        assert cli.main([*base, "--scale", scale]) == 0, capsys.readouterr().err
+    assert "scale" not in capsys.readouterr().err
+    assert cli.main(["show", "scaled", "--runs-dir", str(runs)]) == 0
+    assert f"(hpo-nb run --name scaled --runs-dir {runs} --data PATH --scale 0.0625 resumes with these" \
+        in capsys.readouterr().out
+    assert cli.main(["evaluate", "scaled", "--runs-dir", str(runs)]) == 2
+    assert "pass it again with --data PATH --scale 0.0625 and the options" in capsys.readouterr().err
+
+
+def test_python_names_the_scale_when_only_the_scale_differs(tmp_path):
+    from hpo_nb import Experiment, datasets
+    from hpo_nb.errors import ConfigError
+
+    x, y = _digits_arrays()
+    runs = tmp_path / "runs"
+    Experiment(dataset=datasets.from_arrays(x, y, scale=1 / 16), name="s", runs_dir=runs, progress="none")
+    with pytest.raises(ConfigError) as refused:
+        Experiment(dataset=datasets.from_arrays(x, y, scale=1 / 255), name="s", runs_dir=runs, progress="none")
+    said = str(refused.value)
+    assert "the study's data was scaled by 1/16 (scale=0.0625), this data by 1/255" in said, said
+    assert "Pass the same scale= (e.g. datasets.from_arrays(x, y, scale=0.0625))" in said, said
+    with pytest.raises(ConfigError) as other:  # other samples: not a matter of scale
+        Experiment(dataset=datasets.from_arrays(x[::-1].copy(), y, scale=1 / 255), name="s", runs_dir=runs,
+                   progress="none")
+    assert "scale" not in str(other.value) and "was searched on other data" in str(other.value)
+
+
+@pytest.mark.parametrize("command", [["run"], ["evaluate", "s"]])
+def test_every_command_reading_data_takes_scale(command):
+    from hpo_nb import cli
+
+    args = cli._parser().parse_args([*command, "--data", "x.npz", "--scale", "1/16"])
+    assert args.scale == 1 / 16
+
+
+def test_scale_is_refused_where_the_reader_takes_none(tmp_path, capsys):
+    from hpo_nb import cli
+
+    (tmp_path / "a.txt").write_text("pos\tgood film\nneg\tbad film\n" * 10)
+    assert cli.main(["run", "--data", str(tmp_path / "a.txt"), "--scale", "0.5", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hpo-nb: error: --scale does not apply to a text file"), err

@@ -130,6 +130,26 @@ class Dataset:
         return h.hexdigest()
 
     @functools.cached_property
+    def unscaled(self) -> dict[str, Any]:
+        """The data apart from ``scale``: ``labels``, sha256 (hex) of what scaling leaves alone
+        (modality, shapes, classes, labels), and ``raw_sums``, the sum of the raw pixel values
+        (``x / scale``) and the same weighted by sample position (1..n), so the samples' order
+        counts. A study records it beside ``scale`` so that a reopen with the same samples scaled
+        otherwise is told by its scale, not as other data; None for integer (token id) data."""
+        h = hashlib.sha256()
+        meta = (self.modality, self.num_classes, self.class_names, self.label_values, self.x.shape,
+                None if self.x_test is None else self.x_test.shape)
+        h.update(repr(meta).encode())
+        for arr in (self.y, self.y_test):
+            if arr is not None:
+                h.update(np.ascontiguousarray(arr).tobytes())
+        sums = None
+        if self.x.dtype.kind == "f":
+            per_sample = self.x.reshape(len(self.x), -1).sum(axis=1, dtype="float64") / self.scale
+            sums = [float(per_sample.sum()), float(per_sample @ np.arange(1, len(per_sample) + 1, dtype="float64"))]
+        return {"labels": h.hexdigest(), "raw_sums": sums}
+
+    @functools.cached_property
     def raw_max(self) -> float | None:
         """The largest raw pixel value a model of this dataset takes (1/scale, e.g. 255 or 16),
         when the scaled images lie in [0, 1]; None for text or images in other ranges."""

@@ -14,7 +14,7 @@ from .dataset import Dataset
 
 _CLI_FLAGS = {"label": "--label-column", "text": "--text-column", "image_shape": "--image-shape",
               "image_size": "--image-size", "color_mode": "--color-mode", "class_names": "--class-names",
-              "sep": "--sep", "label_first": "--label-last", "encoding": "--encoding"}
+              "sep": "--sep", "label_first": "--label-last", "encoding": "--encoding", "scale": "--scale"}
 _NPZ_KEYS = (("x", "y"), ("x_train", "y_train"), ("images", "labels"), ("data", "labels"))
 
 
