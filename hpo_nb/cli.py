@@ -323,7 +323,7 @@ def _show(args: argparse.Namespace) -> int:
                                                     "test_fraction", "accuracy_weight") if k in settings)
     weights = settings.get("health_weights")
     if isinstance(weights, dict) and len(set(weights.values())) > 1:  # equal weights: the default, not shown
-        kept += " · health_weights " + ", ".join(f"{k}={v:g}" for k, v in weights.items())
+        kept += " · health_weights " + ", ".join(f"{k}={v!r}" for k, v in weights.items())  # exact: a reopen compares them
     if kept:  # what `hpo-nb run --name NAME` resumes with when they are left out
         command = _resume_command(args, settings)
         data = " (PATH: your data file or folder, with the options it was read with)" \

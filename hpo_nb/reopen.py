@@ -50,7 +50,7 @@ def check_given(given: Mapping[str, Any]) -> dict[str, Any]:
             check(given[key])
     out = {k: plain(v) for k, v in given.items()}
     if given.get("health_weights") is not None:
-        out["health_weights"] = {k: float(v) for k, v in given["health_weights"].items()}
+        out["health_weights"] = {k: float(plain(v)) for k, v in given["health_weights"].items()}
     return out
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
 from .errors import ConfigError
+from .values import plain
 
 
 @dataclass(frozen=True)
@@ -327,7 +328,19 @@ def _fix_unused(modality: str, space: SearchSpace) -> None:
         space["dense_units"] = Fixed(_nearest(units, DEFAULT_CONFIGS.get(modality, {}).get("dense_units", 64)))
 
 
+def _python(value: Any) -> Any:
+    """NumPy values as Python's own (``np.int64(16)`` -> 16, ``np.float32(1e-3)`` -> 0.001 as
+    written, an array -> a list), inside lists and tuples too: the space is checked, recorded
+    in the study as JSON and compared on reopening, which NumPy's types would all trip."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_python(v) for v in value)
+    if getattr(value, "ndim", 0) and hasattr(value, "tolist"):  # an array: its items
+        return [_python(v) for v in value]
+    return plain(value)
+
+
 def _parse(key: str, value: Any, default: Param) -> Param:
+    value = _python(value)
     if isinstance(value, (IntRange, FloatRange, Choice, Fixed)):
         param = value
     elif isinstance(value, list):

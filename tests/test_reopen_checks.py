@@ -174,6 +174,25 @@ def test_numpy_scalars_are_taken_and_recorded_as_python_numbers(runs_dir):
         Experiment(name="np", runs_dir=runs_dir, progress="none", seed=True)
 
 
+def test_numpy_float32_weights_and_space_values_reopen_with_the_numbers_as_written(runs_dir):
+    # float32(0.1) is 0.10000000149011612 in binary: recorded that way, 0.1 given again was refused
+    space = {**TINY_CNN, "filters": [np.int64(16), np.int64(32)], "dropout": np.float32(0.25),
+             "learning_rate": (np.float32(1e-3), np.float32(1e-2)), "kernel_size": np.array([3, 5])}
+    first = Experiment(name="np32", runs_dir=runs_dir, n_trials=1, progress="none", executor=_fake(),
+                       save_models=False, mode="health", health_weights={"dead_units": np.float32(0.1)},
+                       search_space=space)
+    assert first.space["filters"] == Choice((16, 32)) and first.space["kernel_size"] == Choice((3, 5))
+    first.run()
+    assert first.study.user_attrs["hpo_nb"]["health_weights"]["dead_units"] == 0.1
+    again = Experiment(name="np32", runs_dir=runs_dir, n_trials=2, progress="none", executor=_fake(),
+                       save_models=False, health_weights={"dead_units": 0.1},
+                       search_space={**TINY_CNN, "filters": [16, 32], "dropout": 0.25,
+                                     "learning_rate": (1e-3, 1e-2), "kernel_size": [3, 5]})
+    assert again._incomparable is None
+    again.run()
+    assert list(again.results["state"]) == ["complete", "complete"]
+
+
 # ----------------------------------------------------------------- 6. a choice's order
 
 def test_a_choice_in_another_order_is_the_same_search_space(runs_dir):
