@@ -19,7 +19,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 from hpo_nb import Experiment
 exp = Experiment(dataset="digits", n_trials={N_TRIALS}, max_epochs=2, concurrency=2, name="kernel-test",
                  pruning=False, save_models=False,
-                 search_space={{"conv_blocks": 1, "filters": 8, "dense_layers": 0, "batch_size": 8}})
+                 search_space={{"conv_blocks": 1, "filters": 8, "dense_layers": 0, "batch_size": 2}})
 exp.start();
 print("started")
 """
