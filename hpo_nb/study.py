@@ -19,7 +19,7 @@ from . import startup
 from .errors import ConfigError
 from .space import SearchSpace, comparable_reprs
 from .datasets import is_registered
-from .values import check_choice, same_value
+from .values import CLI_FLAGS, check_choice, same_value
 
 PRUNERS = ("median", "hyperband", "none")
 DEFAULT_N_TRIALS = 20  # a new study's budget when n_trials is not given
@@ -173,13 +173,13 @@ def refuse_other_samples(name: str, stored: dict[str, Any], now: dict[str, Any],
     own = "dataset" in same and not is_registered(str(same["dataset"]))  # only the user can pass it again
     py = ", ".join(_py(k, v, passed=True) for k, v in same.items())
     flags = " ".join("--data PATH" if own and k == "dataset" else _cli(k, v, passed=True)
-                     for k, v in same.items() if k in _CLI_FLAGS)
+                     for k, v in same.items() if k in CLI_FLAGS)
     hint = f" (hpo-nb run {flags})" if flags else ""
     reopen = (f"To reopen it, pass {py}{hint}; or pick" if own else
               f"To reopen it, leave {'it' if len(same) == 1 else 'them'} out or pass {py}{hint}; or pick" if same
               else "Pick")
     cli_same = " ".join(_cli(k, v, passed=True) for k, v in same.items())
-    left = " and ".join(f"--{k.replace('_', '-')}" if k in _CLI_FLAGS else f"{k}=" for k in same)
+    left = " and ".join(CLI_FLAGS.get(k, f"{k}=") for k in same)
     resume = (f"To resume it, pass {cli_same}; or pick" if own else
               f"To resume it, leave {left} out or pass {cli_same}; or pick" if same else "Pick")
     raise ConfigError(
@@ -187,14 +187,9 @@ def refuse_other_samples(name: str, stored: dict[str, Any], now: dict[str, Any],
         + ", ".join(f"{_py(k, stored[k])} (now {current[k]!r})" for k in diffs)
         + f"; {why}. {reopen} another name= (--name) to start a new study.",
         cli=f"study {name!r} was searched with "
-        + ", ".join(f"{_cli(k, stored[k])} (now {current[k] if k in _CLI_FLAGS else repr(current[k])})"
+        + ", ".join(f"{_cli(k, stored[k])} (now {current[k] if k in CLI_FLAGS else repr(current[k])})"
                     for k in diffs)
         + f"; {why}. {resume} another --name to start a new study.")
-
-
-# ``hpo-nb run``'s flag for each recorded setting it can give (the others are Python's only)
-_CLI_FLAGS = ("dataset", "mode", "seed", "sample_fraction", "validation_fraction", "test_fraction", "accuracy_weight",
-              "max_epochs", "metric", "search_space")
 
 
 def _py(key: str, value: Any, passed: bool = False) -> str:
@@ -211,7 +206,7 @@ def _cli(key: str, value: Any, passed: bool = False) -> str:
     if key == "dataset" and not is_registered(str(value)):
         return ("--data PATH (the file or folder it was read from, with the same options)" if passed
                 else f"your own data {value!r}")
-    return f"--{key.replace('_', '-')} {value}" if key in _CLI_FLAGS else f"{key}={value!r}"
+    return f"{CLI_FLAGS[key]} {value}" if key in CLI_FLAGS else f"{key}={value!r}"
 
 
 def _differs(key: str, recorded: Any, now: Any) -> bool:

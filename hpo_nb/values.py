@@ -72,8 +72,9 @@ CLI_FLAGS = {"n_trials": "--trials", "max_epochs": "--max-epochs", "seed": "--se
              "heartbeat_interval": "--heartbeat-interval", "gpus_per_trial": "--gpus-per-trial",
              "sample_fraction": "--sample-fraction", "validation_fraction": "--validation-fraction",
              "test_fraction": "--test-fraction", "accuracy_weight": "--accuracy-weight", "mode": "--mode",
-             "metric": "--metric", "pruner": "--pruner"}
-"""``hpo-nb run``'s flag for each ``Experiment`` argument the checks below name, for their errors' ``cli`` form."""
+             "metric": "--metric", "pruner": "--pruner", "dataset": "--dataset", "search_space": "--search-space"}
+"""``hpo-nb run``'s flag for each ``Experiment`` argument it sets, for errors' ``cli`` form (the
+checks below, a reopen's refusals)."""
 
 
 def _refuse(name: str, rest: str) -> ConfigError:
