@@ -345,8 +345,7 @@ class Experiment(SearchControl, DiagnosticsResults, TestSplitResults):
 
     def _open_study(self) -> optuna.Study:
         refuse_orphaned_models(self._storage, self.name, self.run_dir / "models")
-        recorded = reopen.records(self)  # and the data's scale apart from its samples (a reopen names a new scale)
-        recorded["comparable"].update(scale=self.dataset.scale, unscaled=self.dataset.unscaled)
+        recorded = reopen.records(self)
         study, self._incomparable, self.n_trials = open_study(
             self._storage, self.name, n_trials=self.n_trials, seed=self.seed, concurrency=self.concurrency,
             pruner=self._pruner, modality=self.dataset.modality, space=self.space, **recorded)

@@ -152,16 +152,16 @@ def recorded_order(space: dict[str, Any], recorded: Mapping[str, Any]) -> dict[s
     parameter whose choices change order within a study."""
     from .space import Choice
     from .stored import parse_param
+    from .study import same_param
 
     reprs = recorded.get("search_space")
     if not isinstance(reprs, dict):
         return space
     out = dict(space)
     for key, param in space.items():
-        old = parse_param(reprs[key]) if isinstance(reprs.get(key), str) else None
-        if isinstance(param, Choice) and isinstance(old, Choice) and old != param \
-                and sorted(map(repr, old.options)) == sorted(map(repr, param.options)):
-            out[key] = old
+        old = reprs.get(key)
+        if isinstance(param, Choice) and isinstance(old, str) and same_param(old, repr(param)):
+            out[key] = parse_param(old)
     return out
 
 
@@ -183,8 +183,10 @@ def adopted_space(recorded: Mapping[str, Any], modality: str) -> dict[str, Any] 
 
 def records(exp: Any) -> dict[str, dict[str, Any]]:
     """What ``study.open_study`` records of (and checks against) ``exp``: ``settings`` (dataset,
-    mode, modality; in health mode the accuracy and health weights of its score), ``split`` (test, validation, sample fractions) and ``comparable`` (data
-    fingerprint, max_epochs, metric, search space as reprs)."""
+    mode, modality; in health mode the accuracy and health weights of its score), ``split`` (test,
+    validation, sample fractions) and ``comparable`` (data fingerprint, max_epochs, metric, search
+    space as reprs, and the data's scale apart from its samples, so a reopen can name a new scale:
+    ``study.rescaled``)."""
     settings = {"dataset": exp.dataset.name, "mode": exp.mode, "modality": exp.dataset.modality}
     if exp.mode == "health":  # what its score weighs (simple mode scores accuracy alone)
         settings.update(accuracy_weight=exp.accuracy_weight, health_weights=health.effective_weights(exp.health_weights))
@@ -193,5 +195,6 @@ def records(exp: Any) -> dict[str, dict[str, Any]]:
         "split": {"test_fraction": exp.test_fraction, "validation_fraction": exp.validation_fraction,
                   "sample_fraction": exp.sample_fraction},
         "comparable": {"fingerprint": exp.dataset.fingerprint, "max_epochs": exp.max_epochs, "metric": exp.metric,
-                       "search_space": {k: repr(v) for k, v in sorted(exp.space.items())}},
+                       "search_space": {k: repr(v) for k, v in sorted(exp.space.items())},
+                       "scale": exp.dataset.scale, "unscaled": exp.dataset.unscaled},
     }
